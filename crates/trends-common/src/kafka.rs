@@ -1,0 +1,79 @@
+//! The one place where Kafka clients are configured and topics are created.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::settings::KafkaSettings;
+
+/// Base client configuration shared by every producer, consumer and admin client.
+pub fn client_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.bootstrap_servers)
+        .set("client.id", client_id)
+        .set("log_level", "4");
+    config
+}
+
+/// A topic to create if it does not exist yet.
+#[derive(Debug, Clone)]
+pub struct TopicSpec<'a> {
+    pub name: &'a str,
+    pub partitions: i32,
+    pub config: Vec<(&'a str, &'a str)>,
+}
+
+/// Creates the topics that do not exist; existing ones are left as they are.
+pub async fn ensure_topics(
+    settings: &KafkaSettings,
+    topics: &[TopicSpec<'_>],
+) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(settings, "hashtag-trends-admin").create()?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| {
+            let mut topic = NewTopic::new(
+                t.name,
+                t.partitions,
+                TopicReplication::Fixed(settings.replication_factor),
+            );
+            for (k, v) in &t.config {
+                topic = topic.set(k, v);
+            }
+            topic
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(name) => tracing::info!(topic = name, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// The number of partitions of a topic, or `None` if it does not exist.
+pub fn partition_count(
+    settings: &KafkaSettings,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<i32>> {
+    let consumer: BaseConsumer = client_config(settings, "hashtag-trends-metadata").create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .and_then(|t| match t.error() {
+            None if !t.partitions().is_empty() => i32::try_from(t.partitions().len()).ok(),
+            _ => None,
+        }))
+}

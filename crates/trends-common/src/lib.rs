@@ -1,0 +1,15 @@
+//! What every service of hashtag-trends needs and none should write twice.
+//!
+//! - [`config`]: typed, layered settings (built-in defaults ← optional file ← `TRENDS__*`
+//!   environment variables) that refuse unknown keys and name the key that is wrong.
+//! - [`telemetry`]: `tracing` set-up, human-readable or JSON.
+//! - [`shutdown`]: SIGTERM/Ctrl-C turned into a [`tokio_util::sync::CancellationToken`], and a
+//!   task group where one failing task stops the others.
+//! - [`kafka`]: the single place where Kafka clients are configured and topics created.
+//! - [`settings`]: the config sections the services have in common.
+
+pub mod config;
+pub mod kafka;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;

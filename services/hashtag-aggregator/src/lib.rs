@@ -1,0 +1,108 @@
+//! The hashtag aggregator: raw posts in, windowed hashtag counts out, exactly once.
+//!
+//! # Data flow
+//! Each instance is a member of one consumer group on the raw-posts topic. For every input
+//! partition it owns, it keeps a [`trends_core::counter::PartitionCounter`] and writes that
+//! partition's counts to the **same partition number** of the compacted counts topic (see
+//! [`trends_core::counts_record`] for keys and values). Malformed records go to the dead-letter
+//! topic with the reason in headers.
+//!
+//! # Delivery guarantee
+//! Exactly once, by Kafka transactions: every `commit_interval_ms` the instance writes the
+//! changed counts (and any dead letters) and the consumed input offsets in **one** transaction
+//! (`send_offsets_to_transaction` with the consumer's group metadata). Either all of it becomes
+//! visible to `read_committed` readers, or none of it and the input is read again.
+//!
+//! # State
+//! Nothing is kept on local disk. When an instance gets a partition (start-up, rebalance, a
+//! peer's crash) it reads that partition of the counts topic from the beginning with
+//! `isolation.level=read_committed` before it processes any new record of it; the committed
+//! counts and the committed input offsets always belong to the same transaction, so the
+//! restored state is exactly the state at the committed offset. Before a partition is taken
+//! away in a rebalance, the open transaction is committed.
+//!
+//! The consuming loop is blocking rdkafka code on a dedicated thread ([`engine`]).
+
+pub mod engine;
+pub mod restore;
+pub mod settings;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use trends_common::kafka::{TopicSpec, ensure_topics, partition_count};
+
+use crate::settings::Settings;
+
+/// Creates the topics if needed, then consumes until `shutdown` is cancelled or an error occurs.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let partitions = prepare_topics(&settings).await?;
+    tracing::info!(
+        tweets = settings.topics.tweets,
+        counts = settings.topics.counts,
+        partitions,
+        group = settings.aggregator.group_id,
+        "hashtag-aggregator starting"
+    );
+    let engine_shutdown = shutdown.clone();
+    let result =
+        tokio::task::spawn_blocking(move || engine::run_blocking(&settings, &engine_shutdown))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r);
+    shutdown.cancel();
+    result
+}
+
+/// Ensures the input, counts and dead-letter topics exist, the counts topic co-partitioned with
+/// the input. Returns the input's partition count.
+async fn prepare_topics(settings: &Settings) -> anyhow::Result<i32> {
+    let kafka = &settings.kafka;
+    let topics = &settings.topics;
+    let timeout = Duration::from_secs(10);
+    let existing = {
+        let kafka = kafka.clone();
+        let tweets = topics.tweets.clone();
+        tokio::task::spawn_blocking(move || partition_count(&kafka, &tweets, timeout)).await??
+    };
+    let partitions = existing.unwrap_or(topics.partitions);
+    ensure_topics(
+        kafka,
+        &[
+            TopicSpec {
+                name: &topics.tweets,
+                partitions,
+                config: vec![],
+            },
+            TopicSpec {
+                name: &topics.counts,
+                partitions,
+                config: vec![
+                    ("cleanup.policy", "compact"),
+                    ("segment.ms", "600000"),
+                    ("min.cleanable.dirty.ratio", "0.1"),
+                ],
+            },
+            TopicSpec {
+                name: &topics.dlq,
+                partitions,
+                config: vec![],
+            },
+        ],
+    )
+    .await?;
+    let counts = {
+        let kafka = kafka.clone();
+        let name = topics.counts.clone();
+        tokio::task::spawn_blocking(move || partition_count(&kafka, &name, timeout)).await??
+    };
+    match counts {
+        Some(n) if n == partitions => Ok(partitions),
+        Some(n) => anyhow::bail!(
+            "topic {} has {n} partitions but {} has {partitions}; the counts topic must be co-partitioned with the input",
+            topics.counts,
+            topics.tweets
+        ),
+        None => anyhow::bail!("topic {} is missing after creation", topics.counts),
+    }
+}

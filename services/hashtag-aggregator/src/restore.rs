@@ -1,0 +1,72 @@
+//! Rebuilding one partition's counting state from the counts topic.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use trends_common::kafka::client_config;
+use trends_core::counter::PartitionCounter;
+use trends_core::counts_record::CountsRecord;
+
+use crate::settings::Settings;
+
+/// Reads partition `partition` of the counts topic from the beginning up to its end with
+/// `read_committed` and returns the counter it describes.
+pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<PartitionCounter> {
+    let started = Instant::now();
+    let mut counter = PartitionCounter::new(partition, settings.layout());
+    let consumer: BaseConsumer = client_config(&settings.kafka, "hashtag-aggregator-restore")
+        .set("group.id", "hashtag-aggregator-restore-unused")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()?;
+    let topic = settings.topics.counts.as_str();
+    let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
+    let mut records = 0u64;
+    if high > low {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
+        consumer.assign(&tpl)?;
+        loop {
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(message)) => {
+                    let record =
+                        CountsRecord::decode(message.key().unwrap_or_default(), message.payload());
+                    match record {
+                        Ok(record) => counter.restore(record),
+                        Err(e) => {
+                            tracing::warn!(partition, offset = message.offset(), error = %e, "skipping malformed counts record")
+                        }
+                    }
+                    records += 1;
+                    if message.offset() >= high - 1 {
+                        break;
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
+                Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) => {
+                    break;
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => {
+                    if started.elapsed() > Duration::from_secs(120) {
+                        anyhow::bail!(
+                            "restoring partition {partition} of {topic} did not finish within 120 s"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!(
+        partition,
+        records,
+        entries = counter.entries(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "restored partition state"
+    );
+    Ok(counter)
+}

@@ -1,0 +1,155 @@
+//! Settings of the aggregator.
+//!
+//! | key | default | meaning |
+//! |-----|---------|---------|
+//! | `aggregator.group_id` | `hashtag-aggregator` | consumer group shared by all instances |
+//! | `aggregator.instance_id` | `$HOSTNAME`, else random | names this instance's transactional producer (`<group_id>-<instance_id>`); keep it stable across restarts of the same instance so a restart fences its predecessor at once |
+//! | `aggregator.commit_interval_ms` | `1000` | how often counts are published and offsets committed (one transaction) |
+//! | `aggregator.transaction_timeout_ms` | `30000` | broker aborts a transaction left open longer (e.g. by a crashed instance) |
+//! | `aggregator.session_timeout_ms` | `10000` | consumer group session timeout |
+//!
+//! plus the shared `kafka`, `topics`, `log` and `windows` sections.
+
+use serde::Deserialize;
+use trends_common::config::{self, ConfigError};
+use trends_common::settings::{
+    KafkaSettings, LogSettings, SHARED_DEFAULTS, TopicSettings, WindowSettings,
+};
+use trends_core::window::BucketLayout;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub kafka: KafkaSettings,
+    pub topics: TopicSettings,
+    pub log: LogSettings,
+    pub windows: WindowSettings,
+    pub aggregator: AggregatorSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatorSettings {
+    pub group_id: String,
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    pub commit_interval_ms: u64,
+    pub transaction_timeout_ms: u64,
+    pub session_timeout_ms: u64,
+}
+
+const DEFAULTS: &str = r#"
+[aggregator]
+group_id = "hashtag-aggregator"
+commit_interval_ms = 1000
+transaction_timeout_ms = 30000
+session_timeout_ms = 10000
+"#;
+
+impl Settings {
+    /// Loads and validates settings from the environment (see [`trends_common::config`]).
+    pub fn load() -> Result<Settings, ConfigError> {
+        let settings: Settings = config::load(&format!("{SHARED_DEFAULTS}{DEFAULTS}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Loads from an explicit environment map (tests, config checks).
+    pub fn load_from(
+        vars: &std::collections::HashMap<String, String>,
+    ) -> Result<Settings, ConfigError> {
+        let settings: Settings = config::load_from(&format!("{SHARED_DEFAULTS}{DEFAULTS}"), vars)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.windows.layout()?;
+        let a = &self.aggregator;
+        if a.group_id.trim().is_empty() {
+            return Err(ConfigError("aggregator.group_id must not be empty".into()));
+        }
+        if !(10..=60_000).contains(&a.commit_interval_ms) {
+            return Err(ConfigError(
+                "aggregator.commit_interval_ms must be within 10..=60000".into(),
+            ));
+        }
+        if a.transaction_timeout_ms <= a.commit_interval_ms {
+            return Err(ConfigError(
+                "aggregator.transaction_timeout_ms must be larger than aggregator.commit_interval_ms".into(),
+            ));
+        }
+        if self.topics.partitions < 1 {
+            return Err(ConfigError("topics.partitions must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    pub fn layout(&self) -> BucketLayout {
+        self.windows.layout().unwrap_or_default()
+    }
+
+    /// This instance's stable name.
+    pub fn instance_id(&self) -> String {
+        self.aggregator
+            .instance_id
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| format!("pid{}-{}", std::process::id(), random_suffix()))
+    }
+}
+
+fn random_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(&vars)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = load(&[]).expect("defaults");
+        assert_eq!(s.aggregator.group_id, "hashtag-aggregator");
+        assert_eq!(s.topics.counts, "hashtag-counts");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (key, value, named) in [
+            (
+                "TRENDS__AGGREGATOR__COMMIT_INTERVAL_MS",
+                "0",
+                "aggregator.commit_interval_ms",
+            ),
+            (
+                "TRENDS__AGGREGATOR__COMMIT_INTERVAL_MS",
+                "soon",
+                "aggregator.commit_interval_ms",
+            ),
+            ("TRENDS__WINDOWS__FINE_BUCKET_SECS", "7", "windows"),
+            ("TRENDS__AGGREGATOR__GROUPID", "x", "groupid"),
+        ] {
+            let err = load(&[(key, value)]).expect_err(key);
+            assert!(err.to_string().contains(named), "{key}={value}: {err}");
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Settings of the tweet producer.
+//!
+//! Loaded by [`trends_common::config`]: built-in defaults, then the TOML file named by
+//! `TRENDS_CONFIG_FILE`, then `TRENDS__SECTION__KEY` environment variables (for nested keys
+//! every level is separated by `__`, e.g. `TRENDS__SOURCE__SYNTHETIC__RATE=500`). Unknown keys
+//! and bad values stop the service at start with a message naming the key, because a typo that
+//! silently falls back to a default produces the wrong traffic without anyone noticing.
+//!
+//! | key | default | meaning |
+//! |-----|---------|---------|
+//! | `source.kind` | `synthetic` | where posts come from: `synthetic` (generated) or `file` (a JSON-lines file) |
+//! | `source.synthetic.rate` | `50.0` | posts per second, a finite number ≥ 0; `0` means as fast as the broker takes them |
+//! | `source.synthetic.seed` | `42` | seed of the generator: the same seed gives the same posts (except `created_at`, which is the time of generation) |
+//! | `source.synthetic.vocabulary` | `400` | number of distinct hashtags, 1–1,000,000; the vocabulary depends only on this number, not on the seed |
+//! | `source.synthetic.limit` | `0` | stop (flush, exit 0) after this many posts; `0` runs until SIGTERM/Ctrl-C |
+//! | `source.synthetic.burst_every_secs` | `60` | every this many seconds one tag from outside the top 10 bursts; `0` disables bursts |
+//! | `source.synthetic.burst_secs` | `15` | how long a burst lasts; at most `burst_every_secs` |
+//! | `source.file.path` | `""` | the JSON-lines file of posts (one `RawPost` per line); required when `source.kind = "file"` |
+//! | `source.file.pace` | `fast` | `fast`: publish as fast as possible; `original`: wait between posts as long as their `created_at` differ, at most 5 s per gap |
+//!
+//! plus the shared sections: `kafka.bootstrap_servers`, `kafka.replication_factor`,
+//! `topics.tweets` (the topic written to, default `tweets`), `topics.partitions` (partitions
+//! when the producer creates the topic, default 12), `log.format`, `log.filter`. `topics.counts`,
+//! `topics.dlq` and `windows.*` are accepted (the sections are shared) but not used.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use trends_common::config::{self, ConfigError};
+use trends_common::settings::{
+    KafkaSettings, LogSettings, SHARED_DEFAULTS, TopicSettings, WindowSettings,
+};
+
+/// Everything the producer is configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub kafka: KafkaSettings,
+    pub topics: TopicSettings,
+    pub log: LogSettings,
+    /// Part of the shared defaults; the producer does not use it.
+    pub windows: WindowSettings,
+    pub source: SourceSettings,
+}
+
+/// `[source]`: where posts come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    pub kind: SourceKind,
+    pub synthetic: SyntheticSettings,
+    pub file: FileSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum SourceKind {
+    Synthetic,
+    File,
+}
+
+impl TryFrom<String> for SourceKind {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "synthetic" => Ok(SourceKind::Synthetic),
+            "file" => Ok(SourceKind::File),
+            _ => Err(format!("expected \"synthetic\" or \"file\", got {value:?}")),
+        }
+    }
+}
+
+/// `[source.synthetic]`: the generator.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticSettings {
+    pub rate: f64,
+    pub seed: u64,
+    pub vocabulary: usize,
+    pub limit: u64,
+    pub burst_every_secs: u64,
+    pub burst_secs: u64,
+}
+
+/// `[source.file]`: a JSON-lines file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub path: String,
+    pub pace: Pace,
+}
+
+/// How fast a file is replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Pace {
+    /// As fast as possible.
+    Fast,
+    /// Sleep the gap between consecutive `created_at`, capped per gap.
+    Original,
+}
+
+impl TryFrom<String> for Pace {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "fast" => Ok(Pace::Fast),
+            "original" => Ok(Pace::Original),
+            _ => Err(format!("expected \"fast\" or \"original\", got {value:?}")),
+        }
+    }
+}
+
+/// The largest vocabulary accepted (the generator keeps it in memory).
+pub const MAX_VOCABULARY: usize = 1_000_000;
+
+/// The producer's own defaults, appended to [`SHARED_DEFAULTS`].
+pub const DEFAULTS: &str = r#"
+[source]
+kind = "synthetic"
+
+[source.synthetic]
+rate = 50.0
+seed = 42
+vocabulary = 400
+limit = 0
+burst_every_secs = 60
+burst_secs = 15
+
+[source.file]
+path = ""
+pace = "fast"
+"#;
+
+impl Settings {
+    /// Loads and validates settings from the process environment.
+    pub fn load() -> Result<Settings, ConfigError> {
+        Self::checked(config::load(&defaults())?)
+    }
+
+    /// Loads and validates settings from an explicit environment (tests, config checks).
+    pub fn load_from(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+        Self::checked(config::load_from(&defaults(), vars)?)
+    }
+
+    fn checked(settings: Settings) -> Result<Settings, ConfigError> {
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what the types alone do not; every error names its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |message: &str| Err(ConfigError(message.to_owned()));
+        if self.kafka.bootstrap_servers.trim().is_empty() {
+            return bad("kafka.bootstrap_servers must not be empty");
+        }
+        if self.kafka.replication_factor < 1 {
+            return bad("kafka.replication_factor must be at least 1");
+        }
+        if self.topics.tweets.trim().is_empty() {
+            return bad("topics.tweets must not be empty");
+        }
+        if self.topics.partitions < 1 {
+            return bad("topics.partitions must be at least 1");
+        }
+        let synthetic = &self.source.synthetic;
+        if !synthetic.rate.is_finite() || synthetic.rate < 0.0 {
+            return Err(ConfigError(format!(
+                "source.synthetic.rate must be a number ≥ 0 (posts per second, 0 = as fast as possible), got {}",
+                synthetic.rate
+            )));
+        }
+        if !(1..=MAX_VOCABULARY).contains(&synthetic.vocabulary) {
+            return Err(ConfigError(format!(
+                "source.synthetic.vocabulary must be within 1..={MAX_VOCABULARY}, got {}",
+                synthetic.vocabulary
+            )));
+        }
+        if synthetic.burst_every_secs > 0 && synthetic.burst_secs > synthetic.burst_every_secs {
+            return bad(
+                "source.synthetic.burst_secs must not exceed source.synthetic.burst_every_secs",
+            );
+        }
+        if self.source.kind == SourceKind::File && self.source.file.path.trim().is_empty() {
+            return bad("source.file.path must name a JSON-lines file when source.kind = \"file\"");
+        }
+        Ok(())
+    }
+}
+
+fn defaults() -> String {
+    format!("{SHARED_DEFAULTS}{DEFAULTS}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(&vars)
+    }
+
+    fn error_of(pairs: &[(&str, &str)]) -> String {
+        load(pairs).expect_err("must be rejected").to_string()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_as_documented() {
+        let s = load(&[]).expect("defaults");
+        assert_eq!(s.source.kind, SourceKind::Synthetic);
+        assert_eq!(s.source.synthetic.rate, 50.0);
+        assert_eq!(s.source.synthetic.seed, 42);
+        assert_eq!(s.source.synthetic.vocabulary, 400);
+        assert_eq!(s.source.synthetic.limit, 0);
+        assert_eq!(s.source.synthetic.burst_every_secs, 60);
+        assert_eq!(s.source.synthetic.burst_secs, 15);
+        assert_eq!(s.source.file.path, "");
+        assert_eq!(s.source.file.pace, Pace::Fast);
+        assert_eq!(s.topics.tweets, "tweets");
+        assert_eq!(s.topics.partitions, 12);
+    }
+
+    #[test]
+    fn environment_variables_reach_nested_keys() {
+        let s = load(&[
+            ("TRENDS__SOURCE__KIND", "file"),
+            ("TRENDS__SOURCE__FILE__PATH", "/data/posts.jsonl"),
+            ("TRENDS__SOURCE__FILE__PACE", "original"),
+            ("TRENDS__SOURCE__SYNTHETIC__RATE", "0"),
+            ("TRENDS__SOURCE__SYNTHETIC__LIMIT", "2000"),
+            ("TRENDS__TOPICS__TWEETS", "posts"),
+        ])
+        .expect("valid");
+        assert_eq!(s.source.kind, SourceKind::File);
+        assert_eq!(s.source.file.path, "/data/posts.jsonl");
+        assert_eq!(s.source.file.pace, Pace::Original);
+        assert_eq!(s.source.synthetic.rate, 0.0);
+        assert_eq!(s.source.synthetic.limit, 2000);
+        assert_eq!(s.topics.tweets, "posts");
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("TRENDS__SOURCE__SYNTHETIC__RATE", "-1")],
+                "source.synthetic.rate",
+            ),
+            (
+                &[("TRENDS__SOURCE__SYNTHETIC__RATE", "fast")],
+                "source.synthetic.rate",
+            ),
+            (
+                &[("TRENDS__SOURCE__SYNTHETIC__VOCABULARY", "0")],
+                "source.synthetic.vocabulary",
+            ),
+            (
+                &[("TRENDS__SOURCE__SYNTHETIC__VOCABULARY", "2000000")],
+                "source.synthetic.vocabulary",
+            ),
+            (
+                &[("TRENDS__SOURCE__SYNTHETIC__SEED", "-3")],
+                "source.synthetic.seed",
+            ),
+            (
+                &[("TRENDS__SOURCE__SYNTHETIC__LIMIT", "lots")],
+                "source.synthetic.limit",
+            ),
+            (
+                &[("TRENDS__SOURCE__SYNTHETIC__BURST_SECS", "61")],
+                "source.synthetic.burst_secs",
+            ),
+            (&[("TRENDS__SOURCE__KIND", "file")], "source.file.path"),
+            (
+                &[
+                    ("TRENDS__SOURCE__KIND", "file"),
+                    ("TRENDS__SOURCE__FILE__PATH", "  "),
+                ],
+                "source.file.path",
+            ),
+            (&[("TRENDS__SOURCE__KIND", "kafka")], "source.kind"),
+            (
+                &[("TRENDS__SOURCE__FILE__PACE", "slow")],
+                "source.file.pace",
+            ),
+            (&[("TRENDS__TOPICS__PARTITIONS", "0")], "topics.partitions"),
+            (&[("TRENDS__TOPICS__TWEETS", "")], "topics.tweets"),
+            (
+                &[("TRENDS__KAFKA__BOOTSTRAP_SERVERS", "")],
+                "kafka.bootstrap_servers",
+            ),
+        ];
+        for (vars, key) in cases {
+            let message = error_of(vars);
+            assert!(
+                message.contains(key),
+                "{vars:?}: {message:?} does not name {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let message = error_of(&[("TRENDS__SOURCE__SYNTHETIC__RATEE", "5")]);
+        assert!(message.contains("ratee"), "{message}");
+        let message = error_of(&[("TRENDS__SOURCE__FILES__PATH", "x")]);
+        assert!(message.contains("files"), "{message}");
+    }
+
+    #[test]
+    fn a_file_source_with_a_path_and_bursts_off_are_fine() {
+        load(&[
+            ("TRENDS__SOURCE__KIND", "file"),
+            ("TRENDS__SOURCE__FILE__PATH", "posts.jsonl"),
+        ])
+        .expect("valid");
+        load(&[
+            ("TRENDS__SOURCE__SYNTHETIC__BURST_EVERY_SECS", "0"),
+            ("TRENDS__SOURCE__SYNTHETIC__BURST_SECS", "30"),
+        ])
+        .expect("bursts off: burst_secs is not checked");
+    }
+}

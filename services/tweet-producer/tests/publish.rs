@@ -1,0 +1,426 @@
+//! The producer against a real Kafka broker (from `test_kafka`): what arrives in the topic is
+//! exactly what was meant to, keyed and timestamped by the contract, and a SIGTERM loses
+//! nothing that was acknowledged.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Timestamp;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use test_kafka::{KafkaBroker, spawn_killed_on_parent_exit, unique_name};
+use tokio_util::sync::CancellationToken;
+use trends_common::kafka::partition_count;
+use trends_common::settings::KafkaSettings;
+use trends_core::post::parse_post;
+use tweet_producer::settings::Settings;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One record read back from the topic.
+#[derive(Debug)]
+struct Record {
+    partition: i32,
+    key: String,
+    payload: Vec<u8>,
+    timestamp: Option<i64>,
+}
+
+fn kafka_settings(bootstrap: &str) -> KafkaSettings {
+    KafkaSettings {
+        bootstrap_servers: bootstrap.to_owned(),
+        replication_factor: 1,
+    }
+}
+
+/// The environment that points the producer at the test broker and topic.
+fn base_env(bootstrap: &str, topic: &str) -> Vec<(String, String)> {
+    [
+        ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bootstrap),
+        ("TRENDS__TOPICS__TWEETS", topic),
+        ("TRENDS__LOG__FORMAT", "json"),
+        ("TRENDS__LOG__FILTER", "info,librdkafka=warn,rdkafka=warn"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Waits until `topic` exists (the producer creates it) and returns its partition count.
+fn wait_for_topic(bootstrap: &str, topic: &str) -> anyhow::Result<i32> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(n) = partition_count(&kafka_settings(bootstrap), topic, Duration::from_secs(5))?
+        {
+            return Ok(n);
+        }
+        ensure!(Instant::now() < deadline, "topic {topic} was never created");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A consumer assigned to every partition of `topic` from the beginning.
+fn consumer_from_start(bootstrap: &str, topic: &str) -> anyhow::Result<(BaseConsumer, i32)> {
+    let partitions = wait_for_topic(bootstrap, topic)?;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_name("reader"))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    Ok((consumer, partitions))
+}
+
+fn poll_record(consumer: &BaseConsumer) -> anyhow::Result<Option<Record>> {
+    let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+        return Ok(None);
+    };
+    let message = message?;
+    Ok(Some(Record {
+        partition: message.partition(),
+        key: String::from_utf8(message.key().context("record without key")?.to_vec())?,
+        payload: message.payload().context("record without value")?.to_vec(),
+        timestamp: match message.timestamp() {
+            Timestamp::CreateTime(ms) => Some(ms),
+            _ => None,
+        },
+    }))
+}
+
+/// Every record of `topic`: all partitions from the beginning up to their high watermarks, so
+/// the count is exact without waiting for "no more records". Returns the partition count too.
+fn read_all(bootstrap: &str, topic: &str) -> anyhow::Result<(Vec<Record>, i32)> {
+    let (consumer, partitions) = consumer_from_start(bootstrap, topic)?;
+    let mut total = 0;
+    for partition in 0..partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+        total += high - low;
+    }
+    let total = usize::try_from(total)?;
+    let mut records = Vec::with_capacity(total);
+    let deadline = Instant::now() + TIMEOUT;
+    while records.len() < total {
+        ensure!(
+            Instant::now() < deadline,
+            "read {} of {total} records from {topic}",
+            records.len()
+        );
+        if let Some(record) = poll_record(&consumer)? {
+            records.push(record);
+        }
+    }
+    Ok((records, partitions))
+}
+
+/// Checks every record against the contract: a valid post, key = id, Kafka timestamp =
+/// `created_at`, ids unique. Returns the ids.
+fn check_contract(records: &[Record]) -> anyhow::Result<HashSet<String>> {
+    let mut ids = HashSet::new();
+    for record in records {
+        let parsed = parse_post(&record.payload)
+            .map_err(|e| anyhow::anyhow!("{e}: {}", String::from_utf8_lossy(&record.payload)))?;
+        ensure!(
+            record.key == parsed.post.id,
+            "key {} for post {}",
+            record.key,
+            parsed.post.id
+        );
+        ensure!(
+            record.timestamp == Some(parsed.event_time),
+            "timestamp {:?} for created_at {}",
+            record.timestamp,
+            parsed.post.created_at
+        );
+        ensure!(
+            ids.insert(parsed.post.id.clone()),
+            "duplicate post {}",
+            parsed.post.id
+        );
+    }
+    Ok(ids)
+}
+
+/// The built binary with `env` (and nothing from the caller's TRENDS_* or RUST_LOG), stderr
+/// captured by a thread so the child never blocks on a full pipe.
+fn spawn_producer(env: &[(String, String)]) -> anyhow::Result<(Child, JoinHandle<String>)> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tweet-producer"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRENDS") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = spawn_killed_on_parent_exit(cmd)?;
+    let mut stderr = child.stderr.take().context("no stderr pipe")?;
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = stderr.read_to_string(&mut log);
+        log
+    });
+    Ok((child, reader))
+}
+
+/// Waits for the child to exit, killing it after `timeout`.
+fn wait_exit(child: &mut Child, timeout: Duration) -> anyhow::Result<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("tweet-producer did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The JSON log events of a run (the binary logs JSON lines with `TRENDS__LOG__FORMAT=json`).
+fn log_events(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// The `published` count of the final "stopped" event.
+fn logged_published(log: &str) -> Option<u64> {
+    log_events(log).iter().rev().find_map(|event| {
+        let message = event.get("message")?.as_str()?;
+        message
+            .starts_with("stopped")
+            .then(|| event.get("published")?.as_u64())?
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synthetic_posts_arrive_exactly_once_keyed_and_timestamped() -> anyhow::Result<()> {
+    let broker = KafkaBroker::shared();
+    let topic = unique_name("tweets-synthetic");
+    let mut env: HashMap<String, String> = base_env(broker.bootstrap_servers(), &topic)
+        .into_iter()
+        .collect();
+    env.insert("TRENDS__SOURCE__SYNTHETIC__LIMIT".into(), "2000".into());
+    env.insert("TRENDS__SOURCE__SYNTHETIC__RATE".into(), "0".into());
+    let settings = Settings::load_from(&env)?;
+
+    let summary = tweet_producer::run(settings, CancellationToken::new()).await?;
+    assert_eq!(summary.published, 2000);
+    assert_eq!(summary.skipped, 0);
+
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let (records, partitions) =
+        tokio::task::spawn_blocking(move || read_all(&bootstrap, &topic)).await??;
+    assert_eq!(partitions, 12, "topics.partitions default");
+    assert_eq!(records.len(), 2000);
+    let ids = check_contract(&records)?;
+    assert_eq!(
+        ids,
+        (0..2000)
+            .map(|i| format!("syn-42-{i}"))
+            .collect::<HashSet<_>>()
+    );
+    // Keyed by id, so posts spread over the partitions.
+    let used: HashSet<i32> = records.iter().map(|r| r.partition).collect();
+    assert!(used.len() >= 10, "only partitions {used:?} used");
+    Ok(())
+}
+
+#[test]
+fn file_source_publishes_exactly_the_good_lines() -> anyhow::Result<()> {
+    let broker = KafkaBroker::shared();
+    let topic = unique_name("tweets-file");
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("posts.jsonl");
+    let good: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                r#"{{"id":"file-{i}","text":"post {i} about #Rust and #カフカ","created_at":"2026-11-22T10:00:00.{i}50Z","lang":"en","extra":{{"kept":true}}}}"#
+            )
+        })
+        .collect();
+    let lines = [
+        good[0].as_str(),
+        good[1].as_str(),
+        r#"{"id":"broken","text":"no end"#,
+        good[2].as_str(),
+        "",
+        good[3].as_str(),
+        good[4].as_str(),
+    ];
+    std::fs::write(&path, lines.join("\n") + "\n")?;
+
+    let mut env = base_env(broker.bootstrap_servers(), &topic);
+    env.push(("TRENDS__SOURCE__KIND".into(), "file".into()));
+    env.push((
+        "TRENDS__SOURCE__FILE__PATH".into(),
+        path.display().to_string(),
+    ));
+    env.push(("TRENDS__SOURCE__FILE__PACE".into(), "original".into()));
+    let (mut child, stderr) = spawn_producer(&env)?;
+    let status = wait_exit(&mut child, TIMEOUT)?;
+    let log = stderr
+        .join()
+        .map_err(|_| anyhow::anyhow!("stderr reader panicked"))?;
+    assert!(status.success(), "exit {status}; log:\n{log}");
+
+    let (records, _) = read_all(broker.bootstrap_servers(), &topic)?;
+    check_contract(&records)?;
+    let by_key: BTreeMap<&str, &[u8]> = records
+        .iter()
+        .map(|r| (r.key.as_str(), r.payload.as_slice()))
+        .collect();
+    assert_eq!(records.len(), 5, "log:\n{log}");
+    for (i, line) in good.iter().enumerate() {
+        let key = format!("file-{i}");
+        assert_eq!(
+            by_key.get(key.as_str()).copied(),
+            Some(line.as_bytes()),
+            "published as written"
+        );
+    }
+    // The bad line was reported with its number, and counted.
+    let events = log_events(&log);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["level"] == "WARN" && e["line"] == 3),
+        "no warning for line 3 in:\n{log}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["published"] == 5 && e["skipped"] == 1),
+        "no final summary in:\n{log}"
+    );
+    Ok(())
+}
+
+#[test]
+fn sigterm_flushes_what_was_accepted_and_exits_zero() -> anyhow::Result<()> {
+    let broker = KafkaBroker::shared();
+    let topic = unique_name("tweets-sigterm");
+    let mut env = base_env(broker.bootstrap_servers(), &topic);
+    env.push(("TRENDS__SOURCE__SYNTHETIC__LIMIT".into(), "0".into()));
+    env.push(("TRENDS__SOURCE__SYNTHETIC__RATE".into(), "200".into()));
+    let (mut child, stderr) = spawn_producer(&env)?;
+
+    // Wait, by consuming, until at least 100 posts are in the topic.
+    let (consumer, _) = consumer_from_start(broker.bootstrap_servers(), &topic)?;
+    let mut seen = 0;
+    let deadline = Instant::now() + TIMEOUT;
+    while seen < 100 {
+        if let Some(status) = child.try_wait()? {
+            bail!("tweet-producer exited early ({status})");
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "only {seen} posts after {TIMEOUT:?}"
+        );
+        if poll_record(&consumer)?.is_some() {
+            seen += 1;
+        }
+    }
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    ensure!(term.success(), "kill -TERM failed");
+    let stopping = Instant::now();
+    let status = wait_exit(&mut child, Duration::from_secs(30))?;
+    let stop_time = stopping.elapsed();
+    let log = stderr
+        .join()
+        .map_err(|_| anyhow::anyhow!("stderr reader panicked"))?;
+    assert_eq!(status.code(), Some(0), "log:\n{log}");
+    assert!(
+        stop_time < Duration::from_secs(10),
+        "took {stop_time:?} to stop"
+    );
+
+    let published = logged_published(&log).with_context(|| format!("no summary in:\n{log}"))?;
+    let (records, _) = read_all(broker.bootstrap_servers(), &topic)?;
+    check_contract(&records)?;
+    assert!(published >= 100, "published {published}");
+    assert_eq!(
+        records.len() as u64,
+        published,
+        "the topic holds what was logged"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_bad_setting_exits_2_naming_the_key() -> anyhow::Result<()> {
+    let env = vec![("TRENDS__SOURCE__KIND".to_owned(), "file".to_owned())];
+    let (mut child, stderr) = spawn_producer(&env)?;
+    let status = wait_exit(&mut child, Duration::from_secs(10))?;
+    let log = stderr
+        .join()
+        .map_err(|_| anyhow::anyhow!("stderr reader panicked"))?;
+    assert_eq!(status.code(), Some(2));
+    assert!(log.starts_with("error: "), "{log}");
+    assert!(log.contains("source.file.path"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_stops_the_service_with_an_error() -> anyhow::Result<()> {
+    let broker = KafkaBroker::shared();
+    let topic = unique_name("tweets-tiny");
+    // The broker refuses record batches over 1 KiB in this topic; the producer leaves an
+    // existing topic as it is.
+    trends_common::kafka::ensure_topics(
+        &kafka_settings(broker.bootstrap_servers()),
+        &[trends_common::kafka::TopicSpec {
+            name: &topic,
+            partitions: 1,
+            config: vec![("max.message.bytes", "1024")],
+        }],
+    )
+    .await?;
+    // Text that lz4 cannot shrink below the limit.
+    let mut x: u64 = 1;
+    let text: String = (0..4_000)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            char::from(b'a' + u8::try_from((x >> 33) % 26).unwrap_or(0))
+        })
+        .collect();
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("big.jsonl");
+    std::fs::write(
+        &path,
+        format!(r#"{{"id":"big","text":"{text}","created_at":"2026-11-22T10:00:00Z"}}"#),
+    )?;
+    let mut env: HashMap<String, String> = base_env(broker.bootstrap_servers(), &topic)
+        .into_iter()
+        .collect();
+    env.insert("TRENDS__SOURCE__KIND".into(), "file".into());
+    env.insert(
+        "TRENDS__SOURCE__FILE__PATH".into(),
+        path.display().to_string(),
+    );
+    let settings = Settings::load_from(&env)?;
+
+    let result = tokio::time::timeout(
+        TIMEOUT,
+        tweet_producer::run(settings, CancellationToken::new()),
+    )
+    .await?;
+    let error = format!("{:#}", result.expect_err("the broker rejects the record"));
+    assert!(error.contains("delivery of post big"), "{error}");
+    Ok(())
+}

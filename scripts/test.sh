@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test of hashtag-trends on a fresh machine with a Rust toolchain, JDK 17+ and Maven.
+#
+#   ./scripts/test.sh
+#
+# 1. fetches the Apache Kafka broker jars from Maven Central (cached in ~/.cache/hashtag-trends);
+# 2. checks formatting and lints;
+# 3. builds the three service binaries (the end-to-end tests run them as processes);
+# 4. runs all unit, integration and end-to-end tests; the latter start a real Kafka broker in
+#    KRaft mode on a free loopback port. Set TRENDS_TEST_BOOTSTRAP_SERVERS=host:port to use a
+#    running broker instead (e.g. the one from `docker compose up`, on localhost:29092).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' is required ($2)" >&2; exit 1; }; }
+need cargo "install Rust with rustup"
+need java "install a JDK 17 or newer"
+need mvn "install Apache Maven"
+
+# librdkafka is built from source: it needs cmake, a C compiler and the libcurl headers.
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+[ -e /usr/include/curl/curl.h ] || [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing build dependencies: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "error: missing build dependencies: ${missing[*]} (install them with your package manager)" >&2
+    exit 1
+  fi
+fi
+
+echo "==> Kafka broker jars"
+scripts/kafka-jars.sh
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo build (service binaries)"
+cargo build --workspace --bins --locked
+
+echo "==> cargo test"
+cargo test --workspace --locked -- --test-threads 2

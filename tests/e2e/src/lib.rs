@@ -1,0 +1,171 @@
+//! Helpers for end-to-end tests: start the product's real binaries as processes against a real
+//! broker, talk to them over HTTP, and wait for conditions instead of sleeping.
+//!
+//! The binaries are taken from the same target directory as the test executable, so build them
+//! first (`cargo build --workspace --bins`; `scripts/test.sh` does).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+/// Path of one of the workspace's binaries, next to the running test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first with `cargo build --workspace --bins` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A service binary running as a child process; killed when dropped. Its stdout and stderr go
+/// to a log file whose tail is printed if the test fails while it runs.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ServiceProcess {
+    /// Starts `binary(name)` with exactly these `TRENDS__*` settings (plus the parent's PATH).
+    pub fn start(name: &str, env: &HashMap<String, String>) -> anyhow::Result<ServiceProcess> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("e2e-{name}-"))
+            .tempdir()?;
+        let log = dir.path().join("service.log");
+        let out = File::create(&log)?;
+        let mut cmd = Command::new(binary(name));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        let child = test_kafka::spawn_killed_on_parent_exit(cmd)
+            .with_context(|| format!("spawn {name}"))?;
+        Ok(ServiceProcess {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+            _dir: dir,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The service's output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<Option<i32>> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(None);
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.code());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                anyhow::bail!(
+                    "{} did not exit within {timeout:?} after SIGTERM:\n{}",
+                    self.name,
+                    tail(&self.log(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- last lines of {} ----\n{}",
+                self.name,
+                tail(&self.log(), 60)
+            );
+        }
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout` with the last
+/// observation, so a failure says what was seen instead of what was hoped.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return Ok(value),
+            Err(last) if Instant::now() > deadline => {
+                anyhow::bail!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// GET a URL and parse JSON; `Err` carries a printable reason.
+pub async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<(u16, serde_json::Value), String> {
+    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.json().await.map_err(|e| e.to_string())?;
+    Ok((status, body))
+}

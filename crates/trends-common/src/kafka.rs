@@ -77,3 +77,20 @@ pub fn partition_count(
             _ => None,
         }))
 }
+
+/// A client context that logs librdkafka errors through `tracing`, except "end of partition",
+/// which readers that ask for it (`enable.partition.eof`) get as an event and is not an error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReaderContext;
+
+impl rdkafka::ClientContext for ReaderContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::trace!(reason, "end of partition");
+        } else {
+            tracing::error!(error = %error, reason, "kafka client error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ReaderContext {}

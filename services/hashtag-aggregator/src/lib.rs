@@ -24,6 +24,7 @@
 //! The consuming loop is blocking rdkafka code on a dedicated thread ([`engine`]).
 
 pub mod engine;
+pub mod extract_command;
 pub mod restore;
 pub mod settings;
 
@@ -91,18 +92,26 @@ async fn prepare_topics(settings: &Settings) -> anyhow::Result<i32> {
         ],
     )
     .await?;
-    let counts = {
+    // A topic just created may take a moment to appear in metadata.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let counts = loop {
         let kafka = kafka.clone();
         let name = topics.counts.clone();
-        tokio::task::spawn_blocking(move || partition_count(&kafka, &name, timeout)).await??
+        let found =
+            tokio::task::spawn_blocking(move || partition_count(&kafka, &name, timeout)).await??;
+        match found {
+            Some(n) => break n,
+            None if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            None => anyhow::bail!("topic {} is missing after creation", topics.counts),
+        }
     };
-    match counts {
-        Some(n) if n == partitions => Ok(partitions),
-        Some(n) => anyhow::bail!(
-            "topic {} has {n} partitions but {} has {partitions}; the counts topic must be co-partitioned with the input",
-            topics.counts,
-            topics.tweets
-        ),
-        None => anyhow::bail!("topic {} is missing after creation", topics.counts),
-    }
+    anyhow::ensure!(
+        counts == partitions,
+        "topic {} has {counts} partitions but {} has {partitions}; the counts topic must be co-partitioned with the input",
+        topics.counts,
+        topics.tweets
+    );
+    Ok(partitions)
 }

@@ -6,7 +6,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use trends_common::kafka::client_config;
+use trends_common::kafka::{ReaderContext, client_config};
 use trends_core::counter::PartitionCounter;
 use trends_core::counts_record::CountsRecord;
 
@@ -17,12 +17,13 @@ use crate::settings::Settings;
 pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<PartitionCounter> {
     let started = Instant::now();
     let mut counter = PartitionCounter::new(partition, settings.layout());
-    let consumer: BaseConsumer = client_config(&settings.kafka, "hashtag-aggregator-restore")
-        .set("group.id", "hashtag-aggregator-restore-unused")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()?;
+    let consumer: BaseConsumer<ReaderContext> =
+        client_config(&settings.kafka, "hashtag-aggregator-restore")
+            .set("group.id", "hashtag-aggregator-restore-unused")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create_with_context(ReaderContext)?;
     let topic = settings.topics.counts.as_str();
     let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
     let mut records = 0u64;

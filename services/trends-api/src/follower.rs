@@ -17,7 +17,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use trends_common::kafka::{client_config, partition_count};
+use trends_common::kafka::{ReaderContext, client_config, partition_count};
 use trends_core::counts_record::CountsRecord;
 use trends_core::view::{Snapshot, TrendsView};
 
@@ -34,12 +34,12 @@ pub async fn follow(
     let Some(partitions) = wait_for_topic(&settings, &shutdown).await? else {
         return Ok(());
     };
-    let consumer: StreamConsumer = client_config(&settings.kafka, "trends-api")
+    let consumer: StreamConsumer<ReaderContext> = client_config(&settings.kafka, "trends-api")
         .set("group.id", "trends-api-unused")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .create()
+        .create_with_context(ReaderContext)
         .context("create consumer")?;
     let mut tpl = TopicPartitionList::new();
     for partition in 0..partitions {

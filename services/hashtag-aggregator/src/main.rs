@@ -1,9 +1,49 @@
-//! `hashtag-aggregator`: see the library docs. `main` only loads settings and runs.
+//! `hashtag-aggregator`: see the library docs. `main` only dispatches and runs.
+//!
+//! - `hashtag-aggregator` runs the service (settings from the environment, see the README).
+//! - `hashtag-aggregator extract` reads JSON strings from stdin and prints their hashtags.
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+const USAGE: &str = "usage: hashtag-aggregator [extract]
+
+  (no argument)  run the aggregator; settings come from TRENDS__* environment variables
+  extract        read JSON strings, one per line, from stdin; print each line's hashtags
+                 as a JSON array (as written, without '#', in order of appearance)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => serve(),
+        ["extract"] => {
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            match hashtag_aggregator::extract_command::run(stdin, stdout, std::io::stderr()) {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        ["-h" | "--help" | "help"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("error: unexpected arguments {args:?}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve() -> ExitCode {
     let settings = match hashtag_aggregator::settings::Settings::load() {
         Ok(settings) => settings,
         Err(e) => {
@@ -12,13 +52,22 @@ async fn main() -> ExitCode {
         }
     };
     trends_common::telemetry::init(&settings.log);
-    let token = tokio_util::sync::CancellationToken::new();
-    trends_common::shutdown::cancel_on_signal(token.clone());
-    match hashtag_aggregator::run(settings, token).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "hashtag-aggregator stopped");
-            ExitCode::FAILURE
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    runtime.block_on(async {
+        let token = tokio_util::sync::CancellationToken::new();
+        trends_common::shutdown::cancel_on_signal(token.clone());
+        match hashtag_aggregator::run(settings, token).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "hashtag-aggregator stopped");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }

@@ -6,6 +6,7 @@
 //!
 //! - [`post`]: the raw post contract (the JSON on the `tweets` topic) and its strict parser.
 //! - [`hashtag`]: extraction of hashtags from text and their normalization for counting.
+//! - [`tags`]: which hashtags a post counts for (supplied tags or extracted ones).
 //! - [`window`]: the windows (`1m` … `24h`, `all`) and the event-time buckets they are made of.
 //! - [`counter`]: the per-input-partition counting state kept by the aggregator.
 //! - [`counts_record`]: the wire format of the compacted counts topic (keys and values).
@@ -15,6 +16,7 @@ pub mod counter;
 pub mod counts_record;
 pub mod hashtag;
 pub mod post;
+pub mod tags;
 pub mod view;
 pub mod window;
 

@@ -1,0 +1,458 @@
+//! Hashtag extraction and normalization throughput on a generated, realistic corpus.
+//!
+//! `cargo bench -p trends-core --bench extract`
+//!
+//! The corpus is built here from a fixed seed (no files): posts in English, Spanish, Japanese,
+//! Russian, Arabic, Hindi and Korean, 80–280 characters, ~15% without hashtags and 1–5
+//! otherwise, some in upper, lower or fullwidth form or with the fullwidth sign, some URLs with
+//! `#fragments`, some emoji. It holds 2,000 posts (about 700 KB of text): small enough to stay
+//! in L2, as a post's text does right after it was parsed on the hot path; a corpus streamed
+//! from L3 or memory would measure cache misses rather than this code. Each group reports
+//! posts per second (`Throughput::Elements`):
+//! - `extract`: `for_each_hashtag` over each post's text;
+//! - `extract+normalize`: the same, normalizing each tag into one reused `String`, as the
+//!   aggregator's hot path would;
+//! - `parse_post`: parsing each post from its raw JSON (the `tweets` topic contract) alone;
+//! - `parse+extract+normalize`: the whole per-record work.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use trends_core::hashtag::{for_each_hashtag, normalize_into};
+use trends_core::post::{RawPost, parse_post};
+
+const POSTS: usize = 2_000;
+const SEED: u64 = 0x5EED_2026_0522;
+
+/// SplitMix64: small, deterministic, good enough to pick words.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// True with probability `percent`%.
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+struct Language {
+    code: &'static str,
+    /// Joins words: Japanese is written without spaces.
+    separator: &'static str,
+    words: &'static [&'static str],
+    tags: &'static [&'static str],
+}
+
+const LANGUAGES: &[Language] = &[
+    Language {
+        code: "en",
+        separator: " ",
+        words: &[
+            "the", "morning", "coffee", "is", "great", "our", "team", "ships", "today", "weekend",
+            "project", "finally", "working", "new", "release", "amazing", "game", "love", "this",
+            "city", "news", "watching", "with", "friends", "again!", "so", "much", "fun,",
+        ],
+        tags: &[
+            "Rust",
+            "AI",
+            "WorldCup",
+            "Monday",
+            "TechNews",
+            "GameDay",
+            "coffee",
+            "NowPlaying",
+            "100DaysOfCode",
+            "OpenSource",
+        ],
+    },
+    Language {
+        code: "es",
+        separator: " ",
+        words: &[
+            "hoy",
+            "el",
+            "partido",
+            "fue",
+            "increíble",
+            "mañana",
+            "vamos",
+            "con",
+            "amigos",
+            "la",
+            "ciudad",
+            "nueva",
+            "canción",
+            "¡qué",
+            "día!",
+            "trabajo",
+            "café",
+            "playa",
+            "y",
+            "por",
+        ],
+        tags: &["Fútbol", "LaLiga", "Mañana", "Música", "Viernes", "España"],
+    },
+    Language {
+        code: "ja",
+        separator: "",
+        words: &[
+            "今日",
+            "は",
+            "とても",
+            "楽しい",
+            "一日",
+            "でした",
+            "。",
+            "新しい",
+            "曲",
+            "を",
+            "聴いて",
+            "いる",
+            "東京",
+            "の",
+            "天気",
+            "最高",
+            "！",
+            "みんな",
+            "ありがとう",
+            "、",
+            "カフェ",
+        ],
+        tags: &[
+            "東京",
+            "夏祭り",
+            "ワールドカップ",
+            "新曲",
+            "今日のご飯",
+            "ラーメン",
+        ],
+    },
+    Language {
+        code: "ru",
+        separator: " ",
+        words: &[
+            "сегодня",
+            "отличный",
+            "день",
+            "новый",
+            "проект",
+            "погода",
+            "в",
+            "Москве",
+            "друзья",
+            "спасибо",
+            "матч",
+            "был",
+            "очень",
+            "интересный",
+            "смотрим",
+            "и",
+            "все",
+        ],
+        tags: &["Москва", "футбол", "новости", "погода", "СПб"],
+    },
+    Language {
+        code: "ar",
+        separator: " ",
+        words: &[
+            "اليوم",
+            "يوم",
+            "جميل",
+            "في",
+            "المدينة",
+            "مع",
+            "الأصدقاء",
+            "مباراة",
+            "رائعة",
+            "شكرا",
+            "جديد",
+            "العمل",
+            "القهوة",
+            "و",
+        ],
+        tags: &["كرة_القدم", "الرياض", "رمضان", "أخبار", "مصر"],
+    },
+    Language {
+        code: "hi",
+        separator: " ",
+        words: &[
+            "आज",
+            "का",
+            "दिन",
+            "बहुत",
+            "अच्छा",
+            "है",
+            "नया",
+            "गाना",
+            "मैच",
+            "दोस्तों",
+            "के",
+            "साथ",
+            "धन्यवाद",
+            "मौसम",
+            "।",
+        ],
+        tags: &["क्रिकेट", "भारत", "बॉलीवुड", "दिल्ली", "चुनाव२०२४"],
+    },
+    Language {
+        code: "ko",
+        separator: " ",
+        words: &[
+            "오늘",
+            "날씨",
+            "정말",
+            "좋다",
+            "새로운",
+            "노래",
+            "친구들과",
+            "함께",
+            "경기",
+            "최고",
+            "감사합니다",
+            "커피",
+            "주말",
+            "!",
+        ],
+        tags: &["서울", "맛집", "케이팝", "월드컵", "주말"],
+    },
+];
+
+const URLS: &[&str] = &[
+    "https://example.com/docs#intro",
+    "https://news.example.org/2026/05/article/#comments",
+    "www.example.net/path?q=rust#top",
+    "https://t.co/AbCdEf123",
+    "example.com/#frag",
+    "https://en.wikipedia.org/wiki/Hashtag#History",
+];
+
+const EMOJI: &[&str] = &["🔥", "🎉", "😂", "❤️", "👍🏽", "⚽", "🇯🇵", "👨‍👩‍👧", "✨"];
+
+/// Fullwidth form of ASCII letters and digits (`Rust` → `Ｒｕｓｔ`).
+fn fullwidth(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '!'..='~' => char::from_u32(c as u32 + 0xFEE0).unwrap_or(c),
+            _ => c,
+        })
+        .collect()
+}
+
+/// One post's text and the number of hashtags written into it.
+fn generate_post(rng: &mut Rng) -> (String, &'static str, usize) {
+    let lang = &LANGUAGES[rng.below(LANGUAGES.len())];
+    let target_chars = 80 + rng.below(201);
+    let tag_count = if rng.chance(15) { 0 } else { 1 + rng.below(5) };
+
+    let mut tags: Vec<String> = Vec::with_capacity(tag_count);
+    for _ in 0..tag_count {
+        // A few tags shared by every language, as trends are.
+        let base = if rng.chance(20) {
+            rng.pick(LANGUAGES[0].tags)
+        } else {
+            rng.pick(lang.tags)
+        };
+        let written = match rng.below(20) {
+            0..=2 => base.to_uppercase(),
+            3..=4 => base.to_lowercase(),
+            5..=6 => fullwidth(base),
+            _ => base.to_string(),
+        };
+        let sign = if rng.chance(5) { "＃" } else { "#" };
+        tags.push(format!("{sign}{written}"));
+    }
+    let url = rng.chance(12).then(|| rng.pick(URLS));
+    let emoji = rng.chance(25).then(|| rng.pick(EMOJI));
+
+    let budget = target_chars
+        .saturating_sub(tags.iter().map(|t| t.chars().count() + 1).sum::<usize>())
+        .saturating_sub(url.map_or(0, |u| u.len() + 1))
+        .max(10);
+    let mut body = String::new();
+    while body.chars().count() < budget {
+        if !body.is_empty() {
+            body.push_str(lang.separator);
+        }
+        body.push_str(rng.pick(lang.words));
+    }
+
+    // Tags go at the start, in the middle (between blanks) or, most often, at the end.
+    let mut text = String::with_capacity(body.len() + 128);
+    let mut trailing = Vec::new();
+    for tag in tags {
+        match rng.below(10) {
+            0 => {
+                text.push_str(&tag);
+                text.push(' ');
+            }
+            1..=2 => {
+                body.push(' ');
+                body.push_str(&tag);
+                body.push(' ');
+            }
+            _ => trailing.push(tag),
+        }
+    }
+    text.push_str(&body);
+    if let Some(emoji) = emoji {
+        text.push_str(emoji);
+    }
+    if let Some(url) = url {
+        text.push(' ');
+        text.push_str(url);
+    }
+    for tag in trailing {
+        text.push(' ');
+        text.push_str(&tag);
+    }
+    (text, lang.code, tag_count)
+}
+
+struct Corpus {
+    texts: Vec<String>,
+    json: Vec<Vec<u8>>,
+}
+
+fn corpus() -> Corpus {
+    let mut rng = Rng(SEED);
+    let mut texts = Vec::with_capacity(POSTS);
+    let mut json = Vec::with_capacity(POSTS);
+    let mut written_tags = 0;
+    for n in 0..POSTS {
+        let (text, lang, tags) = generate_post(&mut rng);
+        written_tags += tags;
+        let post = RawPost {
+            id: (1_850_000_000_000_000_000_u64 + n as u64).to_string(),
+            text: text.clone(),
+            created_at: format!(
+                "2026-11-22T10:{:02}:{:02}.{:03}Z",
+                n / 60 % 60,
+                n % 60,
+                n % 1000
+            ),
+            author_id: Some((rng.below(100_000)).to_string()),
+            lang: Some(lang.to_string()),
+            source: Some("synthetic".to_string()),
+            hashtags: None,
+        };
+        json.push(serde_json::to_vec(&post).expect("a post serializes"));
+        texts.push(text);
+    }
+
+    // The corpus is what it claims to be: every written tag is found, URL fragments are not.
+    let mut found = 0;
+    for text in &texts {
+        for_each_hashtag(text, |_| found += 1);
+    }
+    assert_eq!(
+        found, written_tags,
+        "the extractor finds every generated tag"
+    );
+    let chars: usize = texts.iter().map(|t| t.chars().count()).sum();
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let untagged = texts
+        .iter()
+        .filter(|t| {
+            let mut any = false;
+            for_each_hashtag(t, |_| any = true);
+            !any
+        })
+        .count();
+    eprintln!(
+        "corpus: {POSTS} posts, {:.0} chars ({:.0} bytes) per post on average, {:.1}% without \
+         hashtags, {:.2} hashtags per post, {:.0} JSON bytes per post",
+        chars as f64 / POSTS as f64,
+        bytes as f64 / POSTS as f64,
+        100.0 * untagged as f64 / POSTS as f64,
+        found as f64 / POSTS as f64,
+        json.iter().map(Vec::len).sum::<usize>() as f64 / POSTS as f64,
+    );
+    Corpus { texts, json }
+}
+
+fn benches(c: &mut Criterion) {
+    let corpus = corpus();
+    let elements = Throughput::Elements(corpus.texts.len() as u64);
+
+    let mut group = c.benchmark_group("extract");
+    group.throughput(elements.clone());
+    group.bench_function("posts", |b| {
+        b.iter(|| {
+            for text in &corpus.texts {
+                for_each_hashtag(text, |tag| {
+                    black_box(tag);
+                });
+            }
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("extract+normalize");
+    group.throughput(elements.clone());
+    group.bench_function("posts", |b| {
+        let mut buf = String::with_capacity(256);
+        b.iter(|| {
+            for text in &corpus.texts {
+                for_each_hashtag(text, |tag| {
+                    normalize_into(tag, &mut buf);
+                    black_box(&buf);
+                });
+            }
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("parse_post");
+    group.throughput(elements.clone());
+    group.bench_function("posts", |b| {
+        b.iter(|| {
+            for json in &corpus.json {
+                let _ = black_box(parse_post(json));
+            }
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("parse+extract+normalize");
+    group.throughput(elements);
+    group.bench_function("posts", |b| {
+        let mut buf = String::with_capacity(256);
+        b.iter(|| {
+            for json in &corpus.json {
+                if let Ok(parsed) = parse_post(json) {
+                    for_each_hashtag(&parsed.post.text, |tag| {
+                        normalize_into(tag, &mut buf);
+                        black_box(&buf);
+                    });
+                }
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = extract;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(std::time::Duration::from_secs(2))
+        .measurement_time(std::time::Duration::from_secs(6));
+    targets = benches
+}
+criterion_main!(extract);

@@ -141,7 +141,9 @@
       if (typeof hashtag !== 'string' || hashtag === '' || seen.has(hashtag) || !isCount(count)) continue;
       seen.add(hashtag);
       const rank = Number.isInteger(item.rank) && item.rank > 0 ? item.rank : trends.length + 1;
-      trends.push({ rank, hashtag, count });
+      // `display` is the most frequent original spelling; `hashtag` (normalized) is the identity.
+      const display = typeof item.display === 'string' && item.display !== '' ? item.display : hashtag;
+      trends.push({ rank, hashtag, display, count });
     }
     return {
       window: typeof body.window === 'string' ? body.window : null,
@@ -150,7 +152,7 @@
     };
   }
 
-  /** GET /api/v1/trends → { window, watermark: {raw,date}|null, trends: [{rank,hashtag,count}] }. */
+  /** GET /api/v1/trends → { window, watermark: {raw,date}|null, trends: [{rank,hashtag,display,count}] }. */
   async function fetchTrends(window, limit, signal) {
     const q = new URLSearchParams({ window, limit: String(limit) });
     return parseTrends(await getJson(`trends?${q}`, signal));
@@ -173,6 +175,7 @@
     for (const id of WINDOW_IDS) counts[id] = isCount(body.counts[id]) ? body.counts[id] : null;
     return {
       hashtag: typeof body.hashtag === 'string' && body.hashtag !== '' ? body.hashtag : tag,
+      display: typeof body.display === 'string' && body.display !== '' ? body.display : null,
       counts,
       watermark: parseWatermark(body.watermark),
     };
@@ -287,11 +290,14 @@
 
   function updateRowContent(row, entry) {
     setText(row.rank, String(entry.rank));
+    const shown = `#${entry.display}`;
+    setText(row.label, shown);
+    if (row.label.title !== shown) row.label.title = shown;
     const countText = formatCount(entry.count);
     setText(row.count, countText);
     row.button.dataset.rank = String(entry.rank);
     row.button.dataset.count = String(entry.count);
-    const name = `Rank ${entry.rank}, #${row.tag}, ${countText}`;
+    const name = `Rank ${entry.rank}, #${entry.display}, ${countText}`;
     if (row.button.getAttribute('aria-label') !== name) row.button.setAttribute('aria-label', name);
   }
 
@@ -427,7 +433,7 @@
     if (!open) return;
     el.details.dataset.hashtag = view.tag;
     el.details.dataset.state = view.status;
-    setText(el.detailsHeading, `#${view.data ? view.data.hashtag : view.tag}`);
+    setText(el.detailsHeading, `#${view.data ? view.data.display || view.data.hashtag : view.tag}`);
 
     // Counts: one row per window; the current window is highlighted.
     if (el.detailsCounts.children.length !== WINDOWS.length) {

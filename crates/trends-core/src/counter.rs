@@ -11,9 +11,21 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::EpochMillis;
 use crate::counts_record::{CountsKey, CountsRecord};
+use crate::tags::PostTag;
 use crate::window::{BucketLayout, Resolution};
 
 type Bucket = HashMap<String, i64>;
+
+/// How many distinct spellings of one tag a partition tracks for the display form. Spellings
+/// beyond these are counted under their tag but not as spellings.
+pub const MAX_SPELLINGS: usize = 8;
+
+/// All-time count of one tag on this partition, with its spellings.
+#[derive(Debug, Default, Clone)]
+struct Total {
+    count: i64,
+    spellings: Vec<(String, i64)>,
+}
 
 /// Per-input-partition windowed counts.
 #[derive(Debug)]
@@ -21,9 +33,11 @@ pub struct PartitionCounter {
     partition: i32,
     layout: BucketLayout,
     watermark: Option<EpochMillis>,
+    /// Posts older than `watermark - allowed_lateness` count in `all` only.
+    allowed_lateness_ms: i64,
     fine: BTreeMap<EpochMillis, Bucket>,
     coarse: BTreeMap<EpochMillis, Bucket>,
-    totals: Bucket,
+    totals: HashMap<String, Total>,
     dirty: HashSet<CountsKey>,
     watermark_dirty: bool,
 }
@@ -33,7 +47,8 @@ pub struct PartitionCounter {
 pub enum Recorded {
     /// Counted in its buckets and in `all`.
     InWindows,
-    /// Older than the longest window at this partition's watermark: counted in `all` only.
+    /// Older than the allowed lateness, or than the longest window, at this partition's
+    /// watermark: counted in `all` only.
     Late,
 }
 
@@ -43,12 +58,21 @@ impl PartitionCounter {
             partition,
             layout,
             watermark: None,
+            allowed_lateness_ms: i64::MAX,
             fine: BTreeMap::new(),
             coarse: BTreeMap::new(),
             totals: HashMap::new(),
             dirty: HashSet::new(),
             watermark_dirty: false,
         }
+    }
+
+    /// Sets the allowed lateness: a post whose event time is more than this before the
+    /// partition's watermark is counted in `all` only. Unlimited by default (the longest window
+    /// still bounds what the buckets keep).
+    pub fn with_allowed_lateness(mut self, lateness_ms: i64) -> Self {
+        self.allowed_lateness_ms = lateness_ms.max(0);
+        self
     }
 
     pub fn partition(&self) -> i32 {
@@ -67,38 +91,53 @@ impl PartitionCounter {
     }
 
     /// Counts one post with the given (normalized, distinct) tags at `event_time`.
-    pub fn record(&mut self, event_time: EpochMillis, tags: &[String]) -> Recorded {
+    pub fn record(&mut self, event_time: EpochMillis, tags: &[PostTag]) -> Recorded {
         if self.watermark.is_none_or(|w| event_time > w) {
             self.watermark = Some(event_time);
             self.watermark_dirty = true;
         }
         let watermark = self.watermark.unwrap_or(event_time);
         let mut outcome = Recorded::InWindows;
+        let too_late = event_time < watermark.saturating_sub(self.allowed_lateness_ms);
         for resolution in Resolution::BOTH {
+            if too_late {
+                outcome = Recorded::Late;
+                break;
+            }
             let start = self.layout.bucket_start(resolution, event_time);
             if start < self.layout.oldest_retained(resolution, watermark) {
-                outcome = Recorded::Late;
+                // Outside every window of this resolution already. Only a post that is outside
+                // the 24 h window too is late; one older than 1 h still counts in 24 h.
+                if resolution == Resolution::Coarse {
+                    outcome = Recorded::Late;
+                }
                 continue;
             }
             let partition = self.partition;
             let bucket = self.buckets_mut(resolution).entry(start).or_default();
-            for tag in tags {
-                *bucket.entry(tag.clone()).or_insert(0) += 1;
+            for t in tags {
+                *bucket.entry(t.tag.clone()).or_insert(0) += 1;
             }
-            for tag in tags {
+            for t in tags {
                 self.dirty.insert(CountsKey::Bucket {
                     partition,
                     resolution,
                     start,
-                    tag: tag.clone(),
+                    tag: t.tag.clone(),
                 });
             }
         }
-        for tag in tags {
-            *self.totals.entry(tag.clone()).or_insert(0) += 1;
+        for t in tags {
+            let total = self.totals.entry(t.tag.clone()).or_default();
+            total.count += 1;
+            if let Some((_, n)) = total.spellings.iter_mut().find(|(s, _)| *s == t.spelling) {
+                *n += 1;
+            } else if total.spellings.len() < MAX_SPELLINGS {
+                total.spellings.push((t.spelling.clone(), 1));
+            }
             self.dirty.insert(CountsKey::Total {
                 partition: self.partition,
-                tag: tag.clone(),
+                tag: t.tag.clone(),
             });
         }
         outcome
@@ -113,7 +152,9 @@ impl PartitionCounter {
         match (record.key, record.value) {
             (CountsKey::Watermark { .. }, value) => self.watermark = value,
             (CountsKey::Total { tag, .. }, Some(count)) => {
-                self.totals.insert(tag, count);
+                let mut spellings = record.spellings;
+                spellings.truncate(MAX_SPELLINGS);
+                self.totals.insert(tag, Total { count, spellings });
             }
             (CountsKey::Total { tag, .. }, None) => {
                 self.totals.remove(&tag);
@@ -164,12 +205,13 @@ impl PartitionCounter {
                             tag,
                         };
                         self.dirty.remove(&key);
-                        updates.push(CountsRecord { key, value: None });
+                        updates.push(CountsRecord::new(key, None));
                     }
                 }
             }
         }
         for key in self.dirty.drain() {
+            let mut spellings = Vec::new();
             let value = match &key {
                 CountsKey::Bucket {
                     resolution,
@@ -183,18 +225,25 @@ impl PartitionCounter {
                     };
                     buckets.get(start).and_then(|b| b.get(tag)).copied()
                 }
-                CountsKey::Total { tag, .. } => self.totals.get(tag).copied(),
+                CountsKey::Total { tag, .. } => self.totals.get(tag).map(|total| {
+                    spellings.clone_from(&total.spellings);
+                    total.count
+                }),
                 CountsKey::Watermark { .. } => self.watermark,
             };
-            updates.push(CountsRecord { key, value });
+            updates.push(CountsRecord {
+                key,
+                value,
+                spellings,
+            });
         }
         if std::mem::take(&mut self.watermark_dirty) {
-            updates.push(CountsRecord {
-                key: CountsKey::Watermark {
+            updates.push(CountsRecord::new(
+                CountsKey::Watermark {
                     partition: self.partition,
                 },
-                value: self.watermark,
-            });
+                self.watermark,
+            ));
         }
         updates
     }
@@ -217,8 +266,13 @@ mod tests {
 
     const NOON: EpochMillis = 1_795_435_200_000;
 
-    fn tags(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn tags(list: &[&str]) -> Vec<PostTag> {
+        list.iter()
+            .map(|s| PostTag {
+                tag: s.to_lowercase(),
+                spelling: s.to_string(),
+            })
+            .collect()
     }
 
     fn as_map(updates: Vec<CountsRecord>) -> HashMap<String, Option<i64>> {
@@ -274,6 +328,55 @@ mod tests {
     }
 
     #[test]
+    fn spellings_are_counted_in_all_and_capped() {
+        let mut counter = PartitionCounter::new(0, BucketLayout::default());
+        counter.record(NOON, &tags(&["Rust"]));
+        counter.record(NOON, &tags(&["RUST"]));
+        counter.record(NOON, &tags(&["Rust"]));
+        let total = counter
+            .take_updates()
+            .into_iter()
+            .find(|r| r.key.encode() == "0|a|rust")
+            .expect("total");
+        assert_eq!(total.value, Some(3));
+        assert_eq!(
+            total.spellings,
+            [("Rust".to_string(), 2), ("RUST".to_string(), 1)]
+        );
+        for i in 0..20 {
+            let spelling = format!("r{}", "U".repeat(i));
+            counter.record(
+                NOON,
+                &[PostTag {
+                    tag: "x".into(),
+                    spelling,
+                }],
+            );
+        }
+        let x = counter
+            .take_updates()
+            .into_iter()
+            .find(|r| r.key.encode() == "0|a|x")
+            .expect("x");
+        assert_eq!((x.value, x.spellings.len()), (Some(20), MAX_SPELLINGS));
+    }
+
+    #[test]
+    fn posts_beyond_the_allowed_lateness_count_only_in_all() {
+        let mut counter =
+            PartitionCounter::new(0, BucketLayout::default()).with_allowed_lateness(60_000);
+        counter.record(NOON + 120_000, &tags(&["x"]));
+        assert_eq!(
+            counter.record(NOON + 60_000, &tags(&["x"])),
+            Recorded::InWindows
+        );
+        assert_eq!(counter.record(NOON + 59_999, &tags(&["x"])), Recorded::Late);
+        let updates = as_map(counter.take_updates());
+        assert_eq!(updates["0|a|x"], Some(3));
+        assert_eq!(updates[&format!("0|c|{NOON}|x")], Some(2));
+    }
+
+    #[test]
     fn restore_rebuilds_state_from_emitted_records() {
         let mut original = PartitionCounter::new(5, BucketLayout::default());
         original.record(NOON, &tags(&["a", "b"]));
@@ -287,6 +390,12 @@ mod tests {
         assert!(restored.take_updates().is_empty());
         assert_eq!(restored.watermark(), Some(NOON + 30_000));
         // Counting continues from the restored values.
+        original.record(NOON + 31_000, &tags(&["A"]));
+        restored.record(NOON + 31_000, &tags(&["A"]));
+        assert_eq!(
+            as_map(original.take_updates()),
+            as_map(restored.take_updates())
+        );
         original.record(NOON + 31_000, &tags(&["a"]));
         restored.record(NOON + 31_000, &tags(&["a"]));
         assert_eq!(

@@ -8,12 +8,14 @@
 //! |----------------------------------------|-------------------------------------|-------------------------------------------|
 //! | `{p}\|f\|{bucket_start_ms}\|{tag}`     | `{"count":N}`                       | posts with `tag` in a fine bucket         |
 //! | `{p}\|c\|{bucket_start_ms}\|{tag}`     | `{"count":N}`                       | posts with `tag` in a coarse bucket       |
-//! | `{p}\|a\|{tag}`                        | `{"count":N}`                       | posts with `tag` since the topic began    |
+//! | `{p}\|a\|{tag}`                        | `{"count":N,"spellings":{"Rust":N}}`| posts with `tag` since the topic began, and how often each spelling was seen |
 //! | `{p}\|w`                               | `{"watermark":ms,"at":"RFC 3339"}`  | latest event time seen on input partition |
 //!
 //! `p` is the input partition, `tag` the normalized hashtag (it comes last, so it may contain
 //! `|`). Values are absolute, so compaction keeps exactly the current state; a bucket that left
 //! the longest window is deleted with a tombstone (a null value) for each of its keys.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -44,11 +46,16 @@ pub struct CountsRecord {
     pub key: CountsKey,
     /// The count, or the watermark in epoch milliseconds for a watermark key.
     pub value: Option<i64>,
+    /// For all-time keys: how often each original spelling was seen (at most
+    /// [`crate::counter::MAX_SPELLINGS`] of them); empty otherwise.
+    pub spellings: Vec<(String, i64)>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct CountValue {
     count: i64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    spellings: BTreeMap<String, i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -120,6 +127,15 @@ impl CountsKey {
 }
 
 impl CountsRecord {
+    /// A record without spellings.
+    pub fn new(key: CountsKey, value: Option<i64>) -> CountsRecord {
+        CountsRecord {
+            key,
+            value,
+            spellings: Vec::new(),
+        }
+    }
+
     /// The record's value as bytes, `None` for a tombstone.
     pub fn encode_value(&self) -> Option<String> {
         let value = self.value?;
@@ -128,6 +144,13 @@ impl CountsRecord {
                 r#"{{"watermark":{value},"at":"{}"}}"#,
                 crate::format_rfc3339_millis(value)
             ),
+            CountsKey::Total { .. } if !self.spellings.is_empty() => {
+                serde_json::to_string(&CountValue {
+                    count: value,
+                    spellings: self.spellings.iter().cloned().collect(),
+                })
+                .unwrap_or_else(|_| format!(r#"{{"count":{value}}}"#))
+            }
             _ => format!(r#"{{"count":{value}}}"#),
         })
     }
@@ -135,6 +158,7 @@ impl CountsRecord {
     /// Decodes a record as read from Kafka (`value` is `None` for a tombstone).
     pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<CountsRecord, MalformedCountsRecord> {
         let key = CountsKey::decode(key)?;
+        let mut spellings = Vec::new();
         let value = match value {
             None => None,
             Some(bytes) => Some(match key {
@@ -144,13 +168,18 @@ impl CountsRecord {
                         .watermark
                 }
                 _ => {
-                    serde_json::from_slice::<CountValue>(bytes)
-                        .map_err(|e| MalformedCountsRecord(e.to_string()))?
-                        .count
+                    let value = serde_json::from_slice::<CountValue>(bytes)
+                        .map_err(|e| MalformedCountsRecord(e.to_string()))?;
+                    spellings = value.spellings.into_iter().collect();
+                    value.count
                 }
             }),
         };
-        Ok(CountsRecord { key, value })
+        Ok(CountsRecord {
+            key,
+            value,
+            spellings,
+        })
     }
 }
 
@@ -175,6 +204,7 @@ mod tests {
                 tag: "rust|lang".into(),
             },
             value: Some(42),
+            spellings: vec![],
         });
         round_trip(CountsRecord {
             key: CountsKey::Bucket {
@@ -184,6 +214,7 @@ mod tests {
                 tag: "日本".into(),
             },
             value: None,
+            spellings: vec![],
         });
         round_trip(CountsRecord {
             key: CountsKey::Total {
@@ -191,10 +222,12 @@ mod tests {
                 tag: "kafka".into(),
             },
             value: Some(7),
+            spellings: vec![("Kafka".into(), 5), ("kafka\"|".into(), 2)],
         });
         round_trip(CountsRecord {
             key: CountsKey::Watermark { partition: 1 },
             value: Some(1_795_435_200_123),
+            spellings: vec![],
         });
     }
 
@@ -207,10 +240,10 @@ mod tests {
             tag: "rust".into(),
         };
         assert_eq!(key.encode(), "3|f|1795435200000|rust");
-        let wm = CountsRecord {
-            key: CountsKey::Watermark { partition: 1 },
-            value: Some(1_795_435_200_123),
-        };
+        let wm = CountsRecord::new(
+            CountsKey::Watermark { partition: 1 },
+            Some(1_795_435_200_123),
+        );
         assert_eq!(
             wm.encode_value().as_deref(),
             Some(r#"{"watermark":1795435200123,"at":"2026-11-23T12:00:00.123Z"}"#)

@@ -55,6 +55,13 @@ pub enum PostError {
     BadTimestamp(String),
     #[error("record has no value")]
     Empty,
+    #[error(
+        "created_at {created_at} is more than {max_skew_secs} s ahead of the aggregator's clock"
+    )]
+    FutureTimestamp {
+        created_at: String,
+        max_skew_secs: i64,
+    },
 }
 
 impl PostError {
@@ -65,6 +72,7 @@ impl PostError {
             PostError::InvalidJson(_) => "invalid_json",
             PostError::BadTimestamp(_) => "bad_timestamp",
             PostError::Empty => "empty",
+            PostError::FutureTimestamp { .. } => "future_timestamp",
         }
     }
 }
@@ -80,6 +88,22 @@ pub fn parse_post(bytes: &[u8]) -> Result<ParsedPost, PostError> {
     let event_time = parse_rfc3339_millis(&post.created_at)
         .ok_or_else(|| PostError::BadTimestamp(post.created_at.clone()))?;
     Ok(ParsedPost { post, event_time })
+}
+
+/// Rejects a post whose event time is more than `max_skew_ms` ahead of `now`: a clock that far
+/// off would drag the watermark into the future and empty every window.
+pub fn check_not_in_future(
+    post: &ParsedPost,
+    now: EpochMillis,
+    max_skew_ms: i64,
+) -> Result<(), PostError> {
+    if post.event_time > now.saturating_add(max_skew_ms) {
+        return Err(PostError::FutureTimestamp {
+            created_at: post.post.created_at.clone(),
+            max_skew_secs: max_skew_ms / 1000,
+        });
+    }
+    Ok(())
 }
 
 /// Parses an RFC 3339 timestamp into epoch milliseconds.
@@ -112,6 +136,17 @@ mod tests {
         let parsed = parse_post(json.as_bytes()).expect("valid");
         assert_eq!(parsed.event_time, 1_795_338_000_000);
         assert_eq!(parsed.post.lang, None);
+    }
+
+    #[test]
+    fn posts_too_far_in_the_future_are_rejected() {
+        let parsed = parse_post(br#"{"id":"1","text":"a","created_at":"2026-11-22T10:05:00Z"}"#)
+            .expect("valid");
+        let now = 1_795_341_600_000; // 10:00:00
+        assert_eq!(check_not_in_future(&parsed, now, 300_000), Ok(()));
+        let err = check_not_in_future(&parsed, now, 299_999).expect_err("too far ahead");
+        assert_eq!(err.code(), "future_timestamp");
+        assert!(err.to_string().contains("2026-11-22T10:05:00Z"), "{err}");
     }
 
     #[test]

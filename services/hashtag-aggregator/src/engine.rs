@@ -11,7 +11,7 @@
 //! always safe and never loses or doubles a count.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -24,23 +24,14 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::client_config;
 use trends_core::counter::{PartitionCounter, Recorded};
-use trends_core::hashtag::tags_for_post;
-use trends_core::post::{PostError, parse_post};
+use trends_core::post::{PostError, check_not_in_future, parse_post};
+use trends_core::tags::post_tags;
 
+use crate::metrics::{Metrics, inc};
 use crate::restore::restore_partition;
 use crate::settings::Settings;
 
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Counters of what the engine did, logged periodically.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Stats {
-    pub processed: u64,
-    pub dead_lettered: u64,
-    pub late: u64,
-    pub transactions: u64,
-    pub rebalances: u64,
-}
 
 /// Everything the loop mutates.
 pub struct Engine {
@@ -52,7 +43,7 @@ pub struct Engine {
     offsets: BTreeMap<i32, i64>,
     in_transaction: bool,
     failure: Option<anyhow::Error>,
-    pub stats: Stats,
+    metrics: Arc<Metrics>,
 }
 
 /// The consumer context: holds the engine for the rebalance callbacks.
@@ -66,7 +57,6 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("assigned", &self.assigned)
             .field("in_transaction", &self.in_transaction)
-            .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
 }
@@ -78,7 +68,37 @@ impl AggregatorContext {
     }
 }
 
-impl ClientContext for AggregatorContext {}
+impl ClientContext for AggregatorContext {
+    /// librdkafka's statistics (every 5 s) give, per partition, its end (the last stable
+    /// offset: the consumer reads committed records only) and the consumer's position (after
+    /// the last record handed to the engine). Every owned partition is reported. librdkafka's
+    /// own `consumer_lag` is of no use here: it is measured from offsets the consumer committed
+    /// itself, and this one never does (offsets commit through the producer's transaction), so
+    /// it is -1 in a new group and frozen at the assignment's committed offset otherwise.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let engine = self.engine();
+        let partitions = statistics
+            .topics
+            .get(&engine.settings.topics.tweets)
+            .map(|t| &t.partitions);
+        let lag = engine
+            .assigned
+            .iter()
+            .map(|&partition| {
+                let lag = partitions.and_then(|ps| ps.get(&partition)).map_or(0, |p| {
+                    // Before the first record arrives: where the fetch started.
+                    let position = [p.app_offset, p.committed_offset, p.lo_offset]
+                        .into_iter()
+                        .find(|o| *o >= 0)
+                        .unwrap_or(0);
+                    (p.ls_offset - position).max(0)
+                });
+                (partition, lag)
+            })
+            .collect();
+        engine.metrics.set_lag(lag);
+    }
+}
 
 fn partitions_of(tpl: &TopicPartitionList) -> Vec<i32> {
     tpl.elements().iter().map(|e| e.partition()).collect()
@@ -135,22 +155,37 @@ impl Engine {
             return Ok(());
         }
         if !self.counters.contains_key(&partition) {
-            let counter = restore_partition(&self.settings, partition)?;
+            let started = Instant::now();
+            let lateness = self
+                .settings
+                .aggregator
+                .allowed_lateness_secs
+                .saturating_mul(1000);
+            let counter =
+                restore_partition(&self.settings, partition)?.with_allowed_lateness(lateness);
+            self.metrics.restored(started.elapsed());
             self.counters.insert(partition, counter);
         }
         self.begin_if_needed()?;
-        match parse_post(message.payload().unwrap_or_default()) {
+        let max_skew_ms = self
+            .settings
+            .aggregator
+            .max_future_skew_secs
+            .saturating_mul(1000);
+        let parsed = parse_post(message.payload().unwrap_or_default())
+            .and_then(|p| check_not_in_future(&p, now_millis(), max_skew_ms).map(|()| p));
+        match parsed {
             Ok(parsed) => {
-                let tags = tags_for_post(&parsed.post);
+                let tags = post_tags(&parsed.post);
                 if let Some(counter) = self.counters.get_mut(&partition) {
                     if counter.record(parsed.event_time, &tags) == Recorded::Late {
-                        self.stats.late += 1;
+                        inc(&self.metrics.records_late);
                     }
                 }
             }
             Err(reason) => self.dead_letter(message, &reason)?,
         }
-        self.stats.processed += 1;
+        inc(&self.metrics.records_processed);
         self.offsets.insert(partition, message.offset() + 1);
         Ok(())
     }
@@ -195,7 +230,7 @@ impl Engine {
             record = record.timestamp(ts);
         }
         self.send(record)?;
-        self.stats.dead_lettered += 1;
+        inc(&self.metrics.records_dead_lettered);
         tracing::warn!(
             partition = message.partition(),
             offset = message.offset(),
@@ -207,7 +242,47 @@ impl Engine {
     }
 
     /// Publishes every changed count and commits them with the consumed offsets, atomically.
+    /// On failure the open transaction is aborted (if Kafka still allows it) and the error is
+    /// returned: the caller stops, and the restarted instance restores committed state.
     fn commit(&mut self, consumer: &AggregatorConsumer) -> anyhow::Result<()> {
+        let result = self.try_commit(consumer);
+        if result.is_err() && self.in_transaction {
+            self.in_transaction = false;
+            match self.abort() {
+                Ok(()) => inc(&self.metrics.transactions_aborted),
+                Err(e) => tracing::warn!(error = %e, "cannot abort the transaction (fenced?)"),
+            }
+        }
+        result
+    }
+
+    /// Aborts the open transaction after a processing error (best effort; the process exits).
+    fn commit_failed(&mut self) {
+        if std::mem::take(&mut self.in_transaction) && self.abort().is_ok() {
+            inc(&self.metrics.transactions_aborted);
+        }
+    }
+
+    /// Aborts the open transaction. librdkafka's abort waits until the delivery reports of the
+    /// messages it purges have been served, and rdkafka's `BaseProducer` serves them only in
+    /// `poll` (`commit_transaction` flushes first, `abort_transaction` does not): one long call
+    /// would block for its whole timeout and fail, with the consumer unpolled all that time. So
+    /// the abort goes in short, resumable steps with a poll in between.
+    fn abort(&self) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + TRANSACTION_CALL_TIMEOUT;
+        loop {
+            match self.producer.abort_transaction(Duration::from_millis(200)) {
+                Err(KafkaError::Transaction(e))
+                    if e.is_retriable() && Instant::now() < deadline =>
+                {
+                    self.producer.poll(Duration::from_millis(20));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn try_commit(&mut self, consumer: &AggregatorConsumer) -> anyhow::Result<()> {
         let mut updates = Vec::new();
         for (partition, counter) in &mut self.counters {
             for record in counter.take_updates() {
@@ -252,12 +327,12 @@ impl Engine {
             .context("commit transaction")?;
         self.in_transaction = false;
         self.offsets.clear();
-        self.stats.transactions += 1;
+        inc(&self.metrics.transactions_committed);
         Ok(())
     }
 
     fn on_revoke(&mut self, consumer: &AggregatorConsumer, partitions: &[i32], lost: bool) {
-        self.stats.rebalances += 1;
+        inc(&self.metrics.rebalances);
         tracing::info!(?partitions, lost, "partitions revoked");
         if lost {
             // Another member may own these already: our open transaction would be fenced.
@@ -278,7 +353,7 @@ impl Engine {
     }
 
     fn on_assign(&mut self, partitions: &[i32]) {
-        self.stats.rebalances += 1;
+        inc(&self.metrics.rebalances);
         tracing::info!(?partitions, "partitions assigned");
         self.assigned.extend(partitions.iter().copied());
     }
@@ -312,7 +387,11 @@ fn transactional_producer(settings: &Settings) -> anyhow::Result<BaseProducer> {
 
 /// Runs the loop until `shutdown` is cancelled (then commits and leaves the group) or a fatal
 /// error occurs.
-pub fn run_blocking(settings: &Settings, shutdown: &CancellationToken) -> anyhow::Result<()> {
+pub fn run_blocking(
+    settings: &Settings,
+    shutdown: &CancellationToken,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
     let producer = transactional_producer(settings)?;
     let engine = Engine {
         settings: settings.clone(),
@@ -322,18 +401,23 @@ pub fn run_blocking(settings: &Settings, shutdown: &CancellationToken) -> anyhow
         offsets: BTreeMap::new(),
         in_transaction: false,
         failure: None,
-        stats: Stats::default(),
+        metrics: metrics.clone(),
     };
     let context = AggregatorContext {
         engine: Mutex::new(engine),
     };
     let a = &settings.aggregator;
-    let consumer: AggregatorConsumer = client_config(&settings.kafka, "hashtag-aggregator")
+    let mut consumer_config = client_config(&settings.kafka, "hashtag-aggregator");
+    if a.static_membership {
+        consumer_config.set("group.instance.id", settings.instance_id());
+    }
+    let consumer: AggregatorConsumer = consumer_config
         .set("group.id", &a.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
+        .set("statistics.interval.ms", "5000")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", a.session_timeout_ms.to_string())
         .set(
@@ -349,10 +433,16 @@ pub fn run_blocking(settings: &Settings, shutdown: &CancellationToken) -> anyhow
     let interval = Duration::from_millis(a.commit_interval_ms);
     let mut last_commit = Instant::now();
     let mut last_log = Instant::now();
-    let mut logged = Stats::default();
+    let mut logged_processed = 0;
     while !shutdown.is_cancelled() {
         match consumer.poll(Duration::from_millis(50)) {
-            Some(Ok(message)) => consumer.context().engine().process(&message)?,
+            Some(Ok(message)) => {
+                let result = consumer.context().engine().process(&message);
+                if let Err(e) = result {
+                    consumer.context().engine().commit_failed();
+                    return Err(e);
+                }
+            }
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             None => {}
         }
@@ -364,29 +454,33 @@ pub fn run_blocking(settings: &Settings, shutdown: &CancellationToken) -> anyhow
             engine.commit(&consumer)?;
             last_commit = Instant::now();
         }
-        if last_log.elapsed() >= Duration::from_secs(10)
-            && engine.stats.processed != logged.processed
-        {
-            let s = engine.stats;
+        let processed = Metrics::get(&metrics.records_processed);
+        if last_log.elapsed() >= Duration::from_secs(10) && processed != logged_processed {
             tracing::info!(
-                processed = s.processed,
-                dead_lettered = s.dead_lettered,
-                late = s.late,
-                transactions = s.transactions,
+                processed,
+                dead_lettered = Metrics::get(&metrics.records_dead_lettered),
+                late = Metrics::get(&metrics.records_late),
+                transactions = Metrics::get(&metrics.transactions_committed),
                 partitions = engine.assigned.len(),
                 "progress"
             );
-            logged = s;
+            logged_processed = processed;
             last_log = Instant::now();
         }
     }
     consumer.context().engine().commit(&consumer)?;
     consumer.unsubscribe();
-    let stats = consumer.context().engine().stats;
     tracing::info!(
-        processed = stats.processed,
-        transactions = stats.transactions,
+        processed = Metrics::get(&metrics.records_processed),
+        transactions = Metrics::get(&metrics.transactions_committed),
         "hashtag-aggregator stopped cleanly"
     );
     Ok(())
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock.
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -25,13 +25,19 @@
 
 pub mod engine;
 pub mod extract_command;
+pub mod metrics;
 pub mod restore;
 pub mod settings;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::{TopicSpec, ensure_topics, partition_count};
+use trends_common::shutdown::TaskGroup;
+
+use crate::metrics::Metrics;
 
 use crate::settings::Settings;
 
@@ -45,14 +51,28 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         group = settings.aggregator.group_id,
         "hashtag-aggregator starting"
     );
+    let metrics = Arc::new(Metrics::default());
+    let listener = tokio::net::TcpListener::bind(settings.metrics_addr()?).await?;
+    tracing::info!(addr = %listener.local_addr()?, "serving metrics on /metrics");
+
+    let mut tasks = TaskGroup::new(shutdown.clone());
+    tasks.spawn(
+        "metrics server",
+        metrics::serve(listener, metrics.clone(), shutdown.clone()),
+    );
     let engine_shutdown = shutdown.clone();
-    let result =
-        tokio::task::spawn_blocking(move || engine::run_blocking(&settings, &engine_shutdown))
-            .await
-            .map_err(anyhow::Error::from)
-            .and_then(|r| r);
-    shutdown.cancel();
-    result
+    tasks.spawn("consumer", async move {
+        let token = engine_shutdown.clone();
+        let result =
+            tokio::task::spawn_blocking(move || engine::run_blocking(&settings, &token, metrics))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r);
+        // The engine ends only on shutdown or failure; either way the service stops.
+        engine_shutdown.cancel();
+        result
+    });
+    tasks.join().await
 }
 
 /// Ensures the input, counts and dead-letter topics exist, the counts topic co-partitioned with

@@ -7,6 +7,10 @@
 //! | `aggregator.commit_interval_ms` | `1000` | how often counts are published and offsets committed (one transaction) |
 //! | `aggregator.transaction_timeout_ms` | `30000` | broker aborts a transaction left open longer (e.g. by a crashed instance) |
 //! | `aggregator.session_timeout_ms` | `10000` | consumer group session timeout |
+//! | `aggregator.static_membership` | `false` | join with `group.instance.id = instance_id`: a restart within the session timeout gets its partitions back without a rebalance |
+//! | `aggregator.allowed_lateness_secs` | `86400` | a post older than the partition's watermark minus this counts in `all` only (and in the late-records metric) |
+//! | `aggregator.max_future_skew_secs` | `300` | a post whose `created_at` is further ahead of this machine's clock goes to the DLQ (`future_timestamp`) |
+//! | `aggregator.metrics_addr` | `0.0.0.0:9100` | where `GET /metrics` (Prometheus text) is served |
 //!
 //! plus the shared `kafka`, `topics`, `log` and `windows` sections.
 
@@ -36,6 +40,10 @@ pub struct AggregatorSettings {
     pub commit_interval_ms: u64,
     pub transaction_timeout_ms: u64,
     pub session_timeout_ms: u64,
+    pub static_membership: bool,
+    pub allowed_lateness_secs: i64,
+    pub max_future_skew_secs: i64,
+    pub metrics_addr: String,
 }
 
 const DEFAULTS: &str = r#"
@@ -44,6 +52,10 @@ group_id = "hashtag-aggregator"
 commit_interval_ms = 1000
 transaction_timeout_ms = 30000
 session_timeout_ms = 10000
+static_membership = false
+allowed_lateness_secs = 86400
+max_future_skew_secs = 300
+metrics_addr = "0.0.0.0:9100"
 "#;
 
 impl Settings {
@@ -79,10 +91,30 @@ impl Settings {
                 "aggregator.transaction_timeout_ms must be larger than aggregator.commit_interval_ms".into(),
             ));
         }
+        if a.allowed_lateness_secs < 0 {
+            return Err(ConfigError(
+                "aggregator.allowed_lateness_secs must not be negative".into(),
+            ));
+        }
+        if a.max_future_skew_secs < 0 {
+            return Err(ConfigError(
+                "aggregator.max_future_skew_secs must not be negative".into(),
+            ));
+        }
+        self.metrics_addr()?;
         if self.topics.partitions < 1 {
             return Err(ConfigError("topics.partitions must be at least 1".into()));
         }
         Ok(())
+    }
+
+    pub fn metrics_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
+        self.aggregator.metrics_addr.parse().map_err(|e| {
+            ConfigError(format!(
+                "aggregator.metrics_addr {:?} is not a socket address: {e}",
+                self.aggregator.metrics_addr
+            ))
+        })
     }
 
     pub fn layout(&self) -> BucketLayout {
@@ -147,6 +179,21 @@ mod tests {
             ),
             ("TRENDS__WINDOWS__FINE_BUCKET_SECS", "7", "windows"),
             ("TRENDS__AGGREGATOR__GROUPID", "x", "groupid"),
+            (
+                "TRENDS__AGGREGATOR__METRICS_ADDR",
+                "9100",
+                "aggregator.metrics_addr",
+            ),
+            (
+                "TRENDS__AGGREGATOR__ALLOWED_LATENESS_SECS",
+                "-1",
+                "aggregator.allowed_lateness_secs",
+            ),
+            (
+                "TRENDS__AGGREGATOR__STATIC_MEMBERSHIP",
+                "maybe",
+                "aggregator.static_membership",
+            ),
         ] {
             let err = load(&[(key, value)]).expect_err(key);
             assert!(err.to_string().contains(named), "{key}={value}: {err}");

@@ -81,6 +81,7 @@ struct TrendsResponse<'a> {
 struct TrendEntry<'a> {
     rank: usize,
     hashtag: &'a str,
+    display: &'a str,
     count: i64,
 }
 
@@ -126,17 +127,23 @@ async fn trends(
             .map(|(i, r)| TrendEntry {
                 rank: i + 1,
                 hashtag: &r.tag,
+                display: &r.display,
                 count: r.count,
             })
             .collect(),
     };
+    // Serialized straight from the snapshot (no intermediate JSON tree); field order as declared.
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
     Ok((
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(serde_json::to_value(&body).unwrap_or_default()),
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "application/json"),
+        ],
+        bytes,
     ))
 }
 
-/// `GET /api/v1/hashtags/{tag}`: the tag's count in every window. The tag may be given in any
+/// `GET /api/v1/hashtags/{tag}`: the tag's count in every window and its display form. The tag may be given in any
 /// spelling (`Rust`, `#rust`, `%23RUST`); it is normalized like the counts.
 async fn hashtag(
     State(state): State<AppState>,
@@ -154,20 +161,20 @@ async fn hashtag(
         return Err(AppError::bad_request("invalid_hashtag", "hashtag is empty"));
     }
     let snapshot = state.current();
-    let counts = snapshot
-        .tag_counts(&tag)
-        .ok_or_else(|| AppError::NotFound {
-            code: "unknown_hashtag",
-            message: format!("no counts for #{tag}"),
-        })?;
-    let counts: serde_json::Map<String, serde_json::Value> = counts
+    let summary = snapshot.tag(&tag).ok_or_else(|| AppError::NotFound {
+        code: "unknown_hashtag",
+        message: format!("no counts for #{tag}"),
+    })?;
+    let counts: serde_json::Map<String, serde_json::Value> = Window::ALL
         .iter()
-        .map(|(w, c)| (w.as_str().to_string(), (*c).into()))
+        .zip(summary.counts)
+        .map(|(w, c)| (w.as_str().to_string(), c.into()))
         .collect();
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
         Json(serde_json::json!({
             "hashtag": tag,
+            "display": &*summary.display,
             "watermark": snapshot.watermark.map(format_rfc3339_millis),
             "counts": counts,
         })),

@@ -13,10 +13,21 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 use trends_api::routes::{AppState, app};
 use trends_core::counter::PartitionCounter;
+use trends_core::tags::PostTag;
 use trends_core::view::TrendsView;
 use trends_core::window::BucketLayout;
 
 const NOON: i64 = 1_795_435_200_000;
+
+fn tags(spellings: &[&str]) -> Vec<PostTag> {
+    spellings
+        .iter()
+        .map(|s| PostTag {
+            tag: s.to_lowercase(),
+            spelling: s.to_string(),
+        })
+        .collect()
+}
 
 fn state(ready: bool) -> AppState {
     let layout = BucketLayout::default();
@@ -24,10 +35,10 @@ fn state(ready: bool) -> AppState {
     let mut p0 = PartitionCounter::new(0, layout);
     let mut p1 = PartitionCounter::new(1, layout);
     // rust: 3 (2 now, 1 ten minutes ago), kafka: 2 now, 日本: 1 two hours ago.
-    p0.record(NOON - 2 * 3_600_000, &["日本".into()]);
-    p0.record(NOON - 600_000, &["rust".into()]);
-    p0.record(NOON, &["rust".into(), "kafka".into()]);
-    p1.record(NOON, &["rust".into(), "kafka".into()]);
+    p0.record(NOON - 2 * 3_600_000, &tags(&["日本"]));
+    p0.record(NOON - 600_000, &tags(&["rust"]));
+    p0.record(NOON, &tags(&["Rust", "kafka"]));
+    p1.record(NOON, &tags(&["rust", "kafka"]));
     for record in p0.take_updates().into_iter().chain(p1.take_updates()) {
         view.apply(record);
     }
@@ -74,8 +85,8 @@ async fn trends_default_to_five_minutes_and_rank_by_count() {
     assert_eq!(
         body,
         json!({"window": "5m", "watermark": "2026-11-23T12:00:00.000Z", "trends": [
-            {"rank": 1, "hashtag": "kafka", "count": 2},
-            {"rank": 2, "hashtag": "rust", "count": 2},
+            {"rank": 1, "hashtag": "kafka", "display": "kafka", "count": 2},
+            {"rank": 2, "hashtag": "rust", "display": "rust", "count": 2},
         ]})
     );
 }
@@ -98,7 +109,7 @@ async fn each_window_sums_its_buckets() {
     let (_, body) = get("/api/v1/trends?window=all&limit=1").await;
     assert_eq!(
         body["trends"],
-        json!([{"rank": 1, "hashtag": "rust", "count": 3}])
+        json!([{"rank": 1, "hashtag": "rust", "display": "rust", "count": 3}])
     );
 }
 
@@ -107,6 +118,7 @@ async fn hashtag_counts_in_every_window_with_any_spelling() {
     let (status, body) = get("/api/v1/hashtags/%23RUST").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["hashtag"], "rust");
+    assert_eq!(body["display"], "rust", "2 × rust against 1 × Rust");
     assert_eq!(
         body["counts"],
         json!({"1m": 2, "5m": 2, "15m": 3, "1h": 3, "24h": 3, "all": 3})

@@ -342,8 +342,9 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::OnceLock;
 
-    use trends_core::hashtag::{extract_hashtags, normalize, tags_for_post};
+    use trends_core::hashtag::{extract_hashtags, normalize};
     use trends_core::post::parse_post;
+    use trends_core::tags::tags_for_post;
 
     use super::*;
 

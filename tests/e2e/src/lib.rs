@@ -116,6 +116,65 @@ impl ServiceProcess {
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
+
+    /// Sends `signal` (a name `kill` understands: `"KILL"`, `"TERM"`, `"STOP"`, `"CONT"`, ...)
+    /// and returns at once, without waiting for any effect.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let Some(child) = self.child.as_ref() else {
+            anyhow::bail!("{} is not running (already stopped by the test)", self.name);
+        };
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {} failed", child.id());
+        Ok(())
+    }
+
+    /// `kill -9`: SIGKILL, then reaps the process. Nothing of it runs after this returns; its
+    /// log stays readable.
+    pub fn kill_9(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = self.child.as_mut() {
+            if child.try_wait()?.is_none() {
+                child.kill()?;
+            }
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// The exit status once the process has exited (by itself or by a signal), `None` while
+    /// it runs or after [`ServiceProcess::terminate`] took it.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself and returns its status.
+    pub async fn wait_exit(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return Ok(status);
+            }
+            anyhow::ensure!(
+                self.child.is_some(),
+                "{} was already stopped by the test",
+                self.name
+            );
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "{} did not exit within {timeout:?}:\n{}",
+                    self.name,
+                    tail(&self.log(), 40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for ServiceProcess {
@@ -168,4 +227,21 @@ pub async fn get_json(
     let status = response.status().as_u16();
     let body = response.json().await.map_err(|e| e.to_string())?;
     Ok((status, body))
+}
+
+/// GET a URL and return its body as text; `Err` carries a printable reason.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> Result<String, String> {
+    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    response.text().await.map_err(|e| e.to_string())
+}
+
+/// The value of an unlabelled metric in a Prometheus text exposition (`name value` line).
+pub fn metric_value(exposition: &str, name: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == name).then(|| value.trim().parse().ok()).flatten()
+    })
 }

@@ -67,12 +67,19 @@ impl Names {
         env
     }
 
-    fn aggregator(&self) -> ServiceProcess {
+    /// Starts an aggregator; returns it with the URL of its metrics.
+    fn aggregator(&self) -> (ServiceProcess, String) {
+        let port = free_port();
         let env = self.env(&[
             ("TRENDS__AGGREGATOR__GROUP_ID", self.group.clone()),
             ("TRENDS__AGGREGATOR__COMMIT_INTERVAL_MS", "200".into()),
+            (
+                "TRENDS__AGGREGATOR__METRICS_ADDR",
+                format!("127.0.0.1:{port}"),
+            ),
         ]);
-        ServiceProcess::start("hashtag-aggregator", &env).expect("start aggregator")
+        let process = ServiceProcess::start("hashtag-aggregator", &env).expect("start aggregator");
+        (process, format!("http://127.0.0.1:{port}/metrics"))
     }
 
     fn api(&self) -> (ServiceProcess, String) {
@@ -155,6 +162,8 @@ struct TestPost {
     json: Value,
     time: i64,
     tags: Vec<String>,
+    /// The spelling of each tag's first appearance in the post (parallel to `tags`).
+    spellings: Vec<String>,
 }
 
 fn test_posts(count: usize) -> Vec<TestPost> {
@@ -185,10 +194,12 @@ fn test_posts(count: usize) -> Vec<TestPost> {
             written.push(family[rng.next(family.len() as u64) as usize]);
         }
         let mut tags: Vec<String> = Vec::new();
+        let mut first_spellings: Vec<String> = Vec::new();
         for w in &written {
             let t = w.to_lowercase();
             if !tags.contains(&t) {
                 tags.push(t);
+                first_spellings.push(w.to_string());
             }
         }
         let id = format!("e2e-{i}");
@@ -206,6 +217,7 @@ fn test_posts(count: usize) -> Vec<TestPost> {
                    "lang": "en", "unknown_field": {"nested": true}})
         };
         posts.push(TestPost {
+            spellings: first_spellings,
             id,
             json,
             time,
@@ -248,6 +260,43 @@ fn expected(posts: &[TestPost]) -> BTreeMap<String, Vec<(String, i64)>> {
     result
 }
 
+/// Expected display form per tag: the most frequent first-in-post spelling, ties to the
+/// spelling that sorts first.
+fn expected_display(posts: &[TestPost]) -> BTreeMap<String, String> {
+    let mut spellings: HashMap<String, HashMap<String, i64>> = HashMap::new();
+    for post in posts {
+        for (tag, spelling) in post.tags.iter().zip(&post.spellings) {
+            *spellings
+                .entry(tag.clone())
+                .or_default()
+                .entry(spelling.clone())
+                .or_default() += 1;
+        }
+    }
+    spellings
+        .into_iter()
+        .map(|(tag, counts)| {
+            let mut list: Vec<(String, i64)> = counts.into_iter().collect();
+            list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            (tag, list[0].0.clone())
+        })
+        .collect()
+}
+
+fn displays(body: &Value) -> BTreeMap<String, String> {
+    body["trends"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|t| {
+                    let field = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+                    (field("hashtag"), field("display"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn ranking(body: &Value) -> Vec<(String, i64)> {
     body["trends"]
         .as_array()
@@ -287,7 +336,7 @@ async fn assert_all_windows(
 async fn posts_from_a_plain_client_are_counted_exactly_and_survive_an_api_restart() {
     let names = Names::new();
     create_topic(&names.tweets, 6).await;
-    let mut aggregator = names.aggregator();
+    let (mut aggregator, metrics_url) = names.aggregator();
     let (mut api, base) = names.api();
 
     let posts = test_posts(3_000);
@@ -361,6 +410,8 @@ async fn posts_from_a_plain_client_are_counted_exactly_and_survive_an_api_restar
     .await
     .expect("counts converge");
     assert_all_windows(&client, &base, &expected).await;
+    let (_, body) = get_json(&client, &all_url).await.expect("trends");
+    assert_eq!(displays(&body), expected_display(&posts), "display forms");
 
     let rust_all = expected["all"]
         .iter()
@@ -388,6 +439,35 @@ async fn posts_from_a_plain_client_are_counted_exactly_and_survive_an_api_restar
     wanted.sort();
     assert_eq!(seen, wanted);
     assert!(dead.iter().all(|(_, _, reason)| !reason.is_empty()));
+
+    // The aggregator's metrics account for every record.
+    let metrics = client
+        .get(&metrics_url)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let metric = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(u64::MAX)
+    };
+    assert_eq!(
+        metric("trends_aggregator_records_processed_total "),
+        (posts.len() + malformed.len()) as u64,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric("trends_aggregator_records_dead_lettered_total "),
+        malformed.len() as u64
+    );
+    assert!(metric("trends_aggregator_transactions_committed_total ") >= 1);
 
     // A restarted API rebuilds everything from Kafka and answers the same.
     assert_eq!(
@@ -430,7 +510,7 @@ async fn the_synthetic_producer_feeds_the_pipeline_end_to_end() {
         ]),
     )
     .expect("start producer");
-    let _aggregator = names.aggregator();
+    let (_aggregator, _) = names.aggregator();
     let (_api, base) = names.api();
 
     let raw = read_raw_posts(&names.tweets, posts).await;
@@ -478,11 +558,13 @@ async fn read_raw_posts(topic: &str, n: usize) -> Vec<TestPost> {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
                 let parsed = trends_core::post::parse_post(m.payload().unwrap_or_default())
                     .expect("valid synthetic post");
+                let post_tags = trends_core::tags::post_tags(&parsed.post);
                 out.push(TestPost {
+                    spellings: post_tags.iter().map(|t| t.spelling.clone()).collect(),
                     id: parsed.post.id.clone(),
                     json: Value::Null,
                     time: parsed.event_time,
-                    tags: trends_core::hashtag::tags_for_post(&parsed.post),
+                    tags: post_tags.iter().map(|t| t.tag.clone()).collect(),
                 });
             }
         }

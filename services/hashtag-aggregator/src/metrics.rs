@@ -1,0 +1,212 @@
+//! The aggregator's metrics, served as Prometheus text on `aggregator.metrics_addr`
+//! (`GET /metrics`).
+//!
+//! Names follow `<namespace>_<name>_<unit>_total` for counters:
+//!
+//! | metric | type | meaning |
+//! |---|---|---|
+//! | `trends_aggregator_records_processed_total` | counter | input records consumed (valid or not) |
+//! | `trends_aggregator_records_late_total` | counter | valid posts older than the allowed lateness: counted in `all` only |
+//! | `trends_aggregator_records_dead_lettered_total` | counter | records sent to the dead-letter topic |
+//! | `trends_aggregator_transactions_committed_total` | counter | Kafka transactions committed |
+//! | `trends_aggregator_transactions_aborted_total` | counter | Kafka transactions aborted |
+//! | `trends_aggregator_rebalances_total` | counter | partition assignments and revocations |
+//! | `trends_aggregator_partitions_restored_total` | counter | partition states rebuilt from the counts topic |
+//! | `trends_aggregator_restore_duration_seconds_total` | counter | time spent restoring |
+//! | `trends_aggregator_assigned_partitions` | gauge | input partitions this instance owns |
+//! | `trends_aggregator_consumer_lag_records` | gauge, per `partition` | high watermark minus position |
+//!
+//! Counters are plain atomics: the engine thread increments, the HTTP task reads.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Shared metric values.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub records_processed: AtomicU64,
+    pub records_late: AtomicU64,
+    pub records_dead_lettered: AtomicU64,
+    pub transactions_committed: AtomicU64,
+    pub transactions_aborted: AtomicU64,
+    pub rebalances: AtomicU64,
+    pub partitions_restored: AtomicU64,
+    restore_micros: AtomicU64,
+    assigned_partitions: AtomicU64,
+    lag: Mutex<BTreeMap<i32, i64>>,
+}
+
+/// Adds one to a counter.
+pub fn inc(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Metrics {
+    pub fn restored(&self, took: Duration) {
+        inc(&self.partitions_restored);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.restore_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Replaces the per-partition lag and the assigned-partition gauge.
+    pub fn set_lag(&self, lag: BTreeMap<i32, i64>) {
+        self.assigned_partitions
+            .store(lag.len() as u64, Ordering::Relaxed);
+        *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = lag;
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let counters: [(&str, &str, &AtomicU64); 7] = [
+            (
+                "records_processed_total",
+                "Input records consumed.",
+                &self.records_processed,
+            ),
+            (
+                "records_late_total",
+                "Posts older than the allowed lateness, counted in all only.",
+                &self.records_late,
+            ),
+            (
+                "records_dead_lettered_total",
+                "Records sent to the dead-letter topic.",
+                &self.records_dead_lettered,
+            ),
+            (
+                "transactions_committed_total",
+                "Kafka transactions committed.",
+                &self.transactions_committed,
+            ),
+            (
+                "transactions_aborted_total",
+                "Kafka transactions aborted.",
+                &self.transactions_aborted,
+            ),
+            (
+                "rebalances_total",
+                "Partition assignments and revocations.",
+                &self.rebalances,
+            ),
+            (
+                "partitions_restored_total",
+                "Partition states rebuilt from the counts topic.",
+                &self.partitions_restored,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP trends_aggregator_{name} {help}");
+            let _ = writeln!(out, "# TYPE trends_aggregator_{name} counter");
+            let _ = writeln!(
+                out,
+                "trends_aggregator_{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        let seconds = self.restore_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "# HELP trends_aggregator_restore_duration_seconds_total Time spent restoring partition state."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE trends_aggregator_restore_duration_seconds_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "trends_aggregator_restore_duration_seconds_total {seconds}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP trends_aggregator_assigned_partitions Input partitions owned by this instance."
+        );
+        let _ = writeln!(out, "# TYPE trends_aggregator_assigned_partitions gauge");
+        let _ = writeln!(
+            out,
+            "trends_aggregator_assigned_partitions {}",
+            self.assigned_partitions.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP trends_aggregator_consumer_lag_records Records between the consumer position and the high watermark."
+        );
+        let _ = writeln!(out, "# TYPE trends_aggregator_consumer_lag_records gauge");
+        for (partition, lag) in self.lag.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "trends_aggregator_consumer_lag_records{{partition=\"{partition}\"}} {lag}"
+            );
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` and `GET /healthz` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: std::sync::Arc<Metrics>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric_in_prometheus_text() {
+        let metrics = Metrics::default();
+        inc(&metrics.records_processed);
+        inc(&metrics.records_processed);
+        metrics.restored(Duration::from_millis(1500));
+        metrics.set_lag(BTreeMap::from([(0, 5), (3, 0)]));
+        let text = metrics.render();
+        assert!(
+            text.contains("trends_aggregator_records_processed_total 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trends_aggregator_restore_duration_seconds_total 1.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trends_aggregator_assigned_partitions 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trends_aggregator_consumer_lag_records{partition=\"0\"} 5\n"),
+            "{text}"
+        );
+        assert!(text.lines().filter(|l| l.starts_with("# TYPE")).count() >= 10);
+    }
+}

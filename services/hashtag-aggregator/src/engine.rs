@@ -350,12 +350,23 @@ impl Engine {
             self.assigned.remove(partition);
             self.counters.remove(partition);
         }
+        self.assignment_changed();
+    }
+
+    fn assignment_changed(&self) {
+        self.metrics.set_assigned(self.assigned.len());
+        if self.assigned.is_empty() {
+            tracing::info!(
+                "this instance owns no partitions now (more instances than partitions, or a rebalance in progress)"
+            );
+        }
     }
 
     fn on_assign(&mut self, partitions: &[i32]) {
         inc(&self.metrics.rebalances);
         tracing::info!(?partitions, "partitions assigned");
         self.assigned.extend(partitions.iter().copied());
+        self.assignment_changed();
     }
 }
 
@@ -442,6 +453,11 @@ pub fn run_blocking(
                     consumer.context().engine().commit_failed();
                     return Err(e);
                 }
+            }
+            Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PollExceeded) => {
+                // librdkafka has left the group; the lost-partitions callback that follows
+                // stops the loop. Said loudly, because it means processing stalled.
+                tracing::error!(error = %e, "left the consumer group: the poll loop stalled past max.poll.interval.ms");
             }
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             None => {}

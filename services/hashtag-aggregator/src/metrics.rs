@@ -51,10 +51,15 @@ impl Metrics {
         self.restore_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    /// Replaces the per-partition lag and the assigned-partition gauge.
-    pub fn set_lag(&self, lag: BTreeMap<i32, i64>) {
+    /// Sets the assigned-partition gauge (at once on every assignment change).
+    pub fn set_assigned(&self, partitions: usize) {
         self.assigned_partitions
-            .store(lag.len() as u64, Ordering::Relaxed);
+            .store(partitions as u64, Ordering::Relaxed);
+    }
+
+    /// Replaces the per-partition lag (one entry per owned partition).
+    pub fn set_lag(&self, lag: BTreeMap<i32, i64>) {
+        self.set_assigned(lag.len());
         *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = lag;
     }
 

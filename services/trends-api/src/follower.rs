@@ -3,8 +3,12 @@
 //! The API has no state of its own: it assigns itself every partition of the counts topic from
 //! the beginning (no consumer group, `read_committed`), feeds each record into a
 //! [`TrendsView`], and at most every `api.snapshot_interval_ms` turns the view into a new
-//! [`Snapshot`] when something changed. Requests never compute anything; they read the latest
-//! snapshot. Readiness flips to true once every partition has been read to its end once.
+//! [`Snapshot`](trends_core::view::Snapshot) when something changed, wrapped as a
+//! [`Prepared`] (bodies serialized on first use). Requests never recompute a ranking; they read
+//! the latest one. Readiness flips to true once every partition has been read to its end once.
+//!
+//! The lag gauge comes from librdkafka's statistics (every [`STATS_INTERVAL_MS`]): per partition,
+//! the last stable offset minus how far the follower has read, summed.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,34 +16,102 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::{ReaderContext, client_config, partition_count};
 use trends_core::counts_record::CountsRecord;
-use trends_core::view::{Snapshot, TrendsView};
+use trends_core::view::TrendsView;
 
+use crate::metrics::Metrics;
+use crate::prepared::Prepared;
 use crate::settings::Settings;
+
+/// How often librdkafka reports statistics (the lag gauge's refresh interval).
+pub const STATS_INTERVAL_MS: u32 = 5000;
+
+/// Logs like [`ReaderContext`] and turns statistics into the lag gauge.
+struct FollowerContext {
+    topic: String,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientContext for FollowerContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        ReaderContext.error(error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        if let Some(topic) = statistics.topics.get(&self.topic) {
+            let lag = counts_lag(topic.partitions.values().map(|p| PartitionOffsets {
+                partition: p.partition,
+                app_offset: p.app_offset,
+                eof_offset: p.eof_offset,
+                lo_offset: p.lo_offset,
+                ls_offset: p.ls_offset,
+            }));
+            self.metrics.set_counts_lag(lag);
+        }
+    }
+}
+
+impl ConsumerContext for FollowerContext {}
+
+/// The offsets of one partition in librdkafka's statistics (negative = unknown).
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionOffsets {
+    /// `-1` is librdkafka's internal "unassigned" pseudo-partition.
+    pub partition: i32,
+    /// After the last record handed to the follower.
+    pub app_offset: i64,
+    /// Where the follower last reached the end (past transaction markers).
+    pub eof_offset: i64,
+    /// The log start.
+    pub lo_offset: i64,
+    /// The last stable offset: the end for a `read_committed` reader.
+    pub ls_offset: i64,
+}
+
+/// Records between the follower's position and the end, over all partitions. The position is
+/// the further of the last record read and the last end reached: a committed transaction ends
+/// with a control record the application never sees, so the last record read alone would
+/// leave a lag of one per partition forever.
+pub fn counts_lag(partitions: impl IntoIterator<Item = PartitionOffsets>) -> i64 {
+    partitions
+        .into_iter()
+        .filter(|p| p.partition >= 0 && p.ls_offset >= 0)
+        .map(|p| {
+            let position = p.app_offset.max(p.eof_offset).max(p.lo_offset).max(0);
+            (p.ls_offset - position).max(0)
+        })
+        .sum()
+}
 
 /// Reads the counts topic until `shutdown`; publishes snapshots into `snapshots`.
 pub async fn follow(
     settings: Settings,
-    snapshots: watch::Sender<Arc<Snapshot>>,
+    snapshots: watch::Sender<Arc<Prepared>>,
     ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topic = settings.topics.counts.clone();
     let Some(partitions) = wait_for_topic(&settings, &shutdown).await? else {
         return Ok(());
     };
-    let consumer: StreamConsumer<ReaderContext> = client_config(&settings.kafka, "trends-api")
+    let context = FollowerContext {
+        topic: topic.clone(),
+        metrics: metrics.clone(),
+    };
+    let consumer: StreamConsumer<FollowerContext> = client_config(&settings.kafka, "trends-api")
         .set("group.id", "trends-api-unused")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .create_with_context(ReaderContext)
+        .set("statistics.interval.ms", STATS_INTERVAL_MS.to_string())
+        .create_with_context(context)
         .context("create consumer")?;
     let mut tpl = TopicPartitionList::new();
     for partition in 0..partitions {
@@ -60,7 +132,9 @@ pub async fn follow(
             _ = tick.tick() => {
                 let caught_up = at_end.len() == usize::try_from(partitions).unwrap_or(0);
                 if dirty || (caught_up && !ready.load(Ordering::Acquire)) {
-                    let _ = snapshots.send(Arc::new(view.snapshot()));
+                    let prepared = Arc::new(Prepared::new(build_snapshot(&view)));
+                    let _ = snapshots.send(prepared);
+                    metrics.snapshot_published();
                     dirty = false;
                     if caught_up && !ready.swap(true, Ordering::AcqRel) {
                         tracing::info!(records, "caught up with the counts topic; ready");
@@ -79,6 +153,18 @@ pub async fn follow(
                 Err(e) => tracing::warn!(error = %e, "counts consumer error"),
             }
         }
+    }
+}
+
+/// Sums and ranks the view. With 100,000 tags this takes a good fraction of a second, so on a
+/// multi-threaded runtime the worker hands its other tasks (requests, streams) to the rest of
+/// the pool for the duration instead of stalling them.
+fn build_snapshot(view: &TrendsView) -> trends_core::view::Snapshot {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| view.snapshot())
+        }
+        _ => view.snapshot(),
     }
 }
 
@@ -112,5 +198,40 @@ async fn wait_for_topic(
             () = shutdown.cancelled() => return Ok(None),
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(partition: i32, app: i64, eof: i64, lo: i64, ls: i64) -> PartitionOffsets {
+        PartitionOffsets {
+            partition,
+            app_offset: app,
+            eof_offset: eof,
+            lo_offset: lo,
+            ls_offset: ls,
+        }
+    }
+
+    #[test]
+    fn lag_is_the_distance_to_the_last_stable_offset() {
+        let unknown = -1001;
+        assert_eq!(
+            counts_lag([
+                // Nothing read yet, log starts at 0 (or compacted up to 40).
+                offsets(0, unknown, unknown, 0, 100),
+                offsets(1, unknown, unknown, 40, 100),
+                // Read up to 90.
+                offsets(2, 90, unknown, 0, 100),
+                // At the end: the last record was 98, then a commit marker at 99.
+                offsets(3, 99, 100, 0, 100),
+                // librdkafka's pseudo-partition and an unknown end count nothing.
+                offsets(-1, unknown, unknown, unknown, unknown),
+                offsets(4, 5, unknown, 0, unknown),
+            ]),
+            100 + 60 + 10
+        );
     }
 }

@@ -4,25 +4,38 @@
 //! [`follower`] reads the compacted counts topic into memory and publishes prepared snapshots;
 //! the HTTP server ([`routes::app`]) answers from the latest snapshot. The API is read-only and
 //! keeps no state of its own: a restarted instance rebuilds everything from Kafka.
+//!
+//! - [`prepared`]: a snapshot with its response bodies, serialized once;
+//! - [`stream`]: `/api/v1/stream`, Server-Sent Events;
+//! - [`openapi`]: the OpenAPI document generated from the handlers and types;
+//! - [`metrics`]: Prometheus text on `/metrics`;
+//! - [`rate_limit`]: the optional per-IP rate limit;
+//! - [`error`]: the one JSON error shape.
 
 pub mod error;
 pub mod follower;
+pub mod metrics;
+pub mod openapi;
+pub mod prepared;
+pub mod rate_limit;
 pub mod routes;
 pub mod settings;
+pub mod stream;
 pub mod web;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use trends_common::shutdown::TaskGroup;
-use trends_core::view::Snapshot;
 
-use crate::routes::AppState;
+use crate::prepared::Prepared;
+use crate::routes::{AppState, HttpOptions};
 use crate::settings::Settings;
+use crate::stream::StreamOptions;
 
 /// Binds the configured address and serves until `shutdown` is cancelled.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -37,28 +50,47 @@ pub async fn run_with_listener(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "trends-api listening");
-    let (sender, receiver) = watch::channel(Arc::new(Snapshot::default()));
+    let (sender, receiver) = watch::channel(Arc::new(Prepared::default()));
     let ready = Arc::new(AtomicBool::new(false));
-    let state = AppState {
-        snapshot: receiver,
-        ready: ready.clone(),
+    let mut state = AppState::new(receiver, ready.clone());
+    state.layout = settings.layout();
+    state.shutdown = shutdown.clone();
+    state.stream = StreamOptions {
+        max_events_per_sec: settings.api.stream_max_events_per_sec,
+        max_clients: settings.api.max_stream_clients,
+        ..StreamOptions::default()
     };
-    let router = routes::app(
-        state,
-        Duration::from_millis(settings.http.request_timeout_ms),
-    );
+    let metrics = state.metrics.clone();
+    let options = HttpOptions::from_settings(&settings);
+    let router = routes::app(state, &options);
 
     let mut tasks = TaskGroup::new(shutdown.clone());
+    if let Some(limit) = options.rate_limit.clone() {
+        let token = shutdown.clone();
+        tasks.spawn("rate limit pruning", async move {
+            let mut every = tokio::time::interval(rate_limit::PRUNE_EVERY);
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => return Ok(()),
+                    _ = every.tick() => limit.prune(),
+                }
+            }
+        });
+    }
     let follower_token = shutdown.clone();
     tasks.spawn(
         "counts follower",
-        follower::follow(settings, sender, ready, follower_token),
+        follower::follow(settings, sender, ready, metrics, follower_token),
     );
     let server_token = shutdown.clone();
     tasks.spawn("http server", async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { server_token.cancelled().await })
-            .await?;
+        // Open streams end on the same token, so a graceful shutdown does not wait for them.
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { server_token.cancelled().await })
+        .await?;
         Ok(())
     });
     tasks.join().await

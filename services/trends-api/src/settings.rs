@@ -4,7 +4,12 @@
 //! |-----|---------|---------|
 //! | `http.addr` | `0.0.0.0:8080` | listen address |
 //! | `http.request_timeout_ms` | `10000` | a request taking longer gets 408 |
+//! | `http.cors_allowed_origins` | `[]` | origins allowed to read the API from a browser (CORS, GET only); `["*"]` = any; empty = CORS off |
+//! | `http.rate_limit_per_sec` | `0` | requests per second and client IP; `0` = no rate limit |
+//! | `http.rate_limit_burst` | `20` | requests a client IP may make at once before the rate applies |
 //! | `api.snapshot_interval_ms` | `250` | at most this often, new counts are turned into the served snapshot |
+//! | `api.stream_max_events_per_sec` | `4` | at most this many events per second on one `/api/v1/stream` |
+//! | `api.max_stream_clients` | `10000` | concurrent `/api/v1/stream` clients; more get 503 |
 //!
 //! plus the shared `kafka`, `topics`, `log` and `windows` sections.
 
@@ -33,22 +38,57 @@ pub struct Settings {
 pub struct HttpSettings {
     pub addr: String,
     pub request_timeout_ms: u64,
+    /// Browser origins allowed to read the API (`https://example.org`), or `["*"]`. In an
+    /// environment variable: a comma-separated list (`TRENDS__HTTP__CORS_ALLOWED_ORIGINS=a,b`).
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub cors_allowed_origins: Vec<String>,
+    /// Per client IP; 0 turns rate limiting off.
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     pub snapshot_interval_ms: u64,
+    pub stream_max_events_per_sec: u32,
+    pub max_stream_clients: usize,
 }
 
 const DEFAULTS: &str = r#"
 [http]
 addr = "0.0.0.0:8080"
 request_timeout_ms = 10000
+cors_allowed_origins = []
+rate_limit_per_sec = 0
+rate_limit_burst = 20
 
 [api]
 snapshot_interval_ms = 250
+stream_max_events_per_sec = 4
+max_stream_clients = 10000
 "#;
+
+/// A TOML list, or a comma-separated string (what an environment variable can hold).
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        String(String),
+    }
+    Ok(match ListOrString::deserialize(deserializer)? {
+        ListOrString::List(list) => list,
+        ListOrString::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
 
 impl Settings {
     pub fn load() -> Result<Settings, ConfigError> {
@@ -78,7 +118,52 @@ impl Settings {
                 "http.request_timeout_ms must be positive".into(),
             ));
         }
+        if !(1..=1000).contains(&self.api.stream_max_events_per_sec) {
+            return Err(ConfigError(
+                "api.stream_max_events_per_sec must be within 1..=1000".into(),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.api.max_stream_clients) {
+            return Err(ConfigError(
+                "api.max_stream_clients must be within 1..=1000000".into(),
+            ));
+        }
+        if self.http.rate_limit_per_sec > 0 && self.http.rate_limit_burst == 0 {
+            return Err(ConfigError(
+                "http.rate_limit_burst must be positive when http.rate_limit_per_sec is set".into(),
+            ));
+        }
+        self.cors_origins()?;
         Ok(())
+    }
+
+    /// The CORS origins, checked: `*` alone, or `scheme://host[:port]` values.
+    pub fn cors_origins(&self) -> Result<CorsOrigins, ConfigError> {
+        let origins = &self.http.cors_allowed_origins;
+        if origins.is_empty() {
+            return Ok(CorsOrigins::None);
+        }
+        if origins.iter().any(|o| o == "*") {
+            if origins.len() > 1 {
+                return Err(ConfigError(
+                    "http.cors_allowed_origins: \"*\" must be the only entry".into(),
+                ));
+            }
+            return Ok(CorsOrigins::Any);
+        }
+        for origin in origins {
+            let valid = origin.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.contains(['/', '?', '#', ' '])
+            }) && origin.is_ascii();
+            if !valid {
+                return Err(ConfigError(format!(
+                    "http.cors_allowed_origins: {origin:?} is not an origin like https://example.org"
+                )));
+            }
+        }
+        Ok(CorsOrigins::List(origins.clone()))
     }
 
     pub fn addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -93,6 +178,16 @@ impl Settings {
     pub fn layout(&self) -> BucketLayout {
         self.windows.layout().unwrap_or_default()
     }
+}
+
+/// Which browser origins may read the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// CORS off: browsers allow same-origin reads only.
+    None,
+    /// `*`.
+    Any,
+    List(Vec<String>),
 }
 
 #[cfg(test)]
@@ -122,6 +217,66 @@ mod tests {
     }
 
     #[test]
+    fn limits_default_off_and_are_configurable() {
+        let s = load(&[]).expect("defaults");
+        assert_eq!(s.cors_origins().expect("valid"), CorsOrigins::None);
+        assert_eq!(
+            (s.http.rate_limit_per_sec, s.http.rate_limit_burst),
+            (0, 20)
+        );
+        assert_eq!(
+            (s.api.stream_max_events_per_sec, s.api.max_stream_clients),
+            (4, 10_000)
+        );
+        let s = load(&[
+            (
+                "TRENDS__HTTP__CORS_ALLOWED_ORIGINS",
+                "https://a.example, http://localhost:3000",
+            ),
+            ("TRENDS__HTTP__RATE_LIMIT_PER_SEC", "50"),
+            ("TRENDS__HTTP__RATE_LIMIT_BURST", "100"),
+            ("TRENDS__API__STREAM_MAX_EVENTS_PER_SEC", "2"),
+            ("TRENDS__API__MAX_STREAM_CLIENTS", "7"),
+        ])
+        .expect("env");
+        assert_eq!(
+            s.cors_origins().expect("valid"),
+            CorsOrigins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into()
+            ])
+        );
+        assert_eq!(
+            (s.http.rate_limit_per_sec, s.http.rate_limit_burst),
+            (50, 100)
+        );
+        assert_eq!(
+            (s.api.stream_max_events_per_sec, s.api.max_stream_clients),
+            (2, 7)
+        );
+        let s = load(&[("TRENDS__HTTP__CORS_ALLOWED_ORIGINS", "*")]).expect("any");
+        assert_eq!(s.cors_origins().expect("valid"), CorsOrigins::Any);
+    }
+
+    #[test]
+    fn a_config_file_takes_a_list_of_origins() {
+        let dir = std::env::temp_dir().join(format!("trends-api-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("api.toml");
+        std::fs::write(
+            &file,
+            "[http]\ncors_allowed_origins = [\"https://a.example\"]\n",
+        )
+        .expect("write");
+        let s = load(&[("TRENDS_CONFIG_FILE", file.to_str().expect("utf-8"))]).expect("file");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            s.cors_origins().expect("valid"),
+            CorsOrigins::List(vec!["https://a.example".into()])
+        );
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         for (key, value, named) in [
             ("TRENDS__HTTP__ADDR", "localhost", "http.addr"),
@@ -131,6 +286,36 @@ mod tests {
                 "api.snapshot_interval_ms",
             ),
             ("TRENDS__HTTP__PORT", "1", "port"),
+            (
+                "TRENDS__API__STREAM_MAX_EVENTS_PER_SEC",
+                "0",
+                "api.stream_max_events_per_sec",
+            ),
+            (
+                "TRENDS__API__MAX_STREAM_CLIENTS",
+                "0",
+                "api.max_stream_clients",
+            ),
+            (
+                "TRENDS__API__MAX_STREAM_CLIENTS",
+                "many",
+                "max_stream_clients",
+            ),
+            (
+                "TRENDS__HTTP__CORS_ALLOWED_ORIGINS",
+                "example.org",
+                "http.cors_allowed_origins",
+            ),
+            (
+                "TRENDS__HTTP__CORS_ALLOWED_ORIGINS",
+                "*,https://a.example",
+                "http.cors_allowed_origins",
+            ),
+            (
+                "TRENDS__HTTP__RATE_LIMIT_PER_SEC",
+                "-1",
+                "rate_limit_per_sec",
+            ),
         ] {
             let err = load(&[(key, value)]).expect_err(key);
             assert!(err.to_string().contains(named), "{key}={value}: {err}");

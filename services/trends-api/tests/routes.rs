@@ -1,81 +1,32 @@
-//! The HTTP contract, driven in-process through `app()` with a snapshot built from known counts
-//! (no socket, no Kafka; the end-to-end tests cover those).
+//! The HTTP contract, driven in-process through `app()` with a snapshot built from known posts
+//! (no socket, no Kafka; the end-to-end tests cover those). Expected values are computed here
+//! from the posts in `common::POSTS`.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+mod common;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use common::{NOON, POSTS, Post, body_bytes, get, get_with, request, send, state};
+use governor::clock::FakeRelativeClock;
+use proptest::prelude::*;
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tower::ServiceExt;
-use trends_api::routes::{AppState, app};
-use trends_core::counter::PartitionCounter;
-use trends_core::tags::PostTag;
-use trends_core::view::TrendsView;
-use trends_core::window::BucketLayout;
+use trends_api::prepared::Prepared;
+use trends_api::rate_limit::RateLimit;
+use trends_api::routes::{AppState, HttpOptions, app};
+use trends_api::settings::CorsOrigins;
+use trends_core::counts_record::{CountsKey, CountsRecord};
+use trends_core::format_rfc3339_millis;
 
-const NOON: i64 = 1_795_435_200_000;
-
-fn tags(spellings: &[&str]) -> Vec<PostTag> {
-    spellings
+/// How many posts of `posts` in `[from, to)` count for `tag` (once per post).
+fn count(posts: &[Post], tag: &str, from: i64, to: i64) -> i64 {
+    posts
         .iter()
-        .map(|s| PostTag {
-            tag: s.to_lowercase(),
-            spelling: s.to_string(),
-        })
-        .collect()
-}
-
-fn state(ready: bool) -> AppState {
-    let layout = BucketLayout::default();
-    let mut view = TrendsView::new(layout);
-    let mut p0 = PartitionCounter::new(0, layout);
-    let mut p1 = PartitionCounter::new(1, layout);
-    // rust: 3 (2 now, 1 ten minutes ago), kafka: 2 now, 日本: 1 two hours ago.
-    p0.record(NOON - 2 * 3_600_000, &tags(&["日本"]));
-    p0.record(NOON - 600_000, &tags(&["rust"]));
-    p0.record(NOON, &tags(&["Rust", "kafka"]));
-    p1.record(NOON, &tags(&["rust", "kafka"]));
-    for record in p0.take_updates().into_iter().chain(p1.take_updates()) {
-        view.apply(record);
-    }
-    let (_tx, rx) = watch::channel(Arc::new(view.snapshot()));
-    std::mem::forget(_tx);
-    AppState {
-        snapshot: rx,
-        ready: Arc::new(AtomicBool::new(ready)),
-    }
-}
-
-async fn get(uri: &str) -> (StatusCode, Value) {
-    get_with(state(true), "GET", uri).await
-}
-
-async fn get_with(state: AppState, method: &str, uri: &str) -> (StatusCode, Value) {
-    let response = app(state, Duration::from_secs(5))
-        .oneshot(
-            Request::builder()
-                .method(method)
-                .uri(uri)
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("response");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+        .filter(|p| (from..to).contains(&p.at) && p.tags.iter().any(|t| t.to_lowercase() == tag))
+        .count() as i64
 }
 
 #[tokio::test]
@@ -87,7 +38,24 @@ async fn trends_default_to_five_minutes_and_rank_by_count() {
         json!({"window": "5m", "watermark": "2026-11-23T12:00:00.000Z", "trends": [
             {"rank": 1, "hashtag": "kafka", "display": "kafka", "count": 2},
             {"rank": 2, "hashtag": "rust", "display": "rust", "count": 2},
+            {"rank": 3, "hashtag": "rustlang", "display": "RustLang", "count": 2},
+            {"rank": 4, "hashtag": "ruby", "display": "ruby", "count": 1},
         ]})
+    );
+}
+
+#[tokio::test]
+async fn the_body_keeps_its_field_order() {
+    let response = send(
+        &app(state(true), &HttpOptions::default()),
+        request("GET", "/api/v1/trends?limit=1"),
+    )
+    .await;
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let text = String::from_utf8(body_bytes(response).await.to_vec()).expect("utf-8");
+    assert_eq!(
+        text,
+        r#"{"window":"5m","watermark":"2026-11-23T12:00:00.000Z","trends":[{"rank":1,"hashtag":"kafka","display":"kafka","count":2}]}"#
     );
 }
 
@@ -114,11 +82,67 @@ async fn each_window_sums_its_buckets() {
 }
 
 #[tokio::test]
+async fn a_prefix_filters_by_counting_form_and_keeps_full_ranks() {
+    for window in ["5m", "all", "1m"] {
+        let (_, full) = get(&format!("/api/v1/trends?window={window}&limit=100")).await;
+        for (raw, normalized, limit) in [
+            ("ru", "ru", 10),
+            ("RU", "ru", 10),
+            ("%23Rust", "rust", 10),
+            ("%EF%BC%83RUST", "rust", 1),
+            ("rustl", "rustl", 10),
+            ("k", "k", 10),
+            ("zzz", "zzz", 10),
+            ("%E6%97%A5", "日", 10),
+        ] {
+            let (status, body) = get(&format!(
+                "/api/v1/trends?window={window}&limit={limit}&prefix={raw}"
+            ))
+            .await;
+            assert_eq!(status, StatusCode::OK, "{raw}");
+            let expected: Vec<Value> = full["trends"]
+                .as_array()
+                .expect("array")
+                .iter()
+                .filter(|t| {
+                    t["hashtag"]
+                        .as_str()
+                        .is_some_and(|h| h.starts_with(normalized))
+                })
+                .take(limit)
+                .cloned()
+                .collect();
+            assert_eq!(body["trends"], Value::Array(expected), "{window} {raw}");
+            assert_eq!(body["window"], window);
+            assert_eq!(body["watermark"], full["watermark"]);
+        }
+    }
+    let (_, body) = get("/api/v1/trends?prefix=ru").await;
+    let ranks: Vec<(i64, &str)> = body["trends"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|t| {
+            (
+                t["rank"].as_i64().unwrap_or(0),
+                t["hashtag"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(ranks, [(2, "rust"), (3, "rustlang"), (4, "ruby")]);
+    // An empty prefix (or a bare #) filters nothing.
+    let (_, all) = get("/api/v1/trends").await;
+    assert_eq!(get("/api/v1/trends?prefix=").await.1, all);
+    assert_eq!(get("/api/v1/trends?prefix=%23").await.1, all);
+}
+
+#[tokio::test]
 async fn hashtag_counts_in_every_window_with_any_spelling() {
     let (status, body) = get("/api/v1/hashtags/%23RUST").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["hashtag"], "rust");
     assert_eq!(body["display"], "rust", "2 × rust against 1 × Rust");
+    assert_eq!(body["watermark"], "2026-11-23T12:00:00.000Z");
     assert_eq!(
         body["counts"],
         json!({"1m": 2, "5m": 2, "15m": 3, "1h": 3, "24h": 3, "all": 3})
@@ -131,22 +155,113 @@ async fn hashtag_counts_in_every_window_with_any_spelling() {
 }
 
 #[tokio::test]
-async fn bad_parameters_are_400_json_errors() {
-    for (uri, code) in [
-        ("/api/v1/trends?window=2m", "invalid_window"),
-        ("/api/v1/trends?window=", "invalid_window"),
-        ("/api/v1/trends?limit=0", "invalid_limit"),
-        ("/api/v1/trends?limit=101", "invalid_limit"),
-        ("/api/v1/trends?limit=-1", "invalid_limit"),
-        ("/api/v1/trends?limit=ten", "invalid_limit"),
+async fn hashtag_series_has_every_bucket_of_the_last_hour_and_day() {
+    for tag in ["rust", "日本", "rustlang", "kafka"] {
+        let uri = format!(
+            "/api/v1/hashtags/{}",
+            tag.bytes().map(|b| format!("%{b:02X}")).collect::<String>()
+        );
+        let (status, body) = get(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{tag}");
+        for (window, bucket_ms, buckets) in [("1h", 10_000, 360), ("24h", 300_000, 288)] {
+            // The newest bucket holds the watermark (noon, aligned to both sizes).
+            let expected: Vec<Value> = (0..buckets)
+                .map(|i| {
+                    let start = NOON - (buckets - 1 - i) * bucket_ms;
+                    json!({
+                        "start": format_rfc3339_millis(start),
+                        "count": count(&POSTS, tag, start, start + bucket_ms),
+                    })
+                })
+                .collect();
+            assert_eq!(
+                body["series"][window],
+                json!({"bucket_secs": bucket_ms / 1000, "points": expected}),
+                "{tag} {window}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn before_any_data_series_are_empty_and_watermark_null() {
+    let (state, _tx) = common::state_with(&[], true);
+    let (status, body) = get_with(state.clone(), "GET", "/api/v1/trends").await;
+    assert_eq!(
+        (status, body),
         (
-            "/api/v1/trends?limit=99999999999999999999999",
+            StatusCode::OK,
+            json!({"window": "5m", "watermark": null, "trends": []})
+        )
+    );
+    // An all-time count without any watermark (possible only from a hand-written record).
+    let mut view = trends_core::view::TrendsView::new(trends_core::window::BucketLayout::default());
+    view.apply(CountsRecord {
+        key: CountsKey::Total {
+            partition: 0,
+            tag: "solo".into(),
+        },
+        value: Some(1),
+        spellings: vec![("Solo".into(), 1)],
+    });
+    let (tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(Prepared::new(view.snapshot())));
+    let state = AppState::new(rx, std::sync::Arc::new(true.into()));
+    let (status, body) = get_with(state, "GET", "/api/v1/hashtags/solo").await;
+    drop(tx);
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"hashtag": "solo", "display": "Solo", "watermark": null,
+                   "counts": {"1m": 0, "5m": 0, "15m": 0, "1h": 0, "24h": 0, "all": 1},
+                   "series": {"1h": {"bucket_secs": 10, "points": []},
+                              "24h": {"bucket_secs": 300, "points": []}}})
+        )
+    );
+}
+
+#[tokio::test]
+async fn windows_lists_every_window_and_its_buckets() {
+    let (status, body) = get("/api/v1/windows").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"fine_bucket_secs": 10, "coarse_bucket_secs": 300, "windows": [
+            {"name": "1m", "seconds": 60, "bucket_secs": 10, "buckets": 6},
+            {"name": "5m", "seconds": 300, "bucket_secs": 10, "buckets": 30},
+            {"name": "15m", "seconds": 900, "bucket_secs": 10, "buckets": 90},
+            {"name": "1h", "seconds": 3600, "bucket_secs": 10, "buckets": 360},
+            {"name": "24h", "seconds": 86400, "bucket_secs": 300, "buckets": 288},
+            {"name": "all", "seconds": null, "bucket_secs": null, "buckets": null},
+        ]})
+    );
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400_json_errors() {
+    let long = "a".repeat(281);
+    for (uri, code) in [
+        ("/api/v1/trends?window=2m".to_string(), "invalid_window"),
+        ("/api/v1/trends?window=".into(), "invalid_window"),
+        ("/api/v1/trends?limit=0".into(), "invalid_limit"),
+        ("/api/v1/trends?limit=101".into(), "invalid_limit"),
+        ("/api/v1/trends?limit=-1".into(), "invalid_limit"),
+        ("/api/v1/trends?limit=ten".into(), "invalid_limit"),
+        ("/api/v1/trends?limit=".into(), "invalid_limit"),
+        (
+            "/api/v1/trends?limit=99999999999999999999999".into(),
             "invalid_limit",
         ),
-        ("/api/v1/hashtags/%23", "invalid_hashtag"),
-        ("/api/v1/hashtags/%FF", "invalid_hashtag"),
+        (format!("/api/v1/trends?prefix={long}"), "invalid_prefix"),
+        (format!("/api/v1/stream?prefix={long}"), "invalid_prefix"),
+        ("/api/v1/stream?window=2m".into(), "invalid_window"),
+        ("/api/v1/stream?limit=0".into(), "invalid_limit"),
+        ("/api/v1/trends?window=1m&window=5m".into(), "invalid_query"),
+        ("/api/v1/hashtags/%23".into(), "invalid_hashtag"),
+        ("/api/v1/hashtags/%FF".into(), "invalid_hashtag"),
+        (format!("/api/v1/hashtags/{long}"), "invalid_hashtag"),
     ] {
-        let (status, body) = get(uri).await;
+        let (status, body) = get(&uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
         assert_eq!(body["error"]["code"], code, "{uri}: {body}");
         assert!(
@@ -156,9 +271,9 @@ async fn bad_parameters_are_400_json_errors() {
             "{uri}"
         );
     }
-    let long = "a".repeat(300);
-    let (status, _) = get(&format!("/api/v1/hashtags/{long}")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // 280 bytes is still a prefix.
+    let (status, _) = get(&format!("/api/v1/trends?prefix={}", "a".repeat(280))).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -168,22 +283,59 @@ async fn unknown_tags_and_routes_are_404_and_writes_are_405() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("unknown_hashtag"))
     );
-    let (status, body) = get("/api/v2/nope").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
-    let (status, body) = get_with(state(true), "POST", "/api/v1/trends").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
-    );
+    for uri in ["/api/v2/nope", "/api/v1/hashtags/", "/api/v1/hashtags/a/b"] {
+        let (status, body) = get(uri).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{uri}"
+        );
+    }
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        for uri in [
+            "/api/v1/trends",
+            "/api/v1/stream",
+            "/api/v1/windows",
+            "/api/v1/hashtags/rust",
+            "/metrics",
+        ] {
+            let (status, body) = get_with(state(true), method, uri).await;
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")),
+                "{method} {uri}"
+            );
+        }
+    }
+    let (status, _) = get_with(state(true), "HEAD", "/api/v1/trends").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413_json_error() {
+    let router = app(state(true), &HttpOptions::default());
+    let response = send(
+        &router,
+        Request::builder()
+            .uri("/api/v1/trends")
+            .header(header::CONTENT_LENGTH, "4096")
+            .body(Body::from(vec![b'x'; 4096]))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = serde_json::from_slice(&body_bytes(response).await).expect("json");
+    assert_eq!(body["error"]["code"], "payload_too_large");
 }
 
 #[tokio::test]
 async fn readiness_follows_the_flag_and_health_is_always_ok() {
-    let (status, _) = get_with(state(false), "GET", "/readyz").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body) = get_with(state(false), "GET", "/readyz").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready"))
+    );
     let (status, _) = get_with(state(true), "GET", "/readyz").await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = get_with(state(false), "GET", "/healthz").await;
@@ -197,20 +349,237 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
         ("/app.js", "text/javascript"),
         ("/style.css", "text/css"),
     ] {
-        let response = app(state(true), Duration::from_secs(5))
-            .oneshot(
-                Request::builder()
-                    .uri(uri)
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
+        let response = send(
+            &app(state(true), &HttpOptions::default()),
+            request("GET", uri),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK, "{uri}");
         let header = response.headers()["content-type"]
             .to_str()
             .expect("ascii")
             .to_string();
         assert!(header.starts_with(content_type), "{uri}: {header}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_and_status() {
+    let state = state(true);
+    let router = app(state, &HttpOptions::default());
+    for uri in [
+        "/api/v1/trends",
+        "/api/v1/trends?window=all",
+        "/api/v1/trends?window=2m",
+        "/api/v1/hashtags/rust",
+        "/api/v1/hashtags/kafka",
+        "/api/v1/hashtags/nothing",
+        "/no/such/route",
+    ] {
+        send(&router, request("GET", uri)).await;
+    }
+    let response = send(&router, request("GET", "/metrics")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/plain; version=0.0.4"))
+    );
+    let text = String::from_utf8(body_bytes(response).await.to_vec()).expect("utf-8");
+    for line in [
+        "trends_api_http_requests_total{route=\"/api/v1/trends\",status=\"200\"} 2",
+        "trends_api_http_requests_total{route=\"/api/v1/trends\",status=\"400\"} 1",
+        "trends_api_http_requests_total{route=\"/api/v1/hashtags/{tag}\",status=\"200\"} 2",
+        "trends_api_http_requests_total{route=\"/api/v1/hashtags/{tag}\",status=\"404\"} 1",
+        "trends_api_http_requests_total{route=\"unmatched\",status=\"404\"} 1",
+        "trends_api_http_request_duration_seconds_count{route=\"/api/v1/trends\"} 3",
+        "trends_api_http_request_duration_seconds_bucket{route=\"/api/v1/trends\",le=\"+Inf\"} 3",
+        "trends_api_http_request_duration_seconds_count{route=\"/api/v1/hashtags/{tag}\"} 3",
+        "trends_api_stream_clients 0",
+        "trends_api_counts_lag_records 0",
+        "trends_api_snapshots_published_total 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    // Raw paths never become labels.
+    assert!(!text.contains("/api/v1/hashtags/rust"), "{text}");
+    assert!(!text.contains("/no/such/route"), "{text}");
+}
+
+fn from_ip(uri: &str, ip: [u8; 4]) -> Request<Body> {
+    let mut request = request("GET", uri);
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+    request
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_per_ip_answers_429_json_and_spares_probes() {
+    let clock = FakeRelativeClock::default();
+    let options = HttpOptions {
+        rate_limit: RateLimit::with_clock(1, 2, clock.clone()),
+        ..HttpOptions::default()
+    };
+    let router = app(state(true), &options);
+    let a = [10, 0, 0, 1];
+    let b = [10, 0, 0, 2];
+    for _ in 0..2 {
+        let response = send(&router, from_ip("/api/v1/trends", a)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let response = send(&router, from_ip("/api/v1/trends", a)).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    let body: Value = serde_json::from_slice(&body_bytes(response).await).expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Another address has its own allowance; probes and metrics are never limited.
+    assert_eq!(
+        send(&router, from_ip("/api/v1/windows", b)).await.status(),
+        StatusCode::OK
+    );
+    for uri in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(
+            send(&router, from_ip(uri, a)).await.status(),
+            StatusCode::OK,
+            "{uri}"
+        );
+    }
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        send(&router, from_ip("/api/v1/trends", a)).await.status(),
+        StatusCode::OK
+    );
+    let metrics = body_bytes(send(&router, request("GET", "/metrics")).await).await;
+    assert!(
+        String::from_utf8_lossy(&metrics).contains(
+            "trends_api_http_requests_total{route=\"/api/v1/trends\",status=\"429\"} 1\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_allows_configured_origins_for_get_only() {
+    let with_origin = |method: &str, origin: &str, preflight: bool| {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri("/api/v1/trends")
+            .header(header::ORIGIN, origin);
+        if preflight {
+            builder = builder.header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET");
+        }
+        builder.body(Body::empty()).expect("request")
+    };
+    let allow_origin = |response: &axum::response::Response| {
+        response
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .map(|v| v.to_str().unwrap_or("?").to_string())
+    };
+
+    let off = app(state(true), &HttpOptions::default());
+    let response = send(&off, with_origin("GET", "https://a.example", false)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(allow_origin(&response), None);
+    let response = send(&off, with_origin("OPTIONS", "https://a.example", true)).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    let list = app(
+        state(true),
+        &HttpOptions {
+            cors: CorsOrigins::List(vec!["https://a.example".into()]),
+            ..HttpOptions::default()
+        },
+    );
+    let response = send(&list, with_origin("GET", "https://a.example", false)).await;
+    assert_eq!(
+        allow_origin(&response).as_deref(),
+        Some("https://a.example")
+    );
+    let response = send(&list, with_origin("GET", "https://b.example", false)).await;
+    assert_eq!(allow_origin(&response), None);
+    let response = send(&list, with_origin("OPTIONS", "https://a.example", true)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let methods = response.headers()[header::ACCESS_CONTROL_ALLOW_METHODS]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert_eq!(methods, "GET,HEAD");
+    // Errors carry the header too, so a page can read them.
+    let mut bad = with_origin("GET", "https://a.example", false);
+    *bad.uri_mut() = "/api/v1/trends?window=2m".parse().expect("uri");
+    let response = send(&list, bad).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        allow_origin(&response).as_deref(),
+        Some("https://a.example")
+    );
+
+    let any = app(
+        state(true),
+        &HttpOptions {
+            cors: CorsOrigins::Any,
+            ..HttpOptions::default()
+        },
+    );
+    let response = send(&any, with_origin("GET", "https://b.example", false)).await;
+    assert_eq!(allow_origin(&response).as_deref(), Some("*"));
+}
+
+/// Characters a client may put in a path segment or query value, some of them
+/// percent-escaped bytes (invalid UTF-8 included).
+fn uri_text() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            "[a-zA-Z0-9._~!$'()*+,;:@&=/?-]",
+            (0u8..=255).prop_map(|b| format!("%{b:02X}")),
+            Just("%".to_string()),
+            Just("#".to_string()),
+        ],
+        0..40,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Whatever the path and query, the answer is never a 5xx, and every error is the JSON
+    /// shape.
+    #[test]
+    fn no_input_gives_a_server_error(
+        route in prop::sample::select(vec![
+            "/api/v1/trends?", "/api/v1/stream?limit=1&window=all&x=", "/api/v1/hashtags/",
+            "/api/v1/trends?prefix=", "/api/v1/trends?window=", "/api/v1/trends?limit=",
+            "/api/v1/windows?", "/", "/api/v1/",
+        ]),
+        text in uri_text(),
+    ) {
+        let uri = format!("{route}{text}");
+        let Ok(parsed) = uri.parse::<axum::http::Uri>() else {
+            return Ok(()); // not a URI a server could receive
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let (status, content_type, body) = runtime.block_on(async {
+            let router = app(state(true), &HttpOptions::default());
+            let request = Request::builder().uri(parsed).body(Body::empty()).expect("request");
+            let response = send(&router, request).await;
+            let status = response.status();
+            let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+            // Streams are checked for their status only.
+            let body = if uri.starts_with("/api/v1/stream") && status.is_success() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&body_bytes(response).await).unwrap_or(Value::Null)
+            };
+            (status, content_type, body)
+        });
+        prop_assert!(!status.is_server_error(), "{uri}: {status}");
+        if status.is_client_error() {
+            prop_assert_eq!(content_type.as_ref().map(|v| v.as_bytes()), Some(&b"application/json"[..]), "{}", uri);
+            prop_assert!(body["error"]["code"].is_string(), "{}: {}", uri, body);
+        }
     }
 }

@@ -1,0 +1,239 @@
+//! The API's metrics, served as Prometheus text on `GET /metrics`.
+//!
+//! | metric | type | meaning |
+//! |---|---|---|
+//! | `trends_api_http_requests_total{route,status}` | counter | responses by route template and status |
+//! | `trends_api_http_request_duration_seconds{route}` | histogram | time to the response head, by route |
+//! | `trends_api_stream_clients` | gauge | open `/api/v1/stream` connections |
+//! | `trends_api_counts_lag_records` | gauge | records between the follower's position and the end of the counts topic (all partitions) |
+//! | `trends_api_snapshots_published_total` | counter | snapshots made servable |
+//!
+//! `route` is the matched route template (`/api/v1/hashtags/{tag}`), never the raw path, and
+//! `unmatched` for requests no route matched, so the number of series is fixed by the code and
+//! not by what clients send. The values are plain atomics in fixed arrays: recording a request
+//! takes no lock, which matters at tens of thousands of requests per second. The exposition is
+//! hand-written, like the aggregator's (`services/hashtag-aggregator/src/metrics.rs`).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Histogram bucket bounds in seconds (cumulative `le` buckets; `+Inf` is the count).
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// The route label of requests no route matched.
+pub const UNMATCHED: &str = "unmatched";
+
+/// Status codes 100..=599 get one counter each.
+const STATUSES: usize = 500;
+
+#[derive(Debug)]
+struct RouteStats {
+    by_status: Box<[AtomicU64]>,
+    /// Non-cumulative per bucket; the last slot is above every bound.
+    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl RouteStats {
+    fn new() -> Self {
+        RouteStats {
+            by_status: (0..STATUSES).map(|_| AtomicU64::new(0)).collect(),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Shared metric values.
+#[derive(Debug)]
+pub struct Metrics {
+    routes: Vec<(&'static str, RouteStats)>,
+    stream_clients: AtomicUsize,
+    counts_lag: AtomicI64,
+    snapshots_published: AtomicU64,
+}
+
+impl Metrics {
+    /// Metrics for these route templates (plus [`UNMATCHED`]).
+    pub fn new(routes: &[&'static str]) -> Self {
+        let mut all: Vec<(&'static str, RouteStats)> =
+            routes.iter().map(|r| (*r, RouteStats::new())).collect();
+        all.push((UNMATCHED, RouteStats::new()));
+        Metrics {
+            routes: all,
+            stream_clients: AtomicUsize::new(0),
+            counts_lag: AtomicI64::new(0),
+            snapshots_published: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one response. `route` is the matched template, `None` when nothing matched; a
+    /// template not given to [`Metrics::new`] counts as unmatched.
+    pub fn observe(&self, route: Option<&str>, status: u16, took: Duration) {
+        let stats = route
+            .and_then(|r| self.routes.iter().find(|(name, _)| *name == r))
+            .or_else(|| self.routes.last())
+            .map(|(_, stats)| stats);
+        let Some(stats) = stats else { return };
+        if let Some(counter) = usize::from(status)
+            .checked_sub(100)
+            .and_then(|i| stats.by_status.get(i))
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        let seconds = took.as_secs_f64();
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(DURATION_BUCKETS.len());
+        stats.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        stats.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        stats.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The open-streams gauge, also the counter the stream cap is checked against.
+    pub fn stream_clients(&self) -> &AtomicUsize {
+        &self.stream_clients
+    }
+
+    pub fn set_counts_lag(&self, records: i64) {
+        self.counts_lag.store(records, Ordering::Relaxed);
+    }
+
+    pub fn snapshot_published(&self) {
+        self.snapshots_published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let _ = writeln!(
+            out,
+            "# HELP trends_api_http_requests_total HTTP responses by route template and status."
+        );
+        let _ = writeln!(out, "# TYPE trends_api_http_requests_total counter");
+        for (route, stats) in &self.routes {
+            for (i, counter) in stats.by_status.iter().enumerate() {
+                let n = counter.load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = i + 100;
+                    let _ = writeln!(
+                        out,
+                        "trends_api_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP trends_api_http_request_duration_seconds Time from request to response head, by route template."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE trends_api_http_request_duration_seconds histogram"
+        );
+        for (route, stats) in &self.routes {
+            let count = stats.count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let mut cumulative = 0;
+            for (le, bucket) in DURATION_BUCKETS.iter().zip(&stats.buckets) {
+                cumulative += bucket.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "trends_api_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            cumulative += stats.buckets[DURATION_BUCKETS.len()].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "trends_api_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
+            );
+            let sum = stats.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(
+                out,
+                "trends_api_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "trends_api_http_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}"
+            );
+        }
+        let gauges = [
+            (
+                "stream_clients",
+                "Open /api/v1/stream connections.",
+                self.stream_clients.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "counts_lag_records",
+                "Records between the follower's position and the end of the counts topic.",
+                self.counts_lag.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP trends_api_{name} {help}");
+            let _ = writeln!(out, "# TYPE trends_api_{name} gauge");
+            let _ = writeln!(out, "trends_api_{name} {value}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP trends_api_snapshots_published_total Snapshots made servable."
+        );
+        let _ = writeln!(out, "# TYPE trends_api_snapshots_published_total counter");
+        let _ = writeln!(
+            out,
+            "trends_api_snapshots_published_total {}",
+            self.snapshots_published.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let metrics = Metrics::new(&["/api/v1/trends", "/api/v1/hashtags/{tag}"]);
+        metrics.observe(Some("/api/v1/trends"), 200, Duration::from_micros(300));
+        metrics.observe(Some("/api/v1/trends"), 200, Duration::from_millis(2));
+        metrics.observe(Some("/api/v1/trends"), 400, Duration::from_secs(10));
+        metrics.observe(None, 404, Duration::from_micros(50));
+        metrics.observe(Some("/not/a/route"), 404, Duration::from_micros(50));
+        metrics.set_counts_lag(17);
+        metrics.snapshot_published();
+        metrics.stream_clients().fetch_add(2, Ordering::Relaxed);
+        let text = metrics.render();
+        for line in [
+            "trends_api_http_requests_total{route=\"/api/v1/trends\",status=\"200\"} 2\n",
+            "trends_api_http_requests_total{route=\"/api/v1/trends\",status=\"400\"} 1\n",
+            "trends_api_http_requests_total{route=\"unmatched\",status=\"404\"} 2\n",
+            "trends_api_http_request_duration_seconds_bucket{route=\"/api/v1/trends\",le=\"0.0005\"} 1\n",
+            "trends_api_http_request_duration_seconds_bucket{route=\"/api/v1/trends\",le=\"0.0025\"} 2\n",
+            "trends_api_http_request_duration_seconds_bucket{route=\"/api/v1/trends\",le=\"5\"} 2\n",
+            "trends_api_http_request_duration_seconds_bucket{route=\"/api/v1/trends\",le=\"+Inf\"} 3\n",
+            "trends_api_http_request_duration_seconds_sum{route=\"/api/v1/trends\"} 10.0023\n",
+            "trends_api_http_request_duration_seconds_count{route=\"/api/v1/trends\"} 3\n",
+            "trends_api_stream_clients 2\n",
+            "trends_api_counts_lag_records 17\n",
+            "trends_api_snapshots_published_total 1\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("hashtags/{tag}\",status"), "{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("# TYPE")).count(),
+            5,
+            "{text}"
+        );
+    }
+}

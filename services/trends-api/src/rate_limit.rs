@@ -1,0 +1,178 @@
+//! Optional per-client-IP rate limiting, with `governor`'s keyed GCRA limiter.
+//!
+//! Off by default (`http.rate_limit_per_sec = 0`). When on, each client IP may make
+//! `rate_limit_burst` requests at once and then `rate_limit_per_sec` per second; beyond that it
+//! gets 429 with the JSON error and `Retry-After`. The client IP is the TCP peer: behind a
+//! reverse proxy every client shares the proxy's address, so limit there instead.
+//!
+//! **Bounded state.** The limiter keeps one small entry per IP it has seen. An entry whose
+//! bucket has refilled is indistinguishable from a fresh one, and [`RateLimit::prune`] drops
+//! those (`retain_recent`); the server calls it every [`PRUNE_EVERY`]. So the map holds only
+//! IPs seen within one refill time (burst ÷ rate), whatever the number of addresses over time.
+//!
+//! Health, readiness and metrics are never limited: probes and scrapers must not be refused
+//! because a client on the same address is busy.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+
+use crate::error::AppError;
+
+/// How often the server drops entries of IPs that have been quiet for a refill time.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(30);
+
+/// Routes that are never limited.
+const EXEMPT: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// What the middleware needs from a keyed limiter, whatever its clock.
+trait KeyedLimiter: Send + Sync {
+    /// `Err(wait)` when the key must wait before its next request.
+    fn check(&self, ip: IpAddr) -> Result<(), Duration>;
+    fn prune(&self);
+    fn len(&self) -> usize;
+}
+
+/// A keyed limiter on client IPs with clock `C`.
+type IpLimiter<C> =
+    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+impl<C> KeyedLimiter for IpLimiter<C>
+where
+    C: Clock + Send + Sync,
+{
+    fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.check_key(&ip)
+            .map(|_| ())
+            .map_err(|not_until| not_until.wait_time_from(self.clock().now()))
+    }
+
+    fn prune(&self) {
+        self.retain_recent();
+        self.shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        RateLimiter::len(self)
+    }
+}
+
+/// A shared per-IP rate limiter.
+#[derive(Clone)]
+pub struct RateLimit {
+    limiter: Arc<dyn KeyedLimiter>,
+}
+
+impl fmt::Debug for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("tracked_ips", &self.limiter.len())
+            .finish()
+    }
+}
+
+impl RateLimit {
+    /// `per_sec` requests per second after a burst of `burst`; `None` when `per_sec` is 0.
+    pub fn new(per_sec: u32, burst: u32) -> Option<Self> {
+        Self::with_clock(per_sec, burst, DefaultClock::default())
+    }
+
+    /// The same with another clock (tests use `governor::clock::FakeRelativeClock`).
+    pub fn with_clock<C>(per_sec: u32, burst: u32, clock: C) -> Option<Self>
+    where
+        C: Clock + Send + Sync + 'static,
+    {
+        let per_sec = NonZeroU32::new(per_sec)?;
+        let burst = NonZeroU32::new(burst).unwrap_or(per_sec);
+        let quota = Quota::per_second(per_sec).allow_burst(burst);
+        let limiter: IpLimiter<C> = RateLimiter::dashmap_with_clock(quota, clock);
+        Some(RateLimit {
+            limiter: Arc::new(limiter),
+        })
+    }
+
+    /// `Err(wait)` if `ip` is over its rate.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.limiter.check(ip)
+    }
+
+    /// Drops the entries of IPs whose bucket has refilled, and frees their memory.
+    pub fn prune(&self) {
+        self.limiter.prune();
+    }
+
+    /// IPs currently tracked.
+    pub fn tracked(&self) -> usize {
+        self.limiter.len()
+    }
+}
+
+/// Middleware: 429 for a client IP over its rate.
+pub async fn limit(State(limit): State<RateLimit>, request: Request, next: Next) -> Response {
+    let exempt = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| EXEMPT.contains(&p.as_str()));
+    if !exempt {
+        let ip = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        if let Err(retry_after) = limit.check(ip) {
+            return AppError::TooManyRequests { retry_after }.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
+    #[test]
+    fn a_burst_then_the_rate_per_ip() {
+        let clock = FakeRelativeClock::default();
+        let limit = RateLimit::with_clock(2, 3, clock.clone()).expect("on");
+        for _ in 0..3 {
+            assert_eq!(limit.check(ip(1)), Ok(()));
+        }
+        assert_eq!(limit.check(ip(1)), Err(Duration::from_millis(500)));
+        assert_eq!(limit.check(ip(2)), Ok(()), "another IP has its own bucket");
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(limit.check(ip(1)), Ok(()));
+        assert!(limit.check(ip(1)).is_err());
+        assert!(RateLimit::new(0, 10).is_none(), "0 = off");
+    }
+
+    #[test]
+    fn state_is_bounded_by_pruning_refilled_entries() {
+        let clock = FakeRelativeClock::default();
+        let limit = RateLimit::with_clock(10, 20, clock.clone()).expect("on");
+        for n in 0..10_000 {
+            assert_eq!(limit.check(ip(n)), Ok(()));
+        }
+        assert_eq!(limit.tracked(), 10_000);
+        limit.prune();
+        assert_eq!(limit.tracked(), 10_000, "not refilled yet");
+        // Refill time: burst ÷ rate = 2 s.
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(limit.check(ip(0)), Ok(()));
+        limit.prune();
+        assert_eq!(limit.tracked(), 1, "only the IP seen since");
+    }
+}

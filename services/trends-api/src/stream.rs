@@ -1,0 +1,202 @@
+//! `GET /api/v1/stream`: the `/trends` body as Server-Sent Events, pushed when it changes.
+//!
+//! Each connection is one small state machine polled by the response body (no task, no
+//! channel per client), so an idle client costs a watch-channel receiver and a few timers. The
+//! events are the bytes [`Prepared`] framed once per snapshot: with
+//! thousands of clients on the same window and limit, a new snapshot is serialized once and
+//! every client sends a clone of the same buffer.
+//!
+//! The protocol, for a browser's `EventSource` or any client:
+//! - on connect, at once: `retry: 2000` (the reconnect delay hint) and the current snapshot as
+//!   `event: trends`, so a reconnecting client is never blank;
+//! - then one `event: trends` each time a published snapshot changes this body (a snapshot that
+//!   changes other windows only sends nothing), at most `api.stream_max_events_per_sec` per
+//!   second: changes arriving faster are coalesced into the latest;
+//! - a comment line (`: keep-alive`) after 15 s without an event, so proxies and clients see
+//!   the connection is alive;
+//! - the stream ends when the server shuts down.
+//!
+//! At most `api.max_stream_clients` streams are open at once; beyond, 503 with `Retry-After`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use trends_core::window::Window;
+
+use crate::error::AppError;
+use crate::metrics::Metrics;
+use crate::prepared::{Prepared, frame};
+
+/// How streams behave.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// At most this many events per second per stream.
+    pub max_events_per_sec: u32,
+    /// Concurrent streams; more get 503.
+    pub max_clients: usize,
+    /// A comment line after this long without an event.
+    pub keep_alive: Duration,
+    /// The reconnect delay suggested to clients (`retry:`).
+    pub retry: Duration,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            max_events_per_sec: 4,
+            max_clients: 10_000,
+            keep_alive: Duration::from_secs(15),
+            retry: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What one stream sends.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub window: Window,
+    pub limit: usize,
+    /// Normalized; empty for none.
+    pub prefix: String,
+}
+
+/// Holds one place under the cap for as long as the stream lives.
+#[derive(Debug)]
+struct ClientSlot(Arc<Metrics>);
+
+impl ClientSlot {
+    fn take(metrics: &Arc<Metrics>, max: usize) -> Option<Self> {
+        let clients: &AtomicUsize = metrics.stream_clients();
+        let taken = clients
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        taken.then(|| ClientSlot(metrics.clone()))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.stream_clients().fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+struct State {
+    snapshots: watch::Receiver<Arc<Prepared>>,
+    query: Query,
+    options: StreamOptions,
+    shutdown: CancellationToken,
+    /// The last body sent; `None` before the first event.
+    last: Option<Bytes>,
+    /// No event before this (the rate cap).
+    next_event: Instant,
+    /// A keep-alive comment at this time unless an event goes first.
+    keep_alive_at: Instant,
+    _slot: ClientSlot,
+}
+
+impl State {
+    /// The current body and its event, if the body differs from the last one sent.
+    fn changed_event(&mut self) -> Option<Bytes> {
+        let prepared = self.snapshots.borrow_and_update().clone();
+        let q = &self.query;
+        let body = prepared.trends_body(q.window, q.limit, &q.prefix);
+        if self.last.as_ref() == Some(&body) {
+            return None;
+        }
+        let event = if q.prefix.is_empty() {
+            prepared.trends_event(q.window, q.limit, "")
+        } else {
+            frame(&body)
+        };
+        self.last = Some(body);
+        let now = Instant::now();
+        let per_sec = self.options.max_events_per_sec.max(1);
+        self.next_event = now + Duration::from_secs(1) / per_sec;
+        self.keep_alive_at = now + self.options.keep_alive;
+        Some(event)
+    }
+
+    /// The next chunk of the response body; `None` ends the stream.
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.last.is_none() {
+            let event = self.changed_event()?;
+            let retry = format!("retry: {}\n", self.options.retry.as_millis());
+            let mut first = Vec::with_capacity(retry.len() + event.len());
+            first.extend_from_slice(retry.as_bytes());
+            first.extend_from_slice(&event);
+            return Some(Bytes::from(first));
+        }
+        loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return None,
+                changed = self.snapshots.changed() => {
+                    // The follower is gone: the server is stopping.
+                    changed.ok()?;
+                }
+                () = sleep_until(self.keep_alive_at) => {
+                    self.keep_alive_at = Instant::now() + self.options.keep_alive;
+                    return Some(Bytes::from_static(b": keep-alive\n\n"));
+                }
+            }
+            // Coalesce: wait out the rate cap, then send whatever is latest.
+            if Instant::now() < self.next_event {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => return None,
+                    () = sleep_until(self.next_event) => {}
+                }
+            }
+            if let Some(event) = self.changed_event() {
+                return Some(event);
+            }
+        }
+    }
+}
+
+/// Opens a stream, or refuses with 503 when the cap is reached.
+pub fn open(
+    snapshots: watch::Receiver<Arc<Prepared>>,
+    metrics: &Arc<Metrics>,
+    options: &StreamOptions,
+    shutdown: CancellationToken,
+    query: Query,
+) -> Result<Response, AppError> {
+    let slot = ClientSlot::take(metrics, options.max_clients).ok_or(AppError::TooManyStreams)?;
+    let now = Instant::now();
+    let state = State {
+        snapshots,
+        query,
+        options: options.clone(),
+        shutdown,
+        last: None,
+        next_event: now,
+        keep_alive_at: now + options.keep_alive,
+        _slot: slot,
+    };
+    let events = futures_util::stream::unfold(state, |mut state| async move {
+        let chunk = state.next().await?;
+        Some((Ok::<_, Infallible>(chunk), state))
+    });
+    let mut response = Response::new(Body::from_stream(events));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Tells nginx-like proxies not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}

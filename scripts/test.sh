@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test of hashtag-trends on a fresh machine with a Rust toolchain, JDK 17+ and Maven.
+# Runs every test of hashtag-trends on a fresh machine with a Rust toolchain, JDK 17+, Maven and
+# Node.js 20+ (with npm).
 #
 #   ./scripts/test.sh
 #
 # 1. fetches the Apache Kafka broker jars from Maven Central (cached in ~/.cache/hashtag-trends);
+#    installs the browser test's dependencies: Debian's chromium (apt-get, when root) and
+#    playwright-core (`npm ci` in tests/browser; no browser download);
 # 2. checks formatting and lints;
 # 3. builds the three service binaries (the end-to-end tests run them as processes);
 # 4. runs all unit, integration and end-to-end tests; the latter start a real Kafka broker in
@@ -16,24 +19,33 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' is required ($2)
 need cargo "install Rust with rustup"
 need java "install a JDK 17 or newer"
 need mvn "install Apache Maven"
+need node "install Node.js 20 or newer (the browser test drives Chromium from it)"
+need npm "install npm (it comes with Node.js)"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
+  || { echo "error: Node.js 20 or newer is required (found $(node --version))" >&2; exit 1; }
 
-# librdkafka is built from source: it needs cmake, a C compiler and the libcurl headers.
+# librdkafka is built from source: it needs cmake, a C compiler and the libcurl headers. The
+# browser test (tests/e2e/tests/browser.rs) runs Debian's headless chromium.
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 [ -e /usr/include/curl/curl.h ] || [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
+[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing build dependencies: ${missing[*]}"
+    echo "==> installing system packages: ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "error: missing build dependencies: ${missing[*]} (install them with your package manager)" >&2
+    echo "error: missing system packages: ${missing[*]} (install them with your package manager)" >&2
     exit 1
   fi
 fi
 
 echo "==> Kafka broker jars"
 scripts/kafka-jars.sh
+
+echo "==> browser test dependencies (npm ci in tests/browser)"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

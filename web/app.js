@@ -2,10 +2,22 @@
 //
 // Layout of this file:
 //   1. config          constants shared by everything below
-//   2. data layer      fetchTrends() / fetchHashtag(): HTTP + validation, never touch the DOM
+//   2. data layer      parseTrends() / fetchHashtag() / fetchSuggestions(): validation, never the DOM
 //   3. formatting      numbers, times, window labels
-//   4. rendering       render*(): DOM only, never fetch; API strings go in via textContent
-//   5. controller      state, polling with backoff, URL sync, event wiring
+//   4. rendering       render*() / drawSeries(): DOM only, never fetch; API strings go in via textContent
+//   5. controller      state, the live stream (EventSource + back-off), URL sync, event wiring
+
+// The colour theme chosen with the toggle, applied before the first paint: this file loads
+// synchronously in <head>, before the body exists; everything else waits for the DOM.
+(() => {
+  try {
+    const theme = localStorage.getItem('theme');
+    if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
+  } catch (_) {
+    // No storage (e.g. some private modes): the system's preference applies.
+  }
+})();
+
 (() => {
   'use strict';
 
@@ -24,12 +36,21 @@
   ];
   const WINDOW_IDS = WINDOWS.map((w) => w.id);
   const DEFAULT_WINDOW = '5m';
+  const LIMITS = [5, 10, 20, 50, 100];
   const DEFAULT_LIMIT = 10;
-  const MAX_LIMIT = 100;
+  /** The two series of GET /hashtags/{tag}. */
+  const RANGES = { '1h': 'the last hour', '24h': 'the last 24 hours' };
+  const DEFAULT_RANGE = '1h';
 
-  const POLL_INTERVAL_MS = 1000;
-  const MAX_BACKOFF_MS = 5000;
-  const REQUEST_TIMEOUT_MS = 4000;
+  /** Own reconnect back-off, used when the browser gives up on the stream (e.g. a 503). */
+  const RETRY_MIN_MS = 1000;
+  const RETRY_MAX_MS = 15000;
+  /** After this many failed attempts in a row the indicator says "offline" (still retrying). */
+  const OFFLINE_AFTER = 4;
+  const REQUEST_TIMEOUT_MS = 5000;
+  /** The open details panel is refreshed with the stream, at most this often. */
+  const DETAILS_REFRESH_MS = 1000;
+  const SUGGEST_DELAY_MS = 150;
   /** Must match the longest transition in style.css (leave fade). */
   const LEAVE_MS = 400;
 
@@ -70,24 +91,14 @@
     }
     try {
       let res;
-      try {
-        res = await fetch(url, {
-          signal: ctrl.signal,
-          headers: { Accept: 'application/json' },
-          cache: 'no-store',
-        });
-      } catch (err) {
-        if (timedOut) throw new ApiError('request timed out');
-        if (err && err.name === 'AbortError') throw err;
-        throw new ApiError('network error');
-      }
       let text;
       try {
+        res = await fetch(url, { signal: ctrl.signal, headers: { Accept: 'application/json' }, cache: 'no-store' });
         text = await res.text();
       } catch (err) {
         if (timedOut) throw new ApiError('request timed out');
         if (err && err.name === 'AbortError') throw err;
-        throw new ApiError('connection lost while reading the response');
+        throw new ApiError('network error');
       }
       let body;
       let parsed = true;
@@ -126,12 +137,13 @@
   }
 
   /**
-   * Validate a trends body. Drops malformed entries and duplicate tags (the chart is keyed by
-   * hashtag), keeps the server's order, and throws ApiError if the shape is unusable.
+   * Validate a trends body (GET /trends, or the data of a `trends` event). Drops malformed
+   * entries and duplicate tags (the chart is keyed by hashtag), keeps the server's order, and
+   * throws ApiError if the shape is unusable.
    */
   function parseTrends(body) {
     if (!isObject(body) || !Array.isArray(body.trends)) {
-      throw new ApiError('unexpected response from the API');
+      throw new ApiError('unexpected data from the API');
     }
     const seen = new Set();
     const trends = [];
@@ -152,15 +164,23 @@
     };
   }
 
-  /** GET /api/v1/trends → { window, watermark: {raw,date}|null, trends: [{rank,hashtag,display,count}] }. */
-  async function fetchTrends(window, limit, signal) {
-    const q = new URLSearchParams({ window, limit: String(limit) });
-    return parseTrends(await getJson(`trends?${q}`, signal));
+  /** One series of GET /hashtags/{tag}: { bucketSecs, points: [{ start: Date, count }] } or null. */
+  function parseSeries(v) {
+    if (!isObject(v) || !Array.isArray(v.points)) return null;
+    const points = [];
+    for (const p of v.points) {
+      if (!isObject(p) || !isCount(p.count) || typeof p.start !== 'string') continue;
+      const start = new Date(p.start);
+      if (Number.isNaN(start.getTime())) continue;
+      points.push({ start, count: p.count });
+    }
+    const bucketSecs = isCount(v.bucket_secs) && v.bucket_secs > 0 ? v.bucket_secs : null;
+    return { bucketSecs, points };
   }
 
   /**
-   * GET /api/v1/hashtags/{tag} → { hashtag, counts: {window: number|null}, watermark } or null
-   * when the API answers 404 (the tag has no counts).
+   * GET /api/v1/hashtags/{tag} → { hashtag, display, counts: {window: number|null}, series:
+   * {'1h'|'24h': series|null}, watermark } or null when the API answers 404 (never seen).
    */
   async function fetchHashtag(tag, signal) {
     let body;
@@ -173,12 +193,21 @@
     if (!isObject(body) || !isObject(body.counts)) throw new ApiError('unexpected response from the API');
     const counts = {};
     for (const id of WINDOW_IDS) counts[id] = isCount(body.counts[id]) ? body.counts[id] : null;
+    const series = {};
+    for (const range of Object.keys(RANGES)) series[range] = isObject(body.series) ? parseSeries(body.series[range]) : null;
     return {
       hashtag: typeof body.hashtag === 'string' && body.hashtag !== '' ? body.hashtag : tag,
       display: typeof body.display === 'string' && body.display !== '' ? body.display : null,
       counts,
+      series,
       watermark: parseWatermark(body.watermark),
     };
+  }
+
+  /** Tags of all time starting with `prefix`, for the search box's suggestions. */
+  async function fetchSuggestions(prefix, signal) {
+    const q = new URLSearchParams({ window: 'all', limit: '8', prefix });
+    return parseTrends(await getJson(`trends?${q}`, signal)).trends;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -187,50 +216,86 @@
 
   const numberFormat = new Intl.NumberFormat();
   const timeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' });
+  const shortTimeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+  const dayTimeFormat = new Intl.DateTimeFormat(undefined, { weekday: 'short', hour: 'numeric', minute: '2-digit' });
   const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
     month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit',
   });
 
   const formatCount = (n) => numberFormat.format(n);
 
+  function sameDay(a, b) {
+    return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+  }
+
   /** Local time; the date is added when it is not today. */
   function formatTime(date) {
-    const now = new Date();
-    const sameDay = date.getFullYear() === now.getFullYear() && date.getMonth() === now.getMonth()
-      && date.getDate() === now.getDate();
-    return (sameDay ? timeFormat : dateTimeFormat).format(date);
+    return (sameDay(date, new Date()) ? timeFormat : dateTimeFormat).format(date);
+  }
+
+  function formatDuration(secs) {
+    if (secs % 3600 === 0) return secs === 3600 ? 'hour' : `${secs / 3600} hours`;
+    if (secs % 60 === 0) return secs === 60 ? 'minute' : `${secs / 60} minutes`;
+    return secs === 1 ? 'second' : `${secs} seconds`;
   }
 
   const windowInfo = (id) => WINDOWS.find((w) => w.id === id) || WINDOWS[1];
+
+  /** What the user typed → the tag to ask for: trimmed, without one leading # or ＃. */
+  function cleanQuery(text) {
+    return text.trim().replace(/^[#\uFF03]/, '').trim();
+  }
 
   // ---------------------------------------------------------------------------------------------
   // 4. Rendering
   // ---------------------------------------------------------------------------------------------
 
   const $ = (id) => document.getElementById(id);
-  const el = {
-    status: $('status'),
-    statusText: document.querySelector('#status .status-text'),
+  /** The page's elements, looked up by lookUp() once the DOM is there. */
+  let el = null;
+  const lookUp = () => ({
+    root: document.documentElement,
+    status: $('connection'),
+    statusText: document.querySelector('#connection .status-text'),
+    theme: $('theme-toggle'),
     windowLabel: $('window-label'),
     watermark: $('watermark'),
     limitLabel: $('limit-label'),
     select: $('window-select'),
+    limitSelect: $('limit-select'),
     chart: $('chart'),
     bars: $('bars'),
     loading: $('loading'),
     empty: $('empty'),
+    searchForm: $('search-form'),
+    searchInput: $('search-input'),
+    searchError: $('search-error'),
+    suggestions: $('search-suggestions'),
     hint: $('details-hint'),
     details: $('details'),
     detailsHeading: $('details-heading'),
+    detailsBody: $('details-body'),
     detailsCounts: $('details-counts'),
     detailsMessage: $('details-message'),
     detailsClose: $('details-close'),
-  };
+    rangeButtons: Array.from(document.querySelectorAll('.range-button')),
+    series: $('series'),
+    seriesChart: $('series-chart'),
+    seriesReadout: $('series-readout'),
+  });
 
   const reducedMotion = window.matchMedia ? window.matchMedia('(prefers-reduced-motion: reduce)') : { matches: false };
 
   function setText(node, text) {
     if (node.textContent !== text) node.textContent = text;
+  }
+
+  function setData(node, key, value) {
+    if (value === null || value === undefined) {
+      if (key in node.dataset) delete node.dataset[key];
+    } else if (node.dataset[key] !== String(value)) {
+      node.dataset[key] = String(value);
+    }
   }
 
   function make(tag, className, attrs) {
@@ -240,15 +305,29 @@
     return node;
   }
 
-  /** Status pill: 'connecting' | 'live' | 'reconnecting'. Shown data is stale while reconnecting. */
-  function renderStatus(state, detail) {
-    const stale = String(state === 'reconnecting');
-    if (el.chart.dataset.stale !== stale) el.chart.dataset.stale = stale;
-    const text = { connecting: 'connecting\u2026', live: 'live', reconnecting: 'reconnecting\u2026' }[state];
-    if (el.status.dataset.state !== state) el.status.dataset.state = state;
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs) {
+    const node = document.createElementNS(SVG_NS, tag);
+    if (attrs) for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    return node;
+  }
+
+  /**
+   * Connection indicator: 'connecting' | 'live' | 'reconnecting' | 'offline'. The data shown is
+   * marked stale unless live.
+   */
+  function renderStatus(status, detail) {
+    const text = {
+      connecting: 'connecting\u2026', live: 'live', reconnecting: 'reconnecting\u2026', offline: 'offline',
+    }[status];
+    setData(el.status, 'state', status);
     setText(el.statusText, text);
     const title = detail ? `${text} (${detail})` : text;
     if (el.status.title !== title) el.status.title = title;
+  }
+
+  function renderStale(stale) {
+    setData(el.chart, 'stale', String(stale));
   }
 
   /** Subtitle: window label + "data as of <local time>" / "waiting for data…". */
@@ -279,8 +358,6 @@
     const track = make('span', 'bar-track', { 'aria-hidden': 'true' });
     const fill = make('span', 'bar-fill');
     const label = make('span', 'bar-label', { dir: 'auto', 'data-testid': 'hashtag' });
-    label.textContent = `#${tag}`;
-    label.title = `#${tag}`;
     track.append(fill, label);
     const count = make('span', 'bar-count', { 'data-testid': 'count', 'aria-hidden': 'true' });
     button.append(rank, track, count);
@@ -295,9 +372,10 @@
     if (row.label.title !== shown) row.label.title = shown;
     const countText = formatCount(entry.count);
     setText(row.count, countText);
-    row.button.dataset.rank = String(entry.rank);
-    row.button.dataset.count = String(entry.count);
-    const name = `Rank ${entry.rank}, #${entry.display}, ${countText}`;
+    setData(row.button, 'rank', entry.rank);
+    setData(row.button, 'count', entry.count);
+    setData(row.button, 'display', entry.display);
+    const name = `Rank ${entry.rank}, #${entry.display}, ${countText} posts`;
     if (row.button.getAttribute('aria-label') !== name) row.button.setAttribute('aria-label', name);
   }
 
@@ -350,8 +428,7 @@
     }
     const ordered = trends.map((entry) => {
       let row = rows.get(entry.hashtag);
-      const isNew = !row;
-      if (isNew) {
+      if (!row) {
         row = createRow(entry.hashtag);
         rows.set(entry.hashtag, row);
         if (animate) row.li.classList.add('entering');
@@ -359,7 +436,9 @@
       updateRowContent(row, entry);
       const selected = entry.hashtag === selectedTag;
       row.button.classList.toggle('selected', selected);
-      row.button.setAttribute('aria-expanded', String(selected));
+      if (row.button.getAttribute('aria-expanded') !== String(selected)) {
+        row.button.setAttribute('aria-expanded', String(selected));
+      }
       row.width = max > 0 ? Math.max(entry.count / max, entry.count > 0 ? 0.015 : 0) : 0;
       return row;
     });
@@ -411,11 +490,11 @@
   }
 
   /** Chart container state: loading (no data yet), empty, or ready. */
-  function renderChartState(state) {
-    if (el.chart.dataset.state !== state) el.chart.dataset.state = state;
-    el.loading.hidden = state !== 'loading';
-    el.empty.hidden = state !== 'empty';
-    el.chart.setAttribute('aria-busy', String(state === 'loading'));
+  function renderChartState(chartState) {
+    setData(el.chart, 'state', chartState);
+    el.loading.hidden = chartState !== 'loading';
+    el.empty.hidden = chartState !== 'empty';
+    el.chart.setAttribute('aria-busy', String(chartState === 'loading'));
   }
 
   function renderLoadingMessage(text) {
@@ -423,16 +502,16 @@
   }
 
   /**
-   * Details panel. `view` is null (closed) or
-   * { tag, data: {hashtag,counts,watermark}|null, status: 'loading'|'ok'|'missing'|'error', error, window }.
+   * Details panel. `view` is null (closed) or { tag, range, window, status:
+   * 'loading'|'ok'|'missing'|'error', error, data: fetchHashtag() result|null }.
    */
   function renderDetails(view) {
     const open = Boolean(view);
     el.details.hidden = !open;
     el.hint.hidden = open;
     if (!open) return;
-    el.details.dataset.hashtag = view.tag;
-    el.details.dataset.state = view.status;
+    setData(el.details, 'hashtag', view.data ? view.data.hashtag : view.tag);
+    setData(el.details, 'state', view.status);
     setText(el.detailsHeading, `#${view.data ? view.data.display || view.data.hashtag : view.tag}`);
 
     // Counts: one row per window; the current window is highlighted.
@@ -443,7 +522,7 @@
         item.dataset.window = w.id;
         const dt = make('dt');
         dt.textContent = w.label;
-        const dd = make('dd', '', { 'data-testid': 'details-count' });
+        const dd = make('dd', '', { 'data-testid': 'detail-count' });
         dd.dataset.window = w.id;
         item.append(dt, dd);
         el.detailsCounts.append(item);
@@ -456,19 +535,138 @@
       const dd = item.lastElementChild;
       const value = counts ? counts[id] : null;
       setText(dd, value === null ? '\u2014' : formatCount(value));
-      if (value === null) delete dd.dataset.count;
-      else dd.dataset.count = String(value);
+      setData(dd, 'count', value);
     }
-    el.detailsCounts.hidden = view.status === 'missing';
-    el.detailsCounts.classList.toggle('is-loading', view.status === 'loading' && !view.data);
+
+    for (const button of el.rangeButtons) {
+      const pressed = String(button.dataset.range === view.range);
+      if (button.getAttribute('aria-pressed') !== pressed) button.setAttribute('aria-pressed', pressed);
+    }
+
+    el.detailsBody.hidden = view.status === 'missing' || (view.status === 'error' && !view.data);
+    el.detailsBody.classList.toggle('is-loading', view.status === 'loading' && !view.data);
 
     let message = '';
-    if (view.status === 'missing') message = `#${view.tag} has no counts right now.`;
-    else if (view.status === 'error') message = `Couldn\u2019t load details: ${view.error}. Retrying\u2026`;
-    else if (view.status === 'loading' && !view.data) message = 'Loading\u2026';
+    if (view.status === 'missing') {
+      message = `No posts with #${view.tag} yet. Hashtags show up here once someone uses them.`;
+    } else if (view.status === 'error') {
+      message = `Couldn\u2019t load #${view.tag}: ${view.error}.`;
+    } else if (view.status === 'loading' && !view.data) {
+      message = 'Loading\u2026';
+    }
     el.detailsMessage.hidden = message === '';
     el.detailsMessage.classList.toggle('error', view.status === 'error');
     setText(el.detailsMessage, message);
+
+    drawSeries(view);
+  }
+
+  /** A round number ≥ v: 1, 2, 5 × 10^k. */
+  function niceCeil(v) {
+    if (v <= 1) return 1;
+    const p = 10 ** Math.floor(Math.log10(v));
+    for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+
+  /** The series chart's geometry and data, kept for the pointer / keyboard cursor. */
+  const plot = { points: [], x: () => 0, y: () => 0, cursor: null, index: -1, summary: '', bucketSecs: null };
+
+  /**
+   * Line chart of the open tag's bucket counts over the chosen range, in SVG, sized to its box.
+   * Exposes data-range, data-points, data-total and data-max for tests and tooling.
+   */
+  function drawSeries(view) {
+    const chart = el.seriesChart;
+    const series = view && view.data ? view.data.series[view.range] : null;
+    if (!series) {
+      chart.replaceChildren();
+      for (const k of ['range', 'points', 'total', 'max', 'bucketSecs']) setData(chart, k, null);
+      plot.points = [];
+      setText(el.seriesReadout, view && view.data ? 'No time series from the API.' : '');
+      return;
+    }
+    const points = series.points;
+    const width = Math.max(160, Math.round(el.series.clientWidth || 280));
+    const height = 150;
+    const pad = { l: 36, r: 10, t: 10, b: 24 };
+    const plotW = width - pad.l - pad.r;
+    const plotH = height - pad.t - pad.b;
+    const total = points.reduce((s, p) => s + p.count, 0);
+    const max = points.reduce((m, p) => Math.max(m, p.count), 0);
+    const top = niceCeil(max);
+    const n = points.length;
+    const x = (i) => pad.l + (n > 1 ? (i / (n - 1)) * plotW : plotW / 2);
+    const y = (c) => pad.t + plotH - (c / top) * plotH;
+
+    chart.setAttribute('viewBox', `0 0 ${width} ${height}`);
+    chart.setAttribute('width', String(width));
+    setData(chart, 'range', view.range);
+    setData(chart, 'points', n);
+    setData(chart, 'total', total);
+    setData(chart, 'max', max);
+    setData(chart, 'bucketSecs', series.bucketSecs);
+
+    const nodes = [];
+    // Grid and y labels: 0, half, top.
+    for (const v of [0, top / 2, top]) {
+      const gy = y(v).toFixed(1);
+      nodes.push(svg('line', { class: 'grid', x1: pad.l, x2: width - pad.r, y1: gy, y2: gy }));
+      const label = svg('text', { class: 'axis', x: pad.l - 6, y: gy, 'text-anchor': 'end', 'dominant-baseline': 'middle' });
+      label.textContent = Number.isInteger(v) ? formatCount(v) : '';
+      nodes.push(label);
+    }
+    // x labels: start, middle, end of the range (local time).
+    if (n > 0) {
+      const bucketMs = (series.bucketSecs || 0) * 1000;
+      const ticks = [[0, 'start'], [Math.floor((n - 1) / 2), 'middle'], [n - 1, 'end']];
+      for (const [i, anchor] of ticks) {
+        const at = new Date(points[i].start.getTime() + (i === n - 1 ? bucketMs : 0));
+        const label = svg('text', { class: 'axis', x: x(i).toFixed(1), y: height - 6, 'text-anchor': anchor });
+        label.textContent = (sameDay(at, new Date()) ? shortTimeFormat : dayTimeFormat).format(at);
+        nodes.push(label);
+      }
+      let d = '';
+      for (let i = 0; i < n; i += 1) d += `${i ? 'L' : 'M'}${x(i).toFixed(1)} ${y(points[i].count).toFixed(1)}`;
+      const base = y(0).toFixed(1);
+      nodes.push(svg('path', { class: 'area', d: `${d}L${x(n - 1).toFixed(1)} ${base}L${x(0).toFixed(1)} ${base}Z` }));
+      nodes.push(svg('path', { class: 'line', d, 'data-testid': 'detail-line' }));
+    }
+    const cursor = svg('g', { class: 'cursor', visibility: 'hidden' });
+    cursor.append(svg('line', { y1: pad.t, y2: pad.t + plotH }), svg('circle', { r: 3.5 }));
+    nodes.push(cursor);
+    chart.replaceChildren(...nodes);
+
+    const tag = `#${view.data.display || view.data.hashtag}`;
+    const per = series.bucketSecs ? ` per ${formatDuration(series.bucketSecs)}` : '';
+    const every = series.bucketSecs ? ` in any ${formatDuration(series.bucketSecs)}` : '';
+    plot.summary = n
+      ? `${formatCount(total)} ${total === 1 ? 'post' : 'posts'} in ${RANGES[view.range]}, at most ${formatCount(max)}${every}.`
+      : 'No data points.';
+    chart.setAttribute('aria-label', `Posts with ${tag}${per} over ${RANGES[view.range]}. Use the arrow keys to read each point.`);
+    Object.assign(plot, { points, x, y, cursor, bucketSecs: series.bucketSecs });
+    showPoint(plot.index < n ? plot.index : -1);
+  }
+
+  /** Move the chart cursor to point `i` (or hide it for -1) and say what is there. */
+  function showPoint(i) {
+    plot.index = i;
+    const p = plot.points[i];
+    if (!p || !plot.cursor) {
+      if (plot.cursor) plot.cursor.setAttribute('visibility', 'hidden');
+      setText(el.seriesReadout, plot.summary);
+      return;
+    }
+    const cx = plot.x(i).toFixed(1);
+    const [line, dot] = plot.cursor.children;
+    line.setAttribute('x1', cx);
+    line.setAttribute('x2', cx);
+    dot.setAttribute('cx', cx);
+    dot.setAttribute('cy', plot.y(p.count).toFixed(1));
+    plot.cursor.setAttribute('visibility', 'visible');
+    const when = sameDay(p.start, new Date()) ? timeFormat.format(p.start) : dateTimeFormat.format(p.start);
+    const per = plot.bucketSecs ? ` in the ${formatDuration(plot.bucketSecs)} from` : ' at';
+    setText(el.seriesReadout, `${formatCount(p.count)} ${p.count === 1 ? 'post' : 'posts'}${per} ${when}`);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -478,86 +676,130 @@
   const state = {
     window: DEFAULT_WINDOW,
     limit: DEFAULT_LIMIT,
-    data: null, // last good fetchTrends() result
-    failures: 0,
-    poll: { seq: 0, timer: 0, ctrl: null },
+    data: null, // last trends snapshot of the current window and limit
     details: null, // view for renderDetails()
-    detailsReq: { seq: 0, ctrl: null },
+    detailsReq: { seq: 0, ctrl: null, last: 0, timer: 0 },
+    suggest: { timer: 0, ctrl: null, last: '' },
   };
+
+  /** The live stream: one EventSource at a time, plus our own retry timer. */
+  const stream = { es: null, retryTimer: 0, failures: 0, fresh: false };
 
   function readUrl() {
     const params = new URLSearchParams(window.location.search);
     const w = params.get('window');
     state.window = WINDOW_IDS.includes(w) ? w : DEFAULT_WINDOW;
     const limit = Number(params.get('limit'));
-    state.limit = Number.isInteger(limit) && limit >= 1 && limit <= MAX_LIMIT ? limit : DEFAULT_LIMIT;
+    state.limit = LIMITS.includes(limit) ? limit : DEFAULT_LIMIT;
+    return cleanQuery(params.get('tag') || '');
   }
 
+  /** Keeps window, limit and the open tag in the URL (shareable, survives a reload). */
   function writeUrl() {
     const url = new URL(window.location.href);
-    if (url.searchParams.get('window') === state.window) return;
-    url.searchParams.set('window', state.window);
+    const set = (k, v, dflt) => (v === dflt || v === '' ? url.searchParams.delete(k) : url.searchParams.set(k, v));
+    set('window', state.window, DEFAULT_WINDOW);
+    set('limit', String(state.limit), String(DEFAULT_LIMIT));
+    set('tag', state.details ? state.details.tag : '', '');
+    if (url.href === window.location.href) return;
     try {
       window.history.replaceState(null, '', url);
     } catch (_) {
-      // Not fatal (e.g. opaque origins); the selector still works.
+      // Not fatal (e.g. opaque origins); the controls still work.
     }
+  }
+
+  /** The normalized tag of the open panel, to highlight its bar. */
+  function selectedTag() {
+    const v = state.details;
+    if (!v) return null;
+    return v.data ? v.data.hashtag : v.tag.toLowerCase();
   }
 
   function render() {
     const data = state.data;
+    setText(el.limitLabel, String(state.limit));
     renderSubtitle(state.window, data ? data.watermark : null);
     if (!data) {
       renderChartState('loading');
       return;
     }
-    renderChart(data.trends, state.details ? state.details.tag : null);
+    renderChart(data.trends, selectedTag());
     renderChartState(data.trends.length ? 'ready' : 'empty');
   }
 
-  // --- polling -----------------------------------------------------------------------------------
+  // --- the stream ----------------------------------------------------------------------------------
 
-  function backoffMs(failures) {
-    return Math.min(MAX_BACKOFF_MS, POLL_INTERVAL_MS * 2 ** Math.max(0, failures - 1));
+  function retryDelay(failures) {
+    const base = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.max(0, failures - 1));
+    return Math.round(base * (0.8 + Math.random() * 0.4)); // jitter: clients don't come back in step
   }
 
-  function schedule(delay) {
-    clearTimeout(state.poll.timer);
-    state.poll.timer = setTimeout(poll, delay);
+  function disconnect() {
+    clearTimeout(stream.retryTimer);
+    stream.retryTimer = 0;
+    if (stream.es) {
+      stream.es.close();
+      stream.es = null;
+    }
   }
 
-  /** Fetch now: cancels any pending timer and any request still in flight. */
-  function pollNow() {
-    clearTimeout(state.poll.timer);
-    if (state.poll.ctrl) state.poll.ctrl.abort();
-    poll();
-  }
+  /** (Re)opens the stream for the current window and limit. The first event arrives at once. */
+  function connect() {
+    disconnect();
+    if (navigator.onLine === false) {
+      renderStatus('offline', 'no network');
+      renderStale(true);
+      return;
+    }
+    const q = new URLSearchParams({ window: state.window, limit: String(state.limit) });
+    const es = new EventSource(new URL(`stream?${q}`, API_BASE));
+    stream.es = es;
+    stream.fresh = false;
+    if (!state.data) renderStatus(stream.failures ? 'reconnecting' : 'connecting');
 
-  async function poll() {
-    if (document.hidden) return; // resumed by visibilitychange
-    const seq = ++state.poll.seq;
-    const ctrl = new AbortController();
-    state.poll.ctrl = ctrl;
-    try {
-      const data = await fetchTrends(state.window, state.limit, ctrl.signal);
-      if (seq !== state.poll.seq) return; // superseded
-      state.failures = 0;
+    es.addEventListener('open', () => {
+      if (stream.es !== es) return;
+      stream.failures = 0;
+      renderStatus('live');
+    });
+    es.addEventListener('trends', (event) => {
+      if (stream.es !== es) return;
+      let data;
+      try {
+        data = parseTrends(JSON.parse(event.data));
+      } catch (_) {
+        renderStatus('reconnecting', 'unexpected data from the API');
+        return;
+      }
+      if (data.window && data.window !== state.window) return; // not ours (cannot happen, but be sure)
+      stream.failures = 0;
+      stream.fresh = true;
       state.data = data;
       render();
       renderStatus('live');
-      if (state.details) refreshDetails(false);
-      schedule(POLL_INTERVAL_MS);
-    } catch (err) {
-      if (seq !== state.poll.seq) return; // superseded (window change, tab shown again…)
-      state.failures += 1;
-      const reason = err instanceof ApiError ? err.message : 'unexpected error';
-      if (!(err instanceof ApiError)) console.error(err); // a bug, not a network problem
-      renderStatus('reconnecting', reason);
+      renderStale(false);
+      refreshDetailsSoon();
+    });
+    es.addEventListener('error', () => {
+      if (stream.es !== es) return;
+      stream.failures += 1;
+      renderStale(true);
       if (!state.data) renderLoadingMessage('Can\u2019t reach the trends API yet. Retrying\u2026');
-      schedule(backoffMs(state.failures));
-    } finally {
-      if (state.poll.ctrl === ctrl) state.poll.ctrl = null;
-    }
+      const status = stream.failures >= OFFLINE_AFTER ? 'offline' : 'reconnecting';
+      if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (an HTTP error such as 503 when the server is full, or a wrong
+        // content type): retry ourselves, with back-off.
+        es.close();
+        stream.es = null;
+        const delay = retryDelay(stream.failures);
+        renderStatus(status, `retrying in ${Math.ceil(delay / 1000)} s`);
+        stream.retryTimer = setTimeout(connect, delay);
+      } else {
+        // The connection dropped; the browser reconnects by itself.
+        renderStatus(status, 'the stream dropped; reconnecting');
+      }
+    });
   }
 
   // --- details -------------------------------------------------------------------------------------
@@ -566,22 +808,35 @@
     const same = state.details && state.details.tag === tag;
     state.details = same
       ? state.details
-      : { tag, data: null, status: 'loading', error: '', window: state.window };
+      : { tag, range: state.details ? state.details.range : DEFAULT_RANGE, data: null, status: 'loading', error: '', window: state.window };
     renderDetails(state.details);
-    if (state.data) renderChart(state.data.trends, tag); // selection highlight
+    if (state.data) renderChart(state.data.trends, selectedTag());
+    writeUrl();
     refreshDetails(true);
   }
 
   /** Close the panel; focus goes back to the tag's bar when `refocus` and it is still shown. */
   function closeDetails(refocus) {
-    const tag = state.details ? state.details.tag : null;
+    const tag = selectedTag();
     state.details = null;
     state.detailsReq.seq += 1;
+    clearTimeout(state.detailsReq.timer);
     if (state.detailsReq.ctrl) state.detailsReq.ctrl.abort();
     renderDetails(null);
     if (state.data) renderChart(state.data.trends, null);
+    writeUrl();
     const row = tag ? rows.get(tag) : null;
     if (refocus && row) row.button.focus({ preventScroll: true });
+  }
+
+  /** After a stream event: reload the open panel, at most every DETAILS_REFRESH_MS. */
+  function refreshDetailsSoon() {
+    if (!state.details || state.detailsReq.timer) return;
+    const wait = Math.max(0, state.detailsReq.last + DETAILS_REFRESH_MS - Date.now());
+    state.detailsReq.timer = setTimeout(() => {
+      state.detailsReq.timer = 0;
+      refreshDetails(false);
+    }, wait);
   }
 
   /** (Re)load the open panel. `force` cancels a request in flight; otherwise one at a time. */
@@ -595,50 +850,150 @@
     const seq = ++state.detailsReq.seq;
     const ctrl = new AbortController();
     state.detailsReq.ctrl = ctrl;
+    state.detailsReq.last = Date.now();
     let next;
     try {
       const data = await fetchHashtag(view.tag, ctrl.signal);
       next = data ? { data, status: 'ok', error: '' } : { data: null, status: 'missing', error: '' };
     } catch (err) {
       if (err && err.name === 'AbortError') return;
-      if (!(err instanceof ApiError)) console.error(err);
-      next = { status: 'error', error: err instanceof ApiError ? err.message : 'unexpected error' };
+      if (!(err instanceof ApiError)) console.error(err); // a bug, not a network problem
+      // Keep showing the last good data; say it could not be refreshed.
+      next = { status: view.data ? 'ok' : 'error', error: err instanceof ApiError ? err.message : 'unexpected error' };
     } finally {
       if (state.detailsReq.ctrl === ctrl) state.detailsReq.ctrl = null;
     }
     if (seq !== state.detailsReq.seq || state.details !== view) return;
+    const hadKey = selectedTag();
     Object.assign(view, next, { window: state.window });
     renderDetails(view);
+    if (state.data && selectedTag() !== hadKey) renderChart(state.data.trends, selectedTag());
   }
 
-  // --- wiring --------------------------------------------------------------------------------------
+  function setRange(range) {
+    if (!state.details || !(range in RANGES) || state.details.range === range) return;
+    state.details.range = range;
+    plot.index = -1;
+    renderDetails(state.details);
+  }
 
-  function setWindow(id) {
-    if (!WINDOW_IDS.includes(id) || id === state.window) return;
-    state.window = id;
+  // --- search ---------------------------------------------------------------------------------------
+
+  function submitSearch(event) {
+    event.preventDefault();
+    const tag = cleanQuery(el.searchInput.value);
+    if (tag === '') {
+      setText(el.searchError, 'Type a hashtag, for example #rust.');
+      el.searchInput.setAttribute('aria-invalid', 'true');
+      el.searchInput.focus();
+      return;
+    }
+    setText(el.searchError, '');
+    el.searchInput.removeAttribute('aria-invalid');
+    openDetails(tag);
+    if (window.matchMedia && window.matchMedia('(max-width: 759px)').matches) {
+      el.details.scrollIntoView({ block: 'nearest', behavior: reducedMotion.matches ? 'auto' : 'smooth' });
+    }
+  }
+
+  /** Suggestions while typing: the most used tags of all time that start with the input. */
+  function suggestSoon() {
+    clearTimeout(state.suggest.timer);
+    state.suggest.timer = setTimeout(async () => {
+      const prefix = cleanQuery(el.searchInput.value);
+      if (prefix === state.suggest.last) return;
+      state.suggest.last = prefix;
+      if (state.suggest.ctrl) state.suggest.ctrl.abort();
+      if (prefix === '') {
+        el.suggestions.replaceChildren();
+        return;
+      }
+      const ctrl = new AbortController();
+      state.suggest.ctrl = ctrl;
+      try {
+        const found = await fetchSuggestions(prefix, ctrl.signal);
+        if (state.suggest.ctrl !== ctrl) return;
+        el.suggestions.replaceChildren(...found.map((t) => {
+          const option = make('option');
+          option.value = t.display;
+          option.label = `#${t.display} \u00b7 ${formatCount(t.count)}`;
+          return option;
+        }));
+      } catch (_) {
+        // Suggestions are a nicety: a failure leaves the list as it was.
+      } finally {
+        if (state.suggest.ctrl === ctrl) state.suggest.ctrl = null;
+      }
+    }, SUGGEST_DELAY_MS);
+  }
+
+  // --- theme ----------------------------------------------------------------------------------------
+
+  const THEMES = ['auto', 'light', 'dark'];
+  const THEME_NAMES = { auto: 'automatic', light: 'light', dark: 'dark' };
+
+  function renderTheme() {
+    const theme = el.root.dataset.theme || 'auto';
+    el.theme.dataset.theme = theme;
+    const label = `Colour theme: ${THEME_NAMES[theme]} (change)`;
+    el.theme.setAttribute('aria-label', label);
+    el.theme.title = label;
+  }
+
+  function cycleTheme() {
+    const current = el.root.dataset.theme || 'auto';
+    const next = THEMES[(THEMES.indexOf(current) + 1) % THEMES.length];
+    if (next === 'auto') delete el.root.dataset.theme;
+    else el.root.dataset.theme = next;
+    try {
+      if (next === 'auto') localStorage.removeItem('theme');
+      else localStorage.setItem('theme', next);
+    } catch (_) {
+      // Private mode: the choice lasts for this page only.
+    }
+    renderTheme();
+  }
+
+  // --- wiring ---------------------------------------------------------------------------------------
+
+  /** A new window or limit: a new stream; the old data stays, marked stale, until it answers. */
+  function changeQuery(windowId, limit) {
+    if (windowId === state.window && limit === state.limit) return;
+    state.window = windowId;
+    state.limit = limit;
     writeUrl();
+    setText(el.limitLabel, String(state.limit));
     renderSubtitle(state.window, state.data ? state.data.watermark : null);
+    renderStale(true);
     if (state.details) {
-      state.details.window = id;
+      state.details.window = windowId;
       renderDetails(state.details);
     }
-    pollNow();
+    connect();
   }
 
   function init() {
-    readUrl();
+    el = lookUp();
+    const tag = readUrl();
     el.select.value = state.window;
-    setText(el.limitLabel, String(state.limit));
+    el.limitSelect.value = String(state.limit);
     render();
     renderStatus('connecting');
+    renderTheme();
 
-    el.select.addEventListener('change', () => setWindow(el.select.value));
+    el.select.addEventListener('change', () => {
+      if (WINDOW_IDS.includes(el.select.value)) changeQuery(el.select.value, state.limit);
+    });
+    el.limitSelect.addEventListener('change', () => {
+      const limit = Number(el.limitSelect.value);
+      if (LIMITS.includes(limit)) changeQuery(state.window, limit);
+    });
 
     // One delegated handler for all bars; <button> gives Enter/Space activation for free.
     el.bars.addEventListener('click', (event) => {
       const button = event.target instanceof Element ? event.target.closest('button.bar') : null;
       if (!button || button.disabled || !button.dataset.hashtag) return;
-      if (state.details && state.details.tag === button.dataset.hashtag) {
+      if (selectedTag() === button.dataset.hashtag) {
         closeDetails(false);
       } else {
         openDetails(button.dataset.hashtag);
@@ -651,20 +1006,76 @@
     document.addEventListener('keydown', (event) => {
       if (event.key === 'Escape' && state.details) closeDetails(true);
     });
+    for (const button of el.rangeButtons) button.addEventListener('click', () => setRange(button.dataset.range));
 
-    document.addEventListener('visibilitychange', () => {
-      if (!document.hidden) pollNow();
+    // The series chart: hover with a pointer, or focus it and use the arrow keys.
+    el.seriesChart.addEventListener('pointermove', (event) => {
+      const n = plot.points.length;
+      if (!n) return;
+      const box = el.seriesChart.getBoundingClientRect();
+      const vb = el.seriesChart.viewBox.baseVal;
+      const px = ((event.clientX - box.left) / box.width) * (vb ? vb.width : box.width);
+      const left = plot.x(0);
+      const right = plot.x(n - 1);
+      const i = Math.round(((px - left) / Math.max(1, right - left)) * (n - 1));
+      showPoint(Math.min(n - 1, Math.max(0, i)));
     });
-    window.addEventListener('online', pollNow);
+    el.seriesChart.addEventListener('pointerleave', () => {
+      if (document.activeElement !== el.seriesChart) showPoint(-1);
+    });
+    el.seriesChart.addEventListener('blur', () => showPoint(-1));
+    el.seriesChart.addEventListener('keydown', (event) => {
+      const n = plot.points.length;
+      if (!n) return;
+      const step = event.shiftKey ? 10 : 1;
+      const at = plot.index < 0 ? n : plot.index;
+      const moves = { ArrowLeft: at - step, ArrowRight: at + step, Home: 0, End: n - 1 };
+      if (!(event.key in moves)) return;
+      event.preventDefault();
+      showPoint(Math.min(n - 1, Math.max(0, moves[event.key])));
+    });
+    if (typeof ResizeObserver === 'function') {
+      let width = 0;
+      new ResizeObserver(() => {
+        const w = Math.round(el.series.clientWidth);
+        if (w === width || !state.details) return;
+        width = w;
+        drawSeries(state.details);
+      }).observe(el.series);
+    }
+
+    el.searchForm.addEventListener('submit', submitSearch);
+    el.searchInput.addEventListener('input', () => {
+      if (el.searchError.textContent) {
+        setText(el.searchError, '');
+        el.searchInput.removeAttribute('aria-invalid');
+      }
+      suggestSoon();
+    });
+    el.theme.addEventListener('click', cycleTheme);
+
+    window.addEventListener('offline', () => {
+      disconnect();
+      renderStatus('offline', 'no network');
+      renderStale(true);
+    });
+    window.addEventListener('online', () => {
+      stream.failures = 0;
+      connect();
+    });
     window.addEventListener('popstate', () => {
-      readUrl();
+      const fromUrl = readUrl();
       el.select.value = state.window;
-      pollNow();
+      el.limitSelect.value = String(state.limit);
+      connect();
+      if (fromUrl) openDetails(fromUrl);
+      else if (state.details) closeDetails(false);
     });
 
-    poll();
+    connect();
+    if (tag) openDetails(tag);
   }
 
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init, { once: true });
   else init();
 })();

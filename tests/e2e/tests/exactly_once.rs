@@ -1148,9 +1148,17 @@ async fn a_paused_zombie_cannot_commit_stale_counts() {
     wait_for_ownership(&client, &[&a, &b], started, "2 instances").await;
     feeder.wait_for_more(500).await;
 
-    let exits_before = a.exits().len();
+    // A commit that meets the rebalance of B's arrival makes an instance exit and restart (the
+    // failure policy); let the group settle with both running before freezing A.
+    wait_for_ownership(&client, &[&a, &b], Instant::now(), "2 instances, settled").await;
     let pause = Instant::now();
-    a.signal("STOP").expect("SIGSTOP a");
+    wait_for("SIGSTOP to reach a running A", SERVICE, || async {
+        a.signal("STOP").map_err(|e| e.to_string())
+    })
+    .await
+    .expect("SIGSTOP a");
+    // Read after the stop: a stopped process cannot exit by itself.
+    let exits_before = a.exits().len();
     wait_for_ownership(&client, &[&b], pause, "A frozen (SIGSTOP)").await;
     // B counts on with A's former partitions.
     let b_url = b.metrics().expect("b runs");

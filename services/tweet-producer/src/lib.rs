@@ -2,13 +2,20 @@
 //! and publishes them, as JSON in the [`trends_core::post::RawPost`] contract, to the
 //! raw-posts topic (`topics.tweets`).
 //!
-//! Why it exists: the aggregator and the API need traffic that looks like a social network's,
-//! reproducibly, without a paid firehose. Two sources:
+//! Why it exists: the aggregator and the API need traffic, reproducibly without a paid
+//! firehose, and live when a user wants real trends. Sources ([`source`]) all feed one
+//! bounded channel to the publisher, so a slow broker slows the source down:
 //!
 //! - **synthetic** ([`generator`]): an endless, seeded stream of multilingual posts with
 //!   Zipf-distributed hashtags and periodic bursts, at a fixed rate or as fast as possible;
 //! - **file** ([`file_source`]): a JSON-lines file replayed as fast as possible or with its
-//!   original timing.
+//!   original timing;
+//! - **bluesky** ([`bluesky`]): Bluesky's public Jetstream, live, resumable from a cursor file.
+//!
+//! Between the channel and Kafka ([`pipeline`]): a bounded-horizon dedup of post ids
+//! ([`dedup`]), keyword and language filters ([`filter`]), per-source counters ([`metrics`],
+//! Prometheus text on `producer.metrics_addr`) and the durable resume position ([`cursor`]).
+//! Secrets for token-based sources are [`secret`] types.
 //!
 //! Publishing ([`publisher`]): one idempotent producer (`acks=all`, lz4, `linger.ms=5`), record
 //! key = post id (so a post always lands in the same partition), value = the JSON, Kafka
@@ -17,7 +24,7 @@
 //! (`topics.partitions` partitions).
 //!
 //! Lifecycle ([`run`]): SIGTERM/Ctrl-C (or the end of the source: EOF, `limit` reached) stops
-//! reading; what was accepted is flushed; the number of published posts is logged; `run`
+//! reading; what was accepted is flushed (and a live source's cursor stored); the number of published posts is logged; `run`
 //! returns `Ok`. Progress is logged every 10 s.
 //!
 //! `main.rs` only loads [`settings::Settings`] and calls [`run`]: everything is testable
@@ -31,30 +38,40 @@
 //! 2-core machine with a local single-node broker publishes about 17,000 posts/s; the
 //! broker, not the generator, is the limit there.
 
+pub mod bluesky;
+pub mod cursor;
+pub mod dedup;
 pub mod file_source;
+pub mod filter;
 pub mod generator;
 pub mod lang;
+pub mod metrics;
 pub mod pacing;
+pub mod pipeline;
 pub mod publisher;
 pub mod rng;
+pub mod secret;
 pub mod settings;
+pub mod source;
 pub mod vocabulary;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use tokio::io::BufReader;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::{TopicSpec, ensure_topics};
 use trends_core::EpochMillis;
 
-use crate::file_source::{JsonLines, Line};
-use crate::generator::{Generator, GeneratorConfig};
-use crate::pacing::{Schedule, replay_gap};
+use crate::cursor::CursorStore;
+use crate::dedup::Dedup;
+use crate::filter::Filters;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
 use crate::publisher::{Publisher, Stats};
-use crate::settings::{FileSettings, Pace, Settings, SourceKind, SyntheticSettings};
+use crate::settings::{Settings, SourceKind};
+use crate::source::{Source, SourceContext};
 
 /// At most this many records are sent and not yet acknowledged.
 pub const MAX_IN_FLIGHT: usize = 10_000;
@@ -64,24 +81,60 @@ pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 /// A replayed file (`pace = "original"`) never waits longer than this between two posts.
 pub const MAX_REPLAY_GAP: Duration = Duration::from_secs(5);
-/// Posts generated between two checks for shutdown when there is no rate limit.
-const UNPACED_BATCH: u64 = 512;
 
 /// What a run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     /// Posts the broker acknowledged.
     pub published: u64,
-    /// File lines that were not valid posts (always 0 for the synthetic source).
+    /// Inputs that were not valid posts: bad file lines, malformed frames.
     pub skipped: u64,
 }
 
 /// Runs the producer until the source ends or `shutdown` is cancelled, then flushes.
 ///
 /// Returns `Ok` after a clean stop, with what was published. Fails if the topic cannot be
-/// created, the file cannot be read, a delivery fails, or the flush times out
-/// ([`FLUSH_TIMEOUT`]).
+/// created, the metrics address cannot be bound, the source fails (a file cannot be read, a
+/// cursor file is garbled), a delivery fails, or the flush times out ([`FLUSH_TIMEOUT`]).
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Summary> {
+    let stats = Arc::new(Stats::default());
+    let metrics = Arc::new(Metrics::new(
+        settings.source.kind.name(),
+        Arc::clone(&stats),
+    ));
+    run_with_metrics(settings, shutdown, metrics, stats).await
+}
+
+/// [`run`] with metrics the caller can read (tests).
+pub async fn run_with_metrics(
+    settings: Settings,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+    stats: Arc<Stats>,
+) -> anyhow::Result<Summary> {
+    let addr = settings.metrics_addr()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (producer.metrics_addr)"))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving metrics on /metrics");
+    let stop_metrics = CancellationToken::new();
+    let metrics_server = tokio::spawn(metrics::serve(
+        listener,
+        Arc::clone(&metrics),
+        stop_metrics.clone(),
+    ));
+    let result = publish(settings, shutdown, metrics, stats).await;
+    stop_metrics.cancel();
+    let _ = metrics_server.await;
+    result
+}
+
+async fn publish(
+    settings: Settings,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+    stats: Arc<Stats>,
+) -> anyhow::Result<Summary> {
     let topic = settings.topics.tweets.as_str();
     let spec = TopicSpec {
         name: topic,
@@ -98,7 +151,16 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             .with_context(|| format!("cannot create topic {topic} (topics.tweets)"))?,
     }
 
-    let stats = Arc::new(Stats::default());
+    let cursor_store = (settings.source.kind == SourceKind::Bluesky
+        && !settings.source.bluesky.cursor_file.trim().is_empty())
+    .then(|| CursorStore::new(settings.source.bluesky.cursor_file.trim()));
+    let start = match &cursor_store {
+        Some(store) => store.load()?,
+        None => None,
+    };
+    let source = Source::from_settings(&settings, start)?;
+    log_start(&settings, topic, start);
+
     let mut publisher = Publisher::new(&settings.kafka, topic, MAX_IN_FLIGHT, Arc::clone(&stats))?;
     let stop_progress = CancellationToken::new();
     let progress = tokio::spawn(report_progress(
@@ -106,30 +168,30 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         stop_progress.clone(),
         PROGRESS_INTERVAL,
     ));
-    match settings.source.kind {
-        SourceKind::Synthetic => tracing::info!(
-            topic,
-            rate = settings.source.synthetic.rate,
-            seed = settings.source.synthetic.seed,
-            limit = settings.source.synthetic.limit,
-            "publishing synthetic posts"
-        ),
-        SourceKind::File => tracing::info!(
-            topic,
-            path = %settings.source.file.path,
-            pace = ?settings.source.file.pace,
-            "publishing posts from a file"
-        ),
-    }
 
-    let source = match settings.source.kind {
-        SourceKind::Synthetic => {
-            run_synthetic(&settings.source.synthetic, &mut publisher, &shutdown).await
-        }
-        SourceKind::File => run_file(&settings.source.file, &mut publisher, &shutdown).await,
-    };
-    // Flush what was accepted even when the source failed, so the failure loses no more than
-    // it must; the source's error is the one reported.
+    // The source stops on shutdown, or when the publisher fails.
+    let stop_source = shutdown.child_token();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(settings.source.buffer);
+    let ctx = SourceContext::new(tx, Arc::clone(&metrics), stop_source.clone());
+    let source_task = tokio::spawn(source.run(ctx));
+    let mut pipeline = Pipeline::new(
+        Dedup::new(settings.source.dedup_capacity),
+        Filters::new(
+            &settings.source.keyword_list(),
+            &settings.source.language_list(),
+        ),
+        Arc::clone(&metrics),
+        cursor_store,
+    );
+    let published = pipeline.run(&mut rx, &mut publisher, &shutdown).await;
+    stop_source.cancel();
+    drop(rx);
+    let source_result = source_task
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the source task panicked: {e}")));
+
+    // Flush what was accepted even when something failed, so a failure loses no more than it
+    // must; the first error is the one reported.
     tracing::info!(
         in_flight = publisher.in_flight(),
         "source stopped, flushing"
@@ -137,8 +199,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let flushed = publisher.finish(FLUSH_TIMEOUT).await;
     stop_progress.cancel();
     let _ = progress.await;
-    let skipped = source?;
-    flushed?;
+    let skipped = source_result?;
+    published?;
+    let acked = flushed?;
+    pipeline.checkpoint(acked).await?;
     let summary = Summary {
         published: stats.published(),
         skipped,
@@ -146,121 +210,38 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     tracing::info!(
         published = summary.published,
         skipped = summary.skipped,
+        cursor = pipeline.stored(),
         "stopped: published {} posts",
         summary.published
     );
     Ok(summary)
 }
 
-/// The synthetic source: generates posts on a schedule (or as fast as possible) until the
-/// limit or shutdown. Returns the number of skipped inputs (none).
-async fn run_synthetic(
-    settings: &SyntheticSettings,
-    publisher: &mut Publisher,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<u64> {
-    let mut generator = Generator::new(GeneratorConfig {
-        seed: settings.seed,
-        vocabulary: settings.vocabulary,
-        burst_every_ms: secs_to_ms(settings.burst_every_secs),
-        burst_ms: secs_to_ms(settings.burst_secs),
-    });
-    let limit = if settings.limit == 0 {
-        u64::MAX
-    } else {
-        settings.limit
-    };
-    let mut schedule = (settings.rate > 0.0).then(|| Schedule::new(settings.rate));
-    let start = Instant::now();
-    let mut generated = 0u64;
-    'posts: while generated < limit {
-        let due = match schedule.as_mut() {
-            None => {
-                if shutdown.is_cancelled() {
-                    break;
-                }
-                // Let the runtime run other tasks (signal handling, progress) between batches.
-                tokio::task::yield_now().await;
-                UNPACED_BATCH
-            }
-            Some(schedule) => {
-                // The deadline is fixed before waiting, so a stream of delivery reports
-                // cannot keep pushing it back.
-                let wake = start + schedule.next_wake(start.elapsed());
-                loop {
-                    tokio::select! {
-                        () = shutdown.cancelled() => break 'posts,
-                        // Failures surface while idle too, not only at the next send.
-                        Some(report) = publisher.next_delivery() => report?,
-                        () = tokio::time::sleep_until(wake) => break schedule.take_due(start.elapsed()),
-                    }
-                }
-            }
-        };
-        for _ in 0..due.min(limit - generated) {
-            let post = generator.next_post(now_ms());
-            let payload = serde_json::to_vec(&post.post).context("cannot serialize a post")?;
-            let sent = tokio::select! {
-                () = shutdown.cancelled() => false,
-                sent = publisher.send(&post.post.id, &payload, post.event_time) => { sent?; true }
-            };
-            if !sent {
-                return Ok(0);
-            }
-            generated += 1;
-        }
+fn log_start(settings: &Settings, topic: &str, start: Option<i64>) {
+    let source = &settings.source;
+    match source.kind {
+        SourceKind::Synthetic => tracing::info!(
+            topic,
+            rate = source.synthetic.rate,
+            seed = source.synthetic.seed,
+            limit = source.synthetic.limit,
+            "publishing synthetic posts"
+        ),
+        SourceKind::File => tracing::info!(
+            topic,
+            path = %source.file.path,
+            pace = ?source.file.pace,
+            "publishing posts from a file"
+        ),
+        SourceKind::Bluesky => tracing::info!(
+            topic,
+            host = %source.bluesky.host,
+            cursor_file = %source.bluesky.cursor_file,
+            resume_after = start,
+            "publishing live posts from Bluesky Jetstream"
+        ),
+        SourceKind::Mastodon | SourceKind::X => {}
     }
-    Ok(0)
-}
-
-/// The file source: publishes every valid line until EOF or shutdown. Returns the number of
-/// bad lines skipped.
-async fn run_file(
-    settings: &FileSettings,
-    publisher: &mut Publisher,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<u64> {
-    let path = settings.path.as_str();
-    let file = tokio::fs::File::open(path)
-        .await
-        .with_context(|| format!("cannot open {path:?} (source.file.path)"))?;
-    let mut lines = JsonLines::new(BufReader::with_capacity(256 * 1024, file));
-    let mut previous: Option<EpochMillis> = None;
-    let mut skipped = 0u64;
-    while !shutdown.is_cancelled() {
-        let line = lines
-            .next_line()
-            .await
-            .with_context(|| format!("cannot read {path:?} (source.file.path)"))?;
-        let (bytes, parsed) = match line {
-            None => {
-                tracing::info!(path, skipped, "end of file");
-                break;
-            }
-            Some(Line::Blank { .. }) => continue,
-            Some(Line::Bad { number, error }) => {
-                skipped += 1;
-                tracing::warn!(path, line = number, error = %error, "skipping a line that is not a valid post");
-                continue;
-            }
-            Some(Line::Post { bytes, parsed, .. }) => (bytes, parsed),
-        };
-        if settings.pace == Pace::Original {
-            let gap = replay_gap(previous, parsed.event_time, MAX_REPLAY_GAP);
-            previous = Some(parsed.event_time);
-            if !gap.is_zero() {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(gap) => {}
-                }
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            sent = publisher.send(&parsed.post.id, &bytes, parsed.event_time) => sent?,
-        }
-    }
-    Ok(skipped)
 }
 
 /// Logs the published count and rate every `interval` until `stop`.
@@ -287,12 +268,8 @@ async fn report_progress(stats: Arc<Stats>, stop: CancellationToken, interval: D
     }
 }
 
-fn secs_to_ms(secs: u64) -> i64 {
-    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
-}
-
 /// Wall-clock now in epoch milliseconds: the `created_at` of generated posts.
-fn now_ms() -> EpochMillis {
+pub fn now_ms() -> EpochMillis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

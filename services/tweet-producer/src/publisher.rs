@@ -15,8 +15,11 @@
 //! The producer is idempotent with `acks=all`: broker-side retries cannot duplicate or reorder
 //! records within a partition. Records are compressed with lz4 and batched for up to 5 ms.
 
+use std::collections::BTreeSet;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -48,11 +51,36 @@ impl Stats {
     }
 }
 
+/// A delivery tagged with the sequence number of its record.
+struct Tagged {
+    seq: u64,
+    delivery: DeliveryFuture,
+}
+
+impl std::future::Future for Tagged {
+    type Output = (u64, DeliveryReport);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let seq = self.seq;
+        Pin::new(&mut self.delivery)
+            .poll(cx)
+            .map(|report| (seq, report))
+    }
+}
+
 /// One producer, one topic, bounded in-flight deliveries.
+///
+/// Every record sent gets a sequence number (1, 2, …); [`Publisher::acked_prefix`] says up to
+/// which number every record is acknowledged, which is what a live source may store as its
+/// resume position (deliveries complete out of order across partitions).
 pub struct Publisher {
     producer: FutureProducer,
     topic: String,
-    in_flight: FuturesUnordered<DeliveryFuture>,
+    in_flight: FuturesUnordered<Tagged>,
+    /// Sequence numbers sent and not yet acknowledged.
+    pending: BTreeSet<u64>,
+    /// Records sent so far (the last sequence number).
+    sent: u64,
     max_in_flight: usize,
     stats: Arc<Stats>,
 }
@@ -87,6 +115,8 @@ impl Publisher {
             producer,
             topic: topic.to_owned(),
             in_flight: FuturesUnordered::new(),
+            pending: BTreeSet::new(),
+            sent: 0,
             max_in_flight: max_in_flight.max(1),
             stats,
         })
@@ -97,12 +127,13 @@ impl Publisher {
     ///
     /// Cancel-safe in the sense that matters: if the future is dropped, the record either was
     /// accepted (and will be flushed by [`Publisher::finish`]) or was not sent at all.
+    /// Returns the record's sequence number.
     pub async fn send(
         &mut self,
         key: &str,
         payload: &[u8],
         timestamp: EpochMillis,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<u64> {
         self.reap_ready()?;
         while self.in_flight.len() >= self.max_in_flight {
             self.wait_one().await?;
@@ -114,15 +145,21 @@ impl Publisher {
         loop {
             match self.producer.send_result(record) {
                 Ok(delivery) => {
-                    self.in_flight.push(delivery);
+                    self.sent += 1;
+                    let seq = self.sent;
+                    self.in_flight.push(Tagged { seq, delivery });
+                    self.pending.insert(seq);
                     self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
+                    return Ok(seq);
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
                     // Field by field: `record` borrows `self.topic`.
                     match self.in_flight.next().await {
-                        Some(report) => check(&self.stats, report)?,
+                        Some((seq, report)) => {
+                            check(&self.stats, report)?;
+                            self.pending.remove(&seq);
+                        }
                         None => tokio::time::sleep(Duration::from_millis(10)).await,
                     }
                 }
@@ -138,6 +175,18 @@ impl Publisher {
         Some(self.check(report))
     }
 
+    /// The highest sequence number `n` such that records 1..=n are all acknowledged.
+    pub fn acked_prefix(&self) -> u64 {
+        self.pending
+            .first()
+            .map_or(self.sent, |first| first.saturating_sub(1))
+    }
+
+    /// The sequence number of the last record sent (0 before any).
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
     /// Records in flight (accepted, not yet acknowledged).
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
@@ -145,7 +194,8 @@ impl Publisher {
 
     /// Flushes and waits for every outstanding delivery, at most `timeout`. Fails if a
     /// delivery failed or some records are still unacknowledged at the deadline.
-    pub async fn finish(mut self, timeout: Duration) -> anyhow::Result<()> {
+    /// Returns the acknowledged prefix ([`Publisher::acked_prefix`]) at the end.
+    pub async fn finish(mut self, timeout: Duration) -> anyhow::Result<u64> {
         let producer = self.producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout))
             .await
@@ -170,7 +220,8 @@ impl Publisher {
         };
         tokio::time::timeout(Duration::from_secs(5), drain)
             .await
-            .context("delivery reports did not arrive after the flush")?
+            .context("delivery reports did not arrive after the flush")??;
+        Ok(self.acked_prefix())
     }
 
     /// Checks the reports that have already arrived, without waiting.
@@ -188,8 +239,10 @@ impl Publisher {
         }
     }
 
-    fn check(&self, report: DeliveryReport) -> anyhow::Result<()> {
-        check(&self.stats, report)
+    fn check(&mut self, (seq, report): (u64, DeliveryReport)) -> anyhow::Result<()> {
+        check(&self.stats, report)?;
+        self.pending.remove(&seq);
+        Ok(())
     }
 }
 

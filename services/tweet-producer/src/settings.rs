@@ -8,7 +8,17 @@
 //!
 //! | key | default | meaning |
 //! |-----|---------|---------|
-//! | `source.kind` | `synthetic` | where posts come from: `synthetic` (generated) or `file` (a JSON-lines file) |
+//! | `source.kind` | `synthetic` | where posts come from: `synthetic` (generated), `file` (a JSON-lines file), `bluesky` (Jetstream, live); `mastodon` and `x` are reserved (not implemented yet: rejected at start) |
+//! | `source.buffer` | `1024` | posts a source may have read ahead of the publisher (a bounded channel: a slow broker slows the source down, memory stays bounded) |
+//! | `source.keywords` | `""` | comma-separated; when set, only posts whose text contains one of them (any of, case-insensitive) are published |
+//! | `source.languages` | `""` | comma-separated language codes; when set, only posts in one of them (`en` also takes `en-US`) are published; posts without a language are dropped |
+//! | `source.dedup_capacity` | `100000` | how many recent post ids are remembered to drop re-delivered posts (a bounded horizon; 0 disables) |
+//! | `source.reconnect.min_ms` | `500` | first reconnect delay of a live source; doubles per failed attempt, with jitter |
+//! | `source.reconnect.max_ms` | `30000` | longest reconnect delay |
+//! | `source.bluesky.host` | `wss://jetstream2.us-east.bsky.network` | the Jetstream instance (`wss://` or `ws://`, no path) |
+//! | `source.bluesky.cursor_file` | `""` | where the resume cursor (`time_us` of the last post Kafka acknowledged) is kept; empty = start live at every start |
+//! | `source.bluesky.rewind_secs` | `3` | on a reconnect within a run, resume this far before the last event seen (repeats are dropped by the dedup) |
+//! | `producer.metrics_addr` | `0.0.0.0:9101` | where `GET /metrics` (Prometheus text) is served |
 //! | `source.synthetic.rate` | `50.0` | posts per second, a finite number ≥ 0; `0` means as fast as the broker takes them |
 //! | `source.synthetic.seed` | `42` | seed of the generator: the same seed gives the same posts (except `created_at`, which is the time of generation) |
 //! | `source.synthetic.vocabulary` | `400` | number of distinct hashtags, 1–1,000,000; the vocabulary depends only on this number, not on the seed |
@@ -41,6 +51,14 @@ pub struct Settings {
     /// Part of the shared defaults; the producer does not use it.
     pub windows: WindowSettings,
     pub source: SourceSettings,
+    pub producer: ProducerSettings,
+}
+
+/// `[producer]`: the service itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerSettings {
+    pub metrics_addr: String,
 }
 
 /// `[source]`: where posts come from.
@@ -48,8 +66,36 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct SourceSettings {
     pub kind: SourceKind,
+    pub buffer: usize,
+    /// Comma-separated keywords (any of); empty = no keyword filter.
+    pub keywords: String,
+    /// Comma-separated language codes; empty = no language filter.
+    pub languages: String,
+    pub dedup_capacity: usize,
+    pub reconnect: ReconnectSettings,
     pub synthetic: SyntheticSettings,
     pub file: FileSettings,
+    pub bluesky: BlueskySettings,
+}
+
+impl SourceSettings {
+    /// The keywords, trimmed, without empty entries.
+    pub fn keyword_list(&self) -> Vec<String> {
+        split_list(&self.keywords)
+    }
+
+    /// The language codes, trimmed, without empty entries.
+    pub fn language_list(&self) -> Vec<String> {
+        split_list(&self.languages)
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -57,6 +103,22 @@ pub struct SourceSettings {
 pub enum SourceKind {
     Synthetic,
     File,
+    Bluesky,
+    Mastodon,
+    X,
+}
+
+impl SourceKind {
+    /// The name used in config, logs and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Synthetic => "synthetic",
+            SourceKind::File => "file",
+            SourceKind::Bluesky => "bluesky",
+            SourceKind::Mastodon => "mastodon",
+            SourceKind::X => "x",
+        }
+    }
 }
 
 impl TryFrom<String> for SourceKind {
@@ -66,9 +128,31 @@ impl TryFrom<String> for SourceKind {
         match value.as_str() {
             "synthetic" => Ok(SourceKind::Synthetic),
             "file" => Ok(SourceKind::File),
-            _ => Err(format!("expected \"synthetic\" or \"file\", got {value:?}")),
+            "bluesky" => Ok(SourceKind::Bluesky),
+            "mastodon" => Ok(SourceKind::Mastodon),
+            "x" => Ok(SourceKind::X),
+            _ => Err(format!(
+                "expected one of \"synthetic\", \"file\", \"bluesky\", \"mastodon\", \"x\", got {value:?}"
+            )),
         }
     }
+}
+
+/// `[source.reconnect]`: back-off of live sources.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectSettings {
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+/// `[source.bluesky]`: Jetstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlueskySettings {
+    pub host: String,
+    pub cursor_file: String,
+    pub rewind_secs: u64,
 }
 
 /// `[source.synthetic]`: the generator.
@@ -118,8 +202,24 @@ pub const MAX_VOCABULARY: usize = 1_000_000;
 
 /// The producer's own defaults, appended to [`SHARED_DEFAULTS`].
 pub const DEFAULTS: &str = r#"
+[producer]
+metrics_addr = "0.0.0.0:9101"
+
 [source]
 kind = "synthetic"
+buffer = 1024
+keywords = ""
+languages = ""
+dedup_capacity = 100000
+
+[source.reconnect]
+min_ms = 500
+max_ms = 30000
+
+[source.bluesky]
+host = "wss://jetstream2.us-east.bsky.network"
+cursor_file = ""
+rewind_secs = 3
 
 [source.synthetic]
 rate = 50.0
@@ -186,7 +286,41 @@ impl Settings {
         if self.source.kind == SourceKind::File && self.source.file.path.trim().is_empty() {
             return bad("source.file.path must name a JSON-lines file when source.kind = \"file\"");
         }
+        if matches!(self.source.kind, SourceKind::Mastodon | SourceKind::X) {
+            return Err(ConfigError(format!(
+                "source.kind = {:?} is not implemented yet; use \"synthetic\", \"file\" or \"bluesky\"",
+                self.source.kind.name()
+            )));
+        }
+        if self.source.buffer < 1 {
+            return bad("source.buffer must be at least 1");
+        }
+        let reconnect = &self.source.reconnect;
+        if reconnect.min_ms < 1 || reconnect.max_ms < reconnect.min_ms {
+            return bad(
+                "source.reconnect.min_ms must be at least 1 and source.reconnect.max_ms at least min_ms",
+            );
+        }
+        let host = self.source.bluesky.host.trim();
+        if !(host.starts_with("wss://") || host.starts_with("ws://"))
+            || host.len() <= "wss://".len()
+        {
+            return Err(ConfigError(format!(
+                "source.bluesky.host must be a ws:// or wss:// URL without a path, got {host:?}"
+            )));
+        }
+        self.metrics_addr()?;
         Ok(())
+    }
+
+    /// `producer.metrics_addr` as a socket address.
+    pub fn metrics_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
+        self.producer.metrics_addr.parse().map_err(|e| {
+            ConfigError(format!(
+                "producer.metrics_addr {:?} is not a socket address: {e}",
+                self.producer.metrics_addr
+            ))
+        })
     }
 }
 
@@ -224,6 +358,39 @@ mod tests {
         assert_eq!(s.source.file.pace, Pace::Fast);
         assert_eq!(s.topics.tweets, "tweets");
         assert_eq!(s.topics.partitions, 12);
+        assert_eq!(s.source.buffer, 1024);
+        assert!(s.source.keyword_list().is_empty());
+        assert!(s.source.language_list().is_empty());
+        assert_eq!(s.source.dedup_capacity, 100_000);
+        assert_eq!(s.source.reconnect.min_ms, 500);
+        assert_eq!(s.source.reconnect.max_ms, 30_000);
+        assert_eq!(
+            s.source.bluesky.host,
+            "wss://jetstream2.us-east.bsky.network"
+        );
+        assert_eq!(s.source.bluesky.cursor_file, "");
+        assert_eq!(s.source.bluesky.rewind_secs, 3);
+        assert_eq!(s.producer.metrics_addr, "0.0.0.0:9101");
+    }
+
+    #[test]
+    fn bluesky_and_list_settings_from_the_environment() {
+        let s = load(&[
+            ("TRENDS__SOURCE__KIND", "bluesky"),
+            ("TRENDS__SOURCE__KEYWORDS", " Rust, kafka ,,"),
+            ("TRENDS__SOURCE__LANGUAGES", "en,ja"),
+            ("TRENDS__SOURCE__BLUESKY__HOST", "ws://127.0.0.1:1234"),
+            (
+                "TRENDS__SOURCE__BLUESKY__CURSOR_FILE",
+                "/data/bluesky.cursor",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(s.source.kind, SourceKind::Bluesky);
+        assert_eq!(s.source.keyword_list(), ["Rust", "kafka"]);
+        assert_eq!(s.source.language_list(), ["en", "ja"]);
+        assert_eq!(s.source.bluesky.host, "ws://127.0.0.1:1234");
+        assert_eq!(s.source.bluesky.cursor_file, "/data/bluesky.cursor");
     }
 
     #[test]

@@ -43,6 +43,7 @@ fn base_env(bootstrap: &str, topic: &str) -> Vec<(String, String)> {
         ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bootstrap),
         ("TRENDS__TOPICS__TWEETS", topic),
         ("TRENDS__LOG__FORMAT", "json"),
+        ("TRENDS__PRODUCER__METRICS_ADDR", "127.0.0.1:0"),
         ("TRENDS__LOG__FILTER", "info,librdkafka=warn,rdkafka=warn"),
     ]
     .iter()

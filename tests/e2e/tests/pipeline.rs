@@ -507,6 +507,10 @@ async fn the_synthetic_producer_feeds_the_pipeline_end_to_end() {
             ("TRENDS__SOURCE__SYNTHETIC__RATE", "0".into()),
             ("TRENDS__SOURCE__SYNTHETIC__LIMIT", posts.to_string()),
             ("TRENDS__SOURCE__SYNTHETIC__VOCABULARY", "60".into()),
+            (
+                "TRENDS__PRODUCER__METRICS_ADDR",
+                format!("127.0.0.1:{}", free_port()),
+            ),
         ]),
     )
     .expect("start producer");

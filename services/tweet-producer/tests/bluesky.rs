@@ -1,0 +1,453 @@
+//! The `bluesky` source against a local fake Jetstream (a real WebSocket server on a loopback
+//! port, serving frames shaped like Jetstream's documented events) and a real Kafka broker
+//! (from `test_kafka`): what reaches the topic is exactly the expected set of posts, through a
+//! dropped connection, a restart from the cursor file, malformed frames and refused
+//! connections.
+
+// The handshake callback's error type (an HTTP response) is tungstenite's, not ours.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use futures_util::{SinkExt, StreamExt};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Timestamp;
+use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use test_kafka::{KafkaBroker, unique_name};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_util::sync::CancellationToken;
+use trends_common::kafka::partition_count;
+use trends_common::settings::KafkaSettings;
+use trends_core::post::{RawPost, parse_post};
+use tweet_producer::metrics::{Metrics, get};
+use tweet_producer::publisher::Stats;
+use tweet_producer::settings::Settings;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+const T0: i64 = 1_725_911_162_000_000;
+
+/// A post commit event as Jetstream documents it.
+fn post_frame(i: i64) -> (i64, Message) {
+    let time_us = T0 + i * 1_000;
+    let frame = format!(
+        r#"{{"did":"did:plc:author{a}","time_us":{time_us},"kind":"commit","commit":{{"rev":"3l3qo2vutsw{i:02}","operation":"create","collection":"app.bsky.feed.post","rkey":"3l3qo2vuowo{i:02}","record":{{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:02.{i:03}Z","langs":["en"],"text":"post {i} about #Rust","facets":[{{"features":[{{"$type":"app.bsky.richtext.facet#tag","tag":"Rust"}}],"index":{{"byteEnd":19,"byteStart":14}}}}],"tags":["jetstream{i}"]}},"cid":"bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"}}}}"#,
+        a = i % 3
+    );
+    (time_us, Message::text(frame))
+}
+
+fn post_id(i: i64) -> String {
+    format!("bsky:did:plc:author{}/3l3qo2vuowo{i:02}", i % 3)
+}
+
+/// An `identity` event as documented.
+fn identity_frame(i: i64) -> (i64, Message) {
+    let time_us = T0 + i * 1_000;
+    (
+        time_us,
+        Message::text(format!(
+            r#"{{"did":"did:plc:ufbl4k27gp6kzas5glhz7fim","time_us":{time_us},"kind":"identity","identity":{{"did":"did:plc:ufbl4k27gp6kzas5glhz7fim","handle":"yohenrique.bsky.social","seq":1409752997,"time":"2024-09-05T06:11:04.870Z"}}}}"#
+        )),
+    )
+}
+
+/// A like (another collection) as documented: not a post. At `T0 + i × 100 µs`.
+fn like_frame(i: i64) -> (i64, Message) {
+    let time_us = T0 + i * 100;
+    (
+        time_us,
+        Message::text(format!(
+            r#"{{"did":"did:plc:eygmaihciaxprqvxpfvl6flk","time_us":{time_us},"kind":"commit","commit":{{"rev":"3l3qo2vutsw2b","operation":"create","collection":"app.bsky.feed.like","rkey":"3l3qo2vuowo2b","record":{{"$type":"app.bsky.feed.like","createdAt":"2024-09-09T19:46:02.102Z","subject":{{"cid":"bafyreidc6sydkkbchcyg62v77wbhzvb2mvytlmsychqgwf2xojjtirmzj4","uri":"at://did:plc:wa7b35aakoll7hugkrjtf3xf/app.bsky.feed.post/3l3pte3p2e325"}}}},"cid":"bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"}}}}"#
+        )),
+    )
+}
+
+/// What the fake server does with one connection.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// Refuse the WebSocket handshake with a 503.
+    Refuse,
+    /// Serve the events from the cursor on; after `limit` frames drop the TCP connection
+    /// without a close frame, else keep it open.
+    Serve { limit: Option<usize> },
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// The `cursor` query parameter of every connection attempt (`None`: absent).
+    cursors: Vec<Option<i64>>,
+    /// Frames written to clients.
+    served: usize,
+}
+
+/// A fake Jetstream on a loopback port. Frames without a time (malformed ones) carry the time
+/// of the frame before them, so a cursor serves them like Jetstream would.
+struct FakeJetstream {
+    url: String,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl FakeJetstream {
+    async fn start(frames: Vec<(i64, Message)>, plans: Vec<Plan>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("ws://{}", listener.local_addr()?);
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let state = Arc::clone(&seen);
+        tokio::spawn(async move {
+            let mut connection = 0usize;
+            while let Ok((tcp, _)) = listener.accept().await {
+                let plan = plans[connection.min(plans.len() - 1)];
+                connection += 1;
+                let frames = frames.clone();
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    let cursor = Arc::new(Mutex::new(None));
+                    let cursor_cb = Arc::clone(&cursor);
+                    let state_cb = Arc::clone(&state);
+                    let callback = move |request: &Request, response: Response| {
+                        let query = request.uri().query().unwrap_or("").to_owned();
+                        let wanted = query.contains("wantedCollections=app.bsky.feed.post");
+                        let value = query
+                            .split('&')
+                            .find_map(|kv| kv.strip_prefix("cursor="))
+                            .and_then(|v| v.parse::<i64>().ok());
+                        *cursor_cb.lock().unwrap_or_else(|p| p.into_inner()) = value;
+                        state_cb
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .cursors
+                            .push(value);
+                        if matches!(plan, Plan::Refuse)
+                            || request.uri().path() != "/subscribe"
+                            || !wanted
+                        {
+                            let mut refusal = ErrorResponse::new(Some("unavailable".into()));
+                            *refusal.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                            return Err(refusal);
+                        }
+                        Ok(response)
+                    };
+                    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await
+                    else {
+                        return;
+                    };
+                    let from = *cursor.lock().unwrap_or_else(|p| p.into_inner());
+                    let limit = match plan {
+                        Plan::Serve { limit } => limit,
+                        Plan::Refuse => Some(0),
+                    };
+                    let mut sent = 0usize;
+                    for (time_us, frame) in frames {
+                        if from.is_some_and(|c| time_us < c) {
+                            continue;
+                        }
+                        if limit.is_some_and(|l| sent >= l) {
+                            return; // dropped without a close frame
+                        }
+                        if ws.send(frame).await.is_err() {
+                            return;
+                        }
+                        sent += 1;
+                        state.lock().unwrap_or_else(|p| p.into_inner()).served += 1;
+                    }
+                    if limit.is_some_and(|l| sent >= l) {
+                        return;
+                    }
+                    // Hold the connection open until the client closes it.
+                    while let Some(Ok(_)) = ws.next().await {}
+                });
+            }
+        });
+        Ok(FakeJetstream { url, seen })
+    }
+
+    fn cursors(&self) -> Vec<Option<i64>> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .cursors
+            .clone()
+    }
+
+    fn served(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).served
+    }
+}
+
+fn settings(
+    bootstrap: &str,
+    topic: &str,
+    host: &str,
+    cursor_file: &str,
+) -> anyhow::Result<Settings> {
+    let env: HashMap<String, String> = [
+        ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bootstrap),
+        ("TRENDS__TOPICS__TWEETS", topic),
+        ("TRENDS__PRODUCER__METRICS_ADDR", "127.0.0.1:0"),
+        ("TRENDS__SOURCE__KIND", "bluesky"),
+        ("TRENDS__SOURCE__BLUESKY__HOST", host),
+        ("TRENDS__SOURCE__BLUESKY__CURSOR_FILE", cursor_file),
+        ("TRENDS__SOURCE__BLUESKY__REWIND_SECS", "3"),
+        ("TRENDS__SOURCE__RECONNECT__MIN_MS", "1"),
+        ("TRENDS__SOURCE__RECONNECT__MAX_MS", "20"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Ok(Settings::load_from(&env)?)
+}
+
+/// A running producer with its metrics.
+struct Running {
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<tweet_producer::Summary>>,
+}
+
+fn start(settings: Settings) -> Running {
+    let stats = Arc::new(Stats::default());
+    let metrics = Arc::new(Metrics::new("bluesky", Arc::clone(&stats)));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(tweet_producer::run_with_metrics(
+        settings,
+        shutdown.clone(),
+        Arc::clone(&metrics),
+        stats,
+    ));
+    Running {
+        metrics,
+        shutdown,
+        task,
+    }
+}
+
+impl Running {
+    async fn stop(self) -> anyhow::Result<tweet_producer::Summary> {
+        self.shutdown.cancel();
+        tokio::time::timeout(TIMEOUT, self.task).await??
+    }
+}
+
+/// Waits until `condition` holds (checked every 10 ms), at most [`TIMEOUT`].
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + TIMEOUT;
+    while !condition() {
+        ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// Every record of `topic` (all partitions up to their high watermarks), checked against the
+/// contract (valid post, key = id, timestamp = created_at); ids in a multiset-free list.
+fn read_posts(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<RawPost>> {
+    let kafka = KafkaSettings {
+        bootstrap_servers: bootstrap.to_owned(),
+        replication_factor: 1,
+    };
+    let partitions = partition_count(&kafka, topic, Duration::from_secs(10))?
+        .context("the producer created the topic")?;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_name("reader"))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    let mut total = 0;
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+        total += high - low;
+    }
+    consumer.assign(&assignment)?;
+    let mut posts = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while posts.len() < usize::try_from(total)? {
+        ensure!(Instant::now() < deadline, "read {} of {total}", posts.len());
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message?;
+        let parsed = parse_post(message.payload().context("value")?)?;
+        ensure!(message.key() == Some(parsed.post.id.as_bytes()), "key = id");
+        ensure!(
+            message.timestamp() == Timestamp::CreateTime(parsed.event_time),
+            "timestamp = created_at"
+        );
+        posts.push(parsed.post);
+    }
+    Ok(posts)
+}
+
+fn ids(posts: &[RawPost]) -> Vec<String> {
+    let mut ids: Vec<String> = posts.iter().map(|p| p.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_and_a_restart_resume_from_the_cursor_without_gap_or_duplicate()
+-> anyhow::Result<()> {
+    let broker = KafkaBroker::shared();
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let topic = unique_name("tweets-bluesky");
+    let dir = tempfile::tempdir()?;
+    let cursor_file = dir.path().join("bluesky.cursor");
+    let cursor_path = cursor_file.display().to_string();
+
+    // Posts 1–10 with a like and an identity event among them; two malformed frames at the end
+    // (they carry the time of the event before them).
+    let mut frames: Vec<(i64, Message)> = Vec::new();
+    for i in 1..=10 {
+        frames.push(post_frame(i));
+        if i == 3 {
+            frames.push(like_frame(35));
+        }
+    }
+    frames.sort_by_key(|(t, _)| *t);
+    let last = identity_frame(40);
+    let last_time = last.0;
+    frames.push(last);
+    frames.push((last_time, Message::text("{\"did\":\"did:plc:x\",\"kind\":")));
+    frames.push((last_time, Message::binary(vec![0x28, 0xb5, 0x2f, 0xfd])));
+
+    // Connection 1 serves 6 frames (posts 1–3, the like, posts 4–5) and drops; connection 2
+    // serves from the rewound cursor and stays open.
+    let server = FakeJetstream::start(
+        frames.clone(),
+        vec![Plan::Serve { limit: Some(6) }, Plan::Serve { limit: None }],
+    )
+    .await?;
+    let running = start(settings(&bootstrap, &topic, &server.url, &cursor_path)?);
+    let total_frames = 6 + frames.len(); // everything is re-served: the rewind covers it all
+    wait_until("every frame served and 10 posts published", || {
+        server.served() == total_frames && get(&running.metrics.stats().published) == 10
+    })
+    .await?;
+    let metrics = Arc::clone(&running.metrics);
+    let summary = running.stop().await?;
+    assert_eq!(summary.published, 10);
+    assert_eq!(summary.skipped, 2, "the two malformed frames");
+    assert_eq!(get(&metrics.malformed), 2);
+    assert_eq!(get(&metrics.reconnects), 1);
+    assert_eq!(get(&metrics.received), 15, "10 posts + 5 re-delivered");
+    assert_eq!(
+        get(&metrics.duplicates),
+        5,
+        "posts 1–5 re-delivered after the rewind"
+    );
+    let cursors = server.cursors();
+    assert_eq!(cursors.len(), 2);
+    assert_eq!(cursors[0], None, "no cursor file yet: a live start");
+    let fifth = post_frame(5).0;
+    assert_eq!(
+        cursors[1],
+        Some(fifth - 3_000_000),
+        "last seen, rewound 3 s"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cursor_file)?.trim(),
+        last_time.to_string(),
+        "the cursor file holds the last event, all acknowledged"
+    );
+
+    let posts = read_posts(&bootstrap, &topic)?;
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = (1..=10).map(post_id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&posts), expected, "exactly posts 1–10, once each");
+    let seventh = posts
+        .iter()
+        .find(|p| p.id == post_id(7))
+        .context("post 7")?;
+    assert_eq!(seventh.text, "post 7 about #Rust");
+    assert_eq!(seventh.created_at, "2024-09-09T19:46:02.007Z");
+    assert_eq!(seventh.author_id.as_deref(), Some("did:plc:author1"));
+    assert_eq!(seventh.lang.as_deref(), Some("en"));
+    assert_eq!(seventh.source.as_deref(), Some("bluesky"));
+    assert_eq!(
+        seventh.hashtags,
+        Some(vec!["Rust".to_owned(), "jetstream7".to_owned()])
+    );
+
+    // A restart with the same cursor file resumes just after it: posts 11 and 12 only.
+    let mut more = frames.clone();
+    more.push(post_frame(41));
+    more.push(post_frame(42));
+    let server = FakeJetstream::start(more, vec![Plan::Serve { limit: None }]).await?;
+    let running = start(settings(&bootstrap, &topic, &server.url, &cursor_path)?);
+    wait_until("posts 41 and 42 published", || {
+        get(&running.metrics.stats().published) == 2
+    })
+    .await?;
+    let metrics = Arc::clone(&running.metrics);
+    running.stop().await?;
+    assert_eq!(server.cursors(), [Some(last_time + 1)]);
+    assert_eq!(get(&metrics.duplicates), 0);
+    let posts = read_posts(&bootstrap, &topic)?;
+    let mut expected = expected;
+    expected.extend([post_id(41), post_id(42)]);
+    expected.sort();
+    assert_eq!(
+        ids(&posts),
+        expected,
+        "no gap and no duplicate across the restart"
+    );
+    assert_eq!(
+        posts
+            .iter()
+            .map(|p| p.id.clone())
+            .collect::<BTreeSet<_>>()
+            .len(),
+        12
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_back_off_and_reconnect() -> anyhow::Result<()> {
+    let broker = KafkaBroker::shared();
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let topic = unique_name("tweets-bluesky-refused");
+    let frames: Vec<(i64, Message)> = (1..=3).map(post_frame).collect();
+    let server = FakeJetstream::start(
+        frames,
+        vec![Plan::Refuse, Plan::Refuse, Plan::Serve { limit: None }],
+    )
+    .await?;
+    let running = start(settings(&bootstrap, &topic, &server.url, "")?);
+    wait_until("3 posts published", || {
+        get(&running.metrics.stats().published) == 3
+    })
+    .await?;
+    let metrics = Arc::clone(&running.metrics);
+    running.stop().await?;
+    assert_eq!(
+        server.cursors().len(),
+        3,
+        "two refused attempts, then a connection"
+    );
+    assert_eq!(get(&metrics.reconnects), 2);
+    assert_eq!(get(&metrics.malformed), 0);
+
+    // A port where nothing listens: connection refused, retried, never a crash.
+    let closed = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}", closed.local_addr()?);
+    drop(closed);
+    let running = start(settings(&bootstrap, &topic, &url, "")?);
+    wait_until("3 reconnect attempts", || {
+        get(&running.metrics.reconnects) >= 3
+    })
+    .await?;
+    let summary = running.stop().await?;
+    assert_eq!(summary.published, 0);
+    Ok(())
+}

@@ -10,12 +10,17 @@
 //!   Zipf-distributed hashtags and periodic bursts, at a fixed rate or as fast as possible;
 //! - **file** ([`file_source`]): a JSON-lines file replayed as fast as possible or with its
 //!   original timing;
-//! - **bluesky** ([`bluesky`]): Bluesky's public Jetstream, live, resumable from a cursor file.
+//! - **bluesky** ([`bluesky`]): Bluesky's public Jetstream, live, resumable from a cursor file;
+//! - **mastodon** ([`mastodon`]): a Mastodon server's streaming API (Server-Sent Events,
+//!   [`sse`]), statuses' HTML turned into text ([`html`]), with a user token;
+//! - **x** ([`x`]): the X API v2 filtered stream (chunked JSON lines), its rules synced from
+//!   config, X's documented reconnect policy, with an app bearer token.
 //!
 //! Between the channel and Kafka ([`pipeline`]): a bounded-horizon dedup of post ids
 //! ([`dedup`]), keyword and language filters ([`filter`]), per-source counters ([`metrics`],
 //! Prometheus text on `producer.metrics_addr`) and the durable resume position ([`cursor`]).
-//! Secrets for token-based sources are [`secret`] types.
+//! Secrets for token-based sources are [`secret`] types; [`http`] holds what the two HTTP
+//! streaming sources share.
 //!
 //! Publishing ([`publisher`]): one idempotent producer (`acks=all`, lz4, `linger.ms=5`), record
 //! key = post id (so a post always lands in the same partition), value = the JSON, Kafka
@@ -44,7 +49,10 @@ pub mod dedup;
 pub mod file_source;
 pub mod filter;
 pub mod generator;
+pub mod html;
+pub mod http;
 pub mod lang;
+pub mod mastodon;
 pub mod metrics;
 pub mod pacing;
 pub mod pipeline;
@@ -53,7 +61,9 @@ pub mod rng;
 pub mod secret;
 pub mod settings;
 pub mod source;
+pub mod sse;
 pub mod vocabulary;
+pub mod x;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -240,7 +250,19 @@ fn log_start(settings: &Settings, topic: &str, start: Option<i64>) {
             resume_after = start,
             "publishing live posts from Bluesky Jetstream"
         ),
-        SourceKind::Mastodon | SourceKind::X => {}
+        SourceKind::Mastodon => tracing::info!(
+            topic,
+            base_url = %source.mastodon.base_url,
+            stream = ?source.mastodon.stream,
+            tag = %source.mastodon.tag,
+            "publishing live posts from a Mastodon server"
+        ),
+        SourceKind::X => tracing::info!(
+            topic,
+            base_url = %source.x.base_url,
+            rules = ?source.x.rule_list(),
+            "publishing live posts from the X filtered stream"
+        ),
     }
 }
 

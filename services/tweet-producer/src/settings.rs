@@ -8,16 +8,28 @@
 //!
 //! | key | default | meaning |
 //! |-----|---------|---------|
-//! | `source.kind` | `synthetic` | where posts come from: `synthetic` (generated), `file` (a JSON-lines file), `bluesky` (Jetstream, live); `mastodon` and `x` are reserved (not implemented yet: rejected at start) |
+//! | `source.kind` | `synthetic` | where posts come from: `synthetic` (generated), `file` (a JSON-lines file), `bluesky` (Jetstream, live), `mastodon` (a server's streaming API, live), `x` (X API v2 filtered stream, live) |
 //! | `source.buffer` | `1024` | posts a source may have read ahead of the publisher (a bounded channel: a slow broker slows the source down, memory stays bounded) |
 //! | `source.keywords` | `""` | comma-separated; when set, only posts whose text contains one of them (any of, case-insensitive) are published |
 //! | `source.languages` | `""` | comma-separated language codes; when set, only posts in one of them (`en` also takes `en-US`) are published; posts without a language are dropped |
 //! | `source.dedup_capacity` | `100000` | how many recent post ids are remembered to drop re-delivered posts (a bounded horizon; 0 disables) |
-//! | `source.reconnect.min_ms` | `500` | first reconnect delay of a live source; doubles per failed attempt, with jitter |
+//! | `source.reconnect.min_ms` | `500` | first reconnect delay of `bluesky` and `mastodon`; doubles per failed attempt, with jitter (`x` follows X's documented policy, `source.x.backoff`) |
 //! | `source.reconnect.max_ms` | `30000` | longest reconnect delay |
 //! | `source.bluesky.host` | `wss://jetstream2.us-east.bsky.network` | the Jetstream instance (`wss://` or `ws://`, no path) |
 //! | `source.bluesky.cursor_file` | `""` | where the resume cursor (`time_us` of the last post Kafka acknowledged) is kept; empty = start live at every start |
 //! | `source.bluesky.rewind_secs` | `3` | on a reconnect within a run, resume this far before the last event seen (repeats are dropped by the dedup) |
+//! | `source.mastodon.base_url` | `https://mastodon.social` | the Mastodon server the token belongs to (`https://` or `http://`, no path); its host is part of every post id |
+//! | `source.mastodon.streaming_url` | `""` | where the streaming API is served; empty = discovered from the server's `GET /api/v2/instance` (`configuration.urls.streaming`), else `base_url` |
+//! | `source.mastodon.stream` | `public` | `public` (the federated timeline), `public:local` (posts of this server) or `hashtag` (with `source.mastodon.tag`) |
+//! | `source.mastodon.tag` | `""` | the hashtag (without `#`) of `stream = "hashtag"` |
+//! | `source.mastodon.token.env` / `.file` | `""` | where the access token (scope `read:statuses`) is: an environment variable's name, or a file; exactly one, required for `kind = "mastodon"` |
+//! | `source.x.base_url` | `https://api.x.com` | the X API |
+//! | `source.x.rules` | `""` | comma-separated filtered-stream rule values; at start the server's rules are made exactly these; required for `kind = "x"` |
+//! | `source.x.tag` | `hashtag-trends` | the tag given to every rule (X echoes it in `matching_rules`); empty = no tag |
+//! | `source.x.token.env` / `.file` | `""` | where the app's bearer token is (as for Mastodon); required for `kind = "x"` |
+//! | `source.x.backoff.network_step_ms` / `network_max_ms` | `250` / `16000` | after a network error, wait 250 ms more per attempt, at most 16 s (X's documented policy) |
+//! | `source.x.backoff.http_min_ms` / `http_max_ms` | `5000` / `320000` | after an HTTP error, wait 5 s, doubling per attempt, at most 320 s |
+//! | `source.x.backoff.rate_limit_min_ms` / `rate_limit_max_ms` | `60000` / `900000` | after a 429, wait until `x-rate-limit-reset`, or else 1 min doubling per attempt; at most 15 min either way |
 //! | `producer.metrics_addr` | `0.0.0.0:9101` | where `GET /metrics` (Prometheus text) is served |
 //! | `source.synthetic.rate` | `50.0` | posts per second, a finite number ≥ 0; `0` means as fast as the broker takes them |
 //! | `source.synthetic.seed` | `42` | seed of the generator: the same seed gives the same posts (except `created_at`, which is the time of generation) |
@@ -35,11 +47,14 @@
 
 use std::collections::HashMap;
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use trends_common::config::{self, ConfigError};
 use trends_common::settings::{
     KafkaSettings, LogSettings, SHARED_DEFAULTS, TopicSettings, WindowSettings,
 };
+
+use crate::secret::SecretRef;
 
 /// Everything the producer is configured with.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +91,8 @@ pub struct SourceSettings {
     pub synthetic: SyntheticSettings,
     pub file: FileSettings,
     pub bluesky: BlueskySettings,
+    pub mastodon: MastodonSettings,
+    pub x: XSettings,
 }
 
 impl SourceSettings {
@@ -155,6 +172,88 @@ pub struct BlueskySettings {
     pub rewind_secs: u64,
 }
 
+/// `[source.mastodon]`: a Mastodon server's streaming API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MastodonSettings {
+    pub base_url: String,
+    pub streaming_url: String,
+    pub stream: MastodonStream,
+    pub tag: String,
+    /// Where the access token is; the token itself is in [`MastodonSettings::resolved_token`].
+    pub token: SecretRef,
+    /// The token, read at load when `source.kind = "mastodon"` (never from a config file).
+    #[serde(skip)]
+    pub resolved_token: Option<SecretString>,
+}
+
+/// Which Mastodon timeline is streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum MastodonStream {
+    /// The federated timeline: every public post the server knows.
+    Public,
+    /// Public posts of the server's own users.
+    PublicLocal,
+    /// Public posts with one hashtag.
+    Hashtag,
+}
+
+impl TryFrom<String> for MastodonStream {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "public" => Ok(MastodonStream::Public),
+            "public:local" => Ok(MastodonStream::PublicLocal),
+            "hashtag" => Ok(MastodonStream::Hashtag),
+            _ => Err(format!(
+                "expected \"public\", \"public:local\" or \"hashtag\", got {value:?}"
+            )),
+        }
+    }
+}
+
+/// `[source.x]`: the X API v2 filtered stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XSettings {
+    pub base_url: String,
+    /// Comma-separated rule values.
+    pub rules: String,
+    pub tag: String,
+    pub token: SecretRef,
+    pub backoff: XBackoffSettings,
+    /// The bearer token, read at load when `source.kind = "x"`.
+    #[serde(skip)]
+    pub resolved_token: Option<SecretString>,
+}
+
+impl XSettings {
+    /// The rule values, trimmed, without empty entries, once each.
+    pub fn rule_list(&self) -> Vec<String> {
+        let mut rules: Vec<String> = Vec::new();
+        for rule in split_list(&self.rules) {
+            if !rules.contains(&rule) {
+                rules.push(rule);
+            }
+        }
+        rules
+    }
+}
+
+/// `[source.x.backoff]`: X's documented reconnect policy, in milliseconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XBackoffSettings {
+    pub network_step_ms: u64,
+    pub network_max_ms: u64,
+    pub http_min_ms: u64,
+    pub http_max_ms: u64,
+    pub rate_limit_min_ms: u64,
+    pub rate_limit_max_ms: u64,
+}
+
 /// `[source.synthetic]`: the generator.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +320,33 @@ host = "wss://jetstream2.us-east.bsky.network"
 cursor_file = ""
 rewind_secs = 3
 
+[source.mastodon]
+base_url = "https://mastodon.social"
+streaming_url = ""
+stream = "public"
+tag = ""
+
+[source.mastodon.token]
+env = ""
+file = ""
+
+[source.x]
+base_url = "https://api.x.com"
+rules = ""
+tag = "hashtag-trends"
+
+[source.x.token]
+env = ""
+file = ""
+
+[source.x.backoff]
+network_step_ms = 250
+network_max_ms = 16000
+http_min_ms = 5000
+http_max_ms = 320000
+rate_limit_min_ms = 60000
+rate_limit_max_ms = 900000
+
 [source.synthetic]
 rate = 50.0
 seed = 42
@@ -237,17 +363,41 @@ pace = "fast"
 impl Settings {
     /// Loads and validates settings from the process environment.
     pub fn load() -> Result<Settings, ConfigError> {
-        Self::checked(config::load(&defaults())?)
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::load_from(&vars)
     }
 
-    /// Loads and validates settings from an explicit environment (tests, config checks).
+    /// Loads and validates settings from an explicit environment (tests, config checks). The
+    /// token of the configured source (if it needs one) is read too, its variable looked up in
+    /// `vars`, so a missing token stops the service at start like any bad setting.
     pub fn load_from(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
-        Self::checked(config::load_from(&defaults(), vars)?)
+        let mut settings: Settings = config::load_from(&defaults(), vars)?;
+        settings.validate()?;
+        settings.resolve_token(vars)?;
+        Ok(settings)
     }
 
-    fn checked(settings: Settings) -> Result<Settings, ConfigError> {
-        settings.validate()?;
-        Ok(settings)
+    /// Reads the token of the configured source (`mastodon`, `x`). Errors name the key and the
+    /// variable or file, never the token.
+    fn resolve_token(&mut self, vars: &HashMap<String, String>) -> Result<(), ConfigError> {
+        let source = &mut self.source;
+        let resolved = |secret: &SecretRef, key: &str| {
+            secret
+                .resolve(key, vars)
+                .map(Some)
+                .map_err(|e| ConfigError(e.to_string()))
+        };
+        match source.kind {
+            SourceKind::Mastodon => {
+                source.mastodon.resolved_token =
+                    resolved(&source.mastodon.token, "source.mastodon.token")?;
+            }
+            SourceKind::X => {
+                source.x.resolved_token = resolved(&source.x.token, "source.x.token")?;
+            }
+            SourceKind::Synthetic | SourceKind::File | SourceKind::Bluesky => {}
+        }
+        Ok(())
     }
 
     /// Checks what the types alone do not; every error names its key.
@@ -286,12 +436,6 @@ impl Settings {
         if self.source.kind == SourceKind::File && self.source.file.path.trim().is_empty() {
             return bad("source.file.path must name a JSON-lines file when source.kind = \"file\"");
         }
-        if matches!(self.source.kind, SourceKind::Mastodon | SourceKind::X) {
-            return Err(ConfigError(format!(
-                "source.kind = {:?} is not implemented yet; use \"synthetic\", \"file\" or \"bluesky\"",
-                self.source.kind.name()
-            )));
-        }
         if self.source.buffer < 1 {
             return bad("source.buffer must be at least 1");
         }
@@ -309,7 +453,64 @@ impl Settings {
                 "source.bluesky.host must be a ws:// or wss:// URL without a path, got {host:?}"
             )));
         }
+        if self.source.kind == SourceKind::Mastodon {
+            self.validate_mastodon()?;
+        }
+        if self.source.kind == SourceKind::X {
+            self.validate_x()?;
+        }
         self.metrics_addr()?;
+        Ok(())
+    }
+
+    fn validate_mastodon(&self) -> Result<(), ConfigError> {
+        let mastodon = &self.source.mastodon;
+        check_http_url("source.mastodon.base_url", &mastodon.base_url, false)?;
+        if !mastodon.streaming_url.trim().is_empty() {
+            check_http_url(
+                "source.mastodon.streaming_url",
+                &crate::mastodon::http_base(&mastodon.streaming_url),
+                true,
+            )?;
+        }
+        let tag = mastodon.tag.trim().trim_start_matches('#');
+        if mastodon.stream == MastodonStream::Hashtag && tag.is_empty() {
+            return Err(ConfigError(
+                "source.mastodon.tag must name a hashtag when source.mastodon.stream = \"hashtag\""
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_x(&self) -> Result<(), ConfigError> {
+        let x = &self.source.x;
+        check_http_url("source.x.base_url", &x.base_url, false)?;
+        if x.rule_list().is_empty() {
+            return Err(ConfigError(
+                "source.x.rules must list at least one filtered-stream rule (comma-separated) when source.kind = \"x\""
+                    .to_owned(),
+            ));
+        }
+        let b = &x.backoff;
+        if b.network_step_ms < 1 || b.network_max_ms < b.network_step_ms {
+            return Err(ConfigError(
+                "source.x.backoff.network_step_ms must be at least 1 and network_max_ms at least network_step_ms"
+                    .to_owned(),
+            ));
+        }
+        if b.http_min_ms < 1 || b.http_max_ms < b.http_min_ms {
+            return Err(ConfigError(
+                "source.x.backoff.http_min_ms must be at least 1 and http_max_ms at least http_min_ms"
+                    .to_owned(),
+            ));
+        }
+        if b.rate_limit_min_ms < 1 || b.rate_limit_max_ms < b.rate_limit_min_ms {
+            return Err(ConfigError(
+                "source.x.backoff.rate_limit_min_ms must be at least 1 and rate_limit_max_ms at least rate_limit_min_ms"
+                    .to_owned(),
+            ));
+        }
         Ok(())
     }
 
@@ -322,6 +523,28 @@ impl Settings {
             ))
         })
     }
+}
+
+/// Checks that `value` is an `http://` or `https://` URL with a host (and, unless
+/// `path_allowed`, no path beyond `/`).
+fn check_http_url(key: &str, value: &str, path_allowed: bool) -> Result<(), ConfigError> {
+    let value = value.trim();
+    let bad = || {
+        ConfigError(format!(
+            "{key} must be an http:// or https:// URL{}, got {value:?}",
+            if path_allowed { "" } else { " without a path" }
+        ))
+    };
+    let url = reqwest::Url::parse(value).map_err(|_| bad())?;
+    let path_ok = path_allowed || url.path().trim_end_matches('/').is_empty();
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none_or(str::is_empty)
+        || !path_ok
+        || url.query().is_some()
+    {
+        return Err(bad());
+    }
+    Ok(())
 }
 
 fn defaults() -> String {
@@ -370,7 +593,209 @@ mod tests {
         );
         assert_eq!(s.source.bluesky.cursor_file, "");
         assert_eq!(s.source.bluesky.rewind_secs, 3);
+        assert_eq!(s.source.mastodon.base_url, "https://mastodon.social");
+        assert_eq!(s.source.mastodon.streaming_url, "");
+        assert_eq!(s.source.mastodon.stream, MastodonStream::Public);
+        assert_eq!(s.source.mastodon.token, SecretRef::default());
+        assert!(s.source.mastodon.resolved_token.is_none());
+        assert_eq!(s.source.x.base_url, "https://api.x.com");
+        assert!(s.source.x.rule_list().is_empty());
+        assert_eq!(s.source.x.tag, "hashtag-trends");
+        assert_eq!(s.source.x.backoff.network_step_ms, 250);
+        assert_eq!(s.source.x.backoff.network_max_ms, 16_000);
+        assert_eq!(s.source.x.backoff.http_min_ms, 5_000);
+        assert_eq!(s.source.x.backoff.http_max_ms, 320_000);
+        assert_eq!(s.source.x.backoff.rate_limit_min_ms, 60_000);
+        assert_eq!(s.source.x.backoff.rate_limit_max_ms, 900_000);
         assert_eq!(s.producer.metrics_addr, "0.0.0.0:9101");
+    }
+
+    const TOKEN: &str = "tok-3f9a-never-printed";
+
+    #[test]
+    fn mastodon_reads_its_token_from_the_named_variable_and_never_prints_it() {
+        let s = load(&[
+            ("TRENDS__SOURCE__KIND", "mastodon"),
+            (
+                "TRENDS__SOURCE__MASTODON__BASE_URL",
+                "https://fosstodon.org/",
+            ),
+            ("TRENDS__SOURCE__MASTODON__STREAM", "hashtag"),
+            ("TRENDS__SOURCE__MASTODON__TAG", "#rust"),
+            ("TRENDS__SOURCE__MASTODON__TOKEN__ENV", "MASTODON_TOKEN"),
+            ("MASTODON_TOKEN", TOKEN),
+        ])
+        .expect("valid");
+        assert_eq!(s.source.mastodon.stream, MastodonStream::Hashtag);
+        let token = s.source.mastodon.resolved_token.as_ref().expect("read");
+        assert_eq!(secrecy::ExposeSecret::expose_secret(token), TOKEN);
+        assert!(!format!("{s:?}").contains(TOKEN), "Debug never shows it");
+        load(&[
+            ("TRENDS__SOURCE__KIND", "mastodon"),
+            ("TRENDS__SOURCE__MASTODON__STREAM", "public:local"),
+            (
+                "TRENDS__SOURCE__MASTODON__STREAMING_URL",
+                "wss://streaming.mastodon.social",
+            ),
+            ("TRENDS__SOURCE__MASTODON__TOKEN__ENV", "MASTODON_TOKEN"),
+            ("MASTODON_TOKEN", TOKEN),
+        ])
+        .expect("a wss:// streaming URL is fine");
+    }
+
+    #[test]
+    fn x_reads_rules_and_its_token_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x-token");
+        std::fs::write(&path, format!("{TOKEN}\n")).expect("write");
+        let s = load(&[
+            ("TRENDS__SOURCE__KIND", "x"),
+            (
+                "TRENDS__SOURCE__X__RULES",
+                "#rust lang:en, #kafka ,, #rust lang:en",
+            ),
+            (
+                "TRENDS__SOURCE__X__TOKEN__FILE",
+                &path.display().to_string(),
+            ),
+            ("TRENDS__SOURCE__X__BACKOFF__HTTP_MIN_MS", "1"),
+        ])
+        .expect("valid");
+        assert_eq!(s.source.x.rule_list(), ["#rust lang:en", "#kafka"]);
+        assert_eq!(s.source.x.backoff.http_min_ms, 1);
+        let token = s.source.x.resolved_token.as_ref().expect("read");
+        assert_eq!(secrecy::ExposeSecret::expose_secret(token), TOKEN);
+    }
+
+    #[test]
+    fn live_source_settings_are_checked_and_errors_never_show_the_token() {
+        let token_var = ("MY_TOKEN", TOKEN);
+        let mastodon = ("TRENDS__SOURCE__KIND", "mastodon");
+        let mastodon_token = ("TRENDS__SOURCE__MASTODON__TOKEN__ENV", "MY_TOKEN");
+        let x = ("TRENDS__SOURCE__KIND", "x");
+        let x_token = ("TRENDS__SOURCE__X__TOKEN__ENV", "MY_TOKEN");
+        let x_rules = ("TRENDS__SOURCE__X__RULES", "#rust");
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[mastodon], "source.mastodon.token.env"),
+            (
+                &[mastodon, ("TRENDS__SOURCE__MASTODON__TOKEN__ENV", "UNSET")],
+                "UNSET",
+            ),
+            (
+                &[
+                    mastodon,
+                    mastodon_token,
+                    token_var,
+                    ("TRENDS__SOURCE__MASTODON__TOKEN__FILE", "/run/secrets/t"),
+                ],
+                "exactly one",
+            ),
+            (
+                &[
+                    mastodon,
+                    mastodon_token,
+                    token_var,
+                    ("TRENDS__SOURCE__MASTODON__BASE_URL", "mastodon.social"),
+                ],
+                "source.mastodon.base_url",
+            ),
+            (
+                &[
+                    mastodon,
+                    mastodon_token,
+                    token_var,
+                    (
+                        "TRENDS__SOURCE__MASTODON__BASE_URL",
+                        "https://mastodon.social/api",
+                    ),
+                ],
+                "source.mastodon.base_url",
+            ),
+            (
+                &[
+                    mastodon,
+                    mastodon_token,
+                    token_var,
+                    ("TRENDS__SOURCE__MASTODON__STREAM", "hashtag"),
+                ],
+                "source.mastodon.tag",
+            ),
+            (
+                &[
+                    mastodon,
+                    mastodon_token,
+                    token_var,
+                    ("TRENDS__SOURCE__MASTODON__STREAM", "user"),
+                ],
+                "source.mastodon.stream",
+            ),
+            (
+                &[
+                    mastodon,
+                    mastodon_token,
+                    token_var,
+                    ("TRENDS__SOURCE__MASTODON__STREAMING_URL", "ftp://x"),
+                ],
+                "source.mastodon.streaming_url",
+            ),
+            (&[x, x_token, token_var], "source.x.rules"),
+            (
+                &[x, x_token, token_var, ("TRENDS__SOURCE__X__RULES", " , ")],
+                "source.x.rules",
+            ),
+            (&[x, x_rules], "source.x.token.env"),
+            (&[x, x_rules, x_token], "MY_TOKEN"),
+            (
+                &[
+                    x,
+                    x_rules,
+                    x_token,
+                    token_var,
+                    ("TRENDS__SOURCE__X__BASE_URL", "api.x.com"),
+                ],
+                "source.x.base_url",
+            ),
+            (
+                &[
+                    x,
+                    x_rules,
+                    x_token,
+                    token_var,
+                    ("TRENDS__SOURCE__X__BACKOFF__HTTP_MAX_MS", "10"),
+                ],
+                "source.x.backoff.http_min_ms",
+            ),
+            (
+                &[
+                    x,
+                    x_rules,
+                    x_token,
+                    token_var,
+                    ("TRENDS__SOURCE__X__BACKOFF__NETWORK_STEP_MS", "0"),
+                ],
+                "source.x.backoff.network_step_ms",
+            ),
+            (
+                &[
+                    x,
+                    x_rules,
+                    x_token,
+                    token_var,
+                    ("TRENDS__SOURCE__X__BACKOFF__RATE_LIMIT_MIN_MS", "0"),
+                ],
+                "source.x.backoff.rate_limit_min_ms",
+            ),
+        ];
+        for (vars, key) in cases {
+            let message = error_of(vars);
+            assert!(
+                message.contains(key),
+                "{vars:?}: {message:?} does not name {key}"
+            );
+            assert!(!message.contains(TOKEN), "{message}");
+        }
+        // A token for a source that is not used is not read.
+        load(&[("TRENDS__SOURCE__X__TOKEN__ENV", "UNSET")]).expect("synthetic needs no token");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!
 //! A source runs until it ends (the synthetic `limit`, the end of a file), the shutdown token
 //! is cancelled, or it fails (a file that cannot be read). Live sources never end by
-//! themselves: they reconnect with back-off ([`crate::bluesky`]).
+//! themselves: they reconnect with back-off ([`crate::bluesky`], [`crate::mastodon`],
+//! [`crate::x`]) and stop early only when retrying cannot help (a token the server refuses).
 //!
 //! Adding a source: a variant of [`Source`] and a module with an `async fn run(…, ctx)`.
 
@@ -27,9 +28,11 @@ use trends_core::post::RawPost;
 use crate::bluesky::{self, BlueskyConfig};
 use crate::file_source::{JsonLines, Line};
 use crate::generator::{Generator, GeneratorConfig};
+use crate::mastodon::{self, MastodonConfig};
 use crate::metrics::{Metrics, inc};
 use crate::pacing::{Schedule, replay_gap};
 use crate::settings::{FileSettings, Pace, Settings, SourceKind, SyntheticSettings};
+use crate::x::{self, XConfig};
 use crate::{MAX_REPLAY_GAP, now_ms};
 
 /// Posts generated between two checks for shutdown when there is no rate limit.
@@ -98,6 +101,8 @@ pub enum Source {
     Synthetic(SyntheticSettings),
     File(FileSettings),
     Bluesky(BlueskyConfig),
+    Mastodon(Box<MastodonConfig>),
+    X(Box<XConfig>),
 }
 
 impl Source {
@@ -109,9 +114,10 @@ impl Source {
             SourceKind::Synthetic => Source::Synthetic(source.synthetic.clone()),
             SourceKind::File => Source::File(source.file.clone()),
             SourceKind::Bluesky => Source::Bluesky(BlueskyConfig::from_settings(source, start)),
-            kind @ (SourceKind::Mastodon | SourceKind::X) => {
-                anyhow::bail!("source.kind = {:?} is not implemented yet", kind.name())
+            SourceKind::Mastodon => {
+                Source::Mastodon(Box::new(MastodonConfig::from_settings(source)?))
             }
+            SourceKind::X => Source::X(Box::new(XConfig::from_settings(source)?)),
         })
     }
 
@@ -122,6 +128,8 @@ impl Source {
             Source::Synthetic(settings) => run_synthetic(&settings, &ctx).await,
             Source::File(settings) => run_file(&settings, &ctx).await,
             Source::Bluesky(config) => bluesky::run(&config, &ctx).await,
+            Source::Mastodon(config) => mastodon::run(&config, &ctx).await,
+            Source::X(config) => x::run(&config, &ctx).await,
         }
     }
 }

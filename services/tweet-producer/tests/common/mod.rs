@@ -1,0 +1,175 @@
+//! What the live-source tests share: a producer run in process against the shared test broker,
+//! waiting on conditions (never on time alone), reading back what reached the topic, and
+//! capturing every log line so that a test can check a token never appears in them.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Timestamp;
+use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use test_kafka::unique_name;
+use tokio_util::sync::CancellationToken;
+use trends_common::kafka::partition_count;
+use trends_common::settings::KafkaSettings;
+use trends_core::post::{RawPost, parse_post};
+use tweet_producer::metrics::Metrics;
+use tweet_producer::publisher::Stats;
+use tweet_producer::settings::Settings;
+
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Settings from `TRENDS__…` pairs (and any other variables, e.g. the token's).
+pub fn settings(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
+    let env: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Ok(Settings::load_from(&env)?)
+}
+
+/// A running producer with its metrics.
+pub struct Running {
+    pub metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<tweet_producer::Summary>>,
+}
+
+pub fn start(settings: Settings, source: &'static str) -> Running {
+    let stats = Arc::new(Stats::default());
+    let metrics = Arc::new(Metrics::new(source, Arc::clone(&stats)));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(tweet_producer::run_with_metrics(
+        settings,
+        shutdown.clone(),
+        Arc::clone(&metrics),
+        stats,
+    ));
+    Running {
+        metrics,
+        shutdown,
+        task,
+    }
+}
+
+impl Running {
+    /// Stops it and returns how the run ended.
+    pub async fn stop(self) -> anyhow::Result<tweet_producer::Summary> {
+        self.shutdown.cancel();
+        tokio::time::timeout(TIMEOUT, self.task).await??
+    }
+
+    /// Waits until it ends by itself (a fatal source error), at most [`TIMEOUT`].
+    pub async fn ended(self) -> anyhow::Result<tweet_producer::Summary> {
+        let result = tokio::time::timeout(TIMEOUT, self.task).await;
+        self.shutdown.cancel();
+        result.context("the producer did not stop by itself")??
+    }
+}
+
+/// Waits until `condition` holds (checked every 10 ms), at most [`TIMEOUT`].
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + TIMEOUT;
+    while !condition() {
+        ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// Every record of `topic` (all partitions up to their high watermarks), checked against the
+/// contract (valid post, key = id, timestamp = created_at).
+pub fn read_posts(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<RawPost>> {
+    let kafka = KafkaSettings {
+        bootstrap_servers: bootstrap.to_owned(),
+        replication_factor: 1,
+    };
+    let partitions = partition_count(&kafka, topic, Duration::from_secs(10))?
+        .context("the producer created the topic")?;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_name("reader"))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    let mut total = 0;
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+        total += high - low;
+    }
+    consumer.assign(&assignment)?;
+    let mut posts = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while posts.len() < usize::try_from(total)? {
+        ensure!(Instant::now() < deadline, "read {} of {total}", posts.len());
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message?;
+        let parsed = parse_post(message.payload().context("value")?)?;
+        ensure!(message.key() == Some(parsed.post.id.as_bytes()), "key = id");
+        ensure!(
+            message.timestamp() == Timestamp::CreateTime(parsed.event_time),
+            "timestamp = created_at"
+        );
+        posts.push(parsed.post);
+    }
+    Ok(posts)
+}
+
+/// The ids of `posts`, sorted (duplicates kept, so that they show).
+pub fn ids(posts: &[RawPost]) -> Vec<String> {
+    let mut ids: Vec<String> = posts.iter().map(|p| p.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// Every log line of this test binary (all levels), from the first call on.
+pub fn logs() -> &'static Logs {
+    static LOGS: OnceLock<Logs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = Arc::clone(&buffer);
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(Arc::clone(&writer)))
+            .finish();
+        // Only this function installs a subscriber in the test binaries that use it.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        Logs(buffer)
+    })
+}
+
+/// The captured log text.
+#[derive(Debug)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -7,29 +7,22 @@
 // The handshake callback's error type (an HTTP response) is tungstenite's, not ours.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
-use anyhow::{Context, ensure};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use common::{ids, read_posts, settings, start, wait_until};
 use futures_util::{SinkExt, StreamExt};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Timestamp;
-use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 use test_kafka::{KafkaBroker, unique_name};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_util::sync::CancellationToken;
-use trends_common::kafka::partition_count;
-use trends_common::settings::KafkaSettings;
-use trends_core::post::{RawPost, parse_post};
-use tweet_producer::metrics::{Metrics, get};
-use tweet_producer::publisher::Stats;
+use tweet_producer::metrics::get;
 use tweet_producer::settings::Settings;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
 const T0: i64 = 1_725_911_162_000_000;
 
 /// A post commit event as Jetstream documents it.
@@ -180,13 +173,14 @@ impl FakeJetstream {
     }
 }
 
-fn settings(
+/// Settings of a producer reading the fake Jetstream at `host`.
+fn bluesky_settings(
     bootstrap: &str,
     topic: &str,
     host: &str,
     cursor_file: &str,
 ) -> anyhow::Result<Settings> {
-    let env: HashMap<String, String> = [
+    settings(&[
         ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bootstrap),
         ("TRENDS__TOPICS__TWEETS", topic),
         ("TRENDS__PRODUCER__METRICS_ADDR", "127.0.0.1:0"),
@@ -196,99 +190,7 @@ fn settings(
         ("TRENDS__SOURCE__BLUESKY__REWIND_SECS", "3"),
         ("TRENDS__SOURCE__RECONNECT__MIN_MS", "1"),
         ("TRENDS__SOURCE__RECONNECT__MAX_MS", "20"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    Ok(Settings::load_from(&env)?)
-}
-
-/// A running producer with its metrics.
-struct Running {
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<tweet_producer::Summary>>,
-}
-
-fn start(settings: Settings) -> Running {
-    let stats = Arc::new(Stats::default());
-    let metrics = Arc::new(Metrics::new("bluesky", Arc::clone(&stats)));
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(tweet_producer::run_with_metrics(
-        settings,
-        shutdown.clone(),
-        Arc::clone(&metrics),
-        stats,
-    ));
-    Running {
-        metrics,
-        shutdown,
-        task,
-    }
-}
-
-impl Running {
-    async fn stop(self) -> anyhow::Result<tweet_producer::Summary> {
-        self.shutdown.cancel();
-        tokio::time::timeout(TIMEOUT, self.task).await??
-    }
-}
-
-/// Waits until `condition` holds (checked every 10 ms), at most [`TIMEOUT`].
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) -> anyhow::Result<()> {
-    let deadline = Instant::now() + TIMEOUT;
-    while !condition() {
-        ensure!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(())
-}
-
-/// Every record of `topic` (all partitions up to their high watermarks), checked against the
-/// contract (valid post, key = id, timestamp = created_at); ids in a multiset-free list.
-fn read_posts(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<RawPost>> {
-    let kafka = KafkaSettings {
-        bootstrap_servers: bootstrap.to_owned(),
-        replication_factor: 1,
-    };
-    let partitions = partition_count(&kafka, topic, Duration::from_secs(10))?
-        .context("the producer created the topic")?;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique_name("reader"))
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let mut assignment = TopicPartitionList::new();
-    let mut total = 0;
-    for partition in 0..partitions {
-        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
-        total += high - low;
-    }
-    consumer.assign(&assignment)?;
-    let mut posts = Vec::new();
-    let deadline = Instant::now() + TIMEOUT;
-    while posts.len() < usize::try_from(total)? {
-        ensure!(Instant::now() < deadline, "read {} of {total}", posts.len());
-        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let message = message?;
-        let parsed = parse_post(message.payload().context("value")?)?;
-        ensure!(message.key() == Some(parsed.post.id.as_bytes()), "key = id");
-        ensure!(
-            message.timestamp() == Timestamp::CreateTime(parsed.event_time),
-            "timestamp = created_at"
-        );
-        posts.push(parsed.post);
-    }
-    Ok(posts)
-}
-
-fn ids(posts: &[RawPost]) -> Vec<String> {
-    let mut ids: Vec<String> = posts.iter().map(|p| p.id.clone()).collect();
-    ids.sort();
-    ids
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,7 +226,10 @@ async fn a_dropped_connection_and_a_restart_resume_from_the_cursor_without_gap_o
         vec![Plan::Serve { limit: Some(6) }, Plan::Serve { limit: None }],
     )
     .await?;
-    let running = start(settings(&bootstrap, &topic, &server.url, &cursor_path)?);
+    let running = start(
+        bluesky_settings(&bootstrap, &topic, &server.url, &cursor_path)?,
+        "bluesky",
+    );
     let total_frames = 6 + frames.len(); // everything is re-served: the rewind covers it all
     wait_until("every frame served and 10 posts published", || {
         server.served() == total_frames && get(&running.metrics.stats().published) == 10
@@ -383,7 +288,10 @@ async fn a_dropped_connection_and_a_restart_resume_from_the_cursor_without_gap_o
     more.push(post_frame(41));
     more.push(post_frame(42));
     let server = FakeJetstream::start(more, vec![Plan::Serve { limit: None }]).await?;
-    let running = start(settings(&bootstrap, &topic, &server.url, &cursor_path)?);
+    let running = start(
+        bluesky_settings(&bootstrap, &topic, &server.url, &cursor_path)?,
+        "bluesky",
+    );
     wait_until("posts 41 and 42 published", || {
         get(&running.metrics.stats().published) == 2
     })
@@ -423,7 +331,10 @@ async fn refused_connections_back_off_and_reconnect() -> anyhow::Result<()> {
         vec![Plan::Refuse, Plan::Refuse, Plan::Serve { limit: None }],
     )
     .await?;
-    let running = start(settings(&bootstrap, &topic, &server.url, "")?);
+    let running = start(
+        bluesky_settings(&bootstrap, &topic, &server.url, "")?,
+        "bluesky",
+    );
     wait_until("3 posts published", || {
         get(&running.metrics.stats().published) == 3
     })
@@ -442,7 +353,7 @@ async fn refused_connections_back_off_and_reconnect() -> anyhow::Result<()> {
     let closed = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}", closed.local_addr()?);
     drop(closed);
-    let running = start(settings(&bootstrap, &topic, &url, "")?);
+    let running = start(bluesky_settings(&bootstrap, &topic, &url, "")?, "bluesky");
     wait_until("3 reconnect attempts", || {
         get(&running.metrics.reconnects) >= 3
     })

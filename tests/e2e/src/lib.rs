@@ -245,3 +245,85 @@ pub fn metric_value(exposition: &str, name: &str) -> Option<f64> {
         (key == name).then(|| value.trim().parse().ok()).flatten()
     })
 }
+
+/// Milliseconds since the epoch as RFC 3339 with milliseconds (`2026-11-22T10:00:00.000Z`),
+/// computed here (civil-from-days, Howard Hinnant) to stay independent of the product's time
+/// code, which the tests check.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A deterministic little PRNG for test data.
+#[derive(Debug)]
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next number in `0..n`.
+    pub fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// The `(hashtag, count)` list of a `/api/v1/trends` body, in the served order; empty when the
+/// body has no `trends` array.
+pub fn ranking(body: &serde_json::Value) -> Vec<(String, i64)> {
+    body["trends"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|t| {
+                    (
+                        t["hashtag"].as_str().unwrap_or_default().to_string(),
+                        t["count"].as_i64().unwrap_or(-1),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Creates `name` with `partitions` partitions on the shared test broker.
+pub async fn create_topic(name: &str, partitions: i32) {
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            test_kafka::KafkaBroker::shared().bootstrap_servers(),
+        )
+        .create()
+        .expect("admin");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topics");
+    for r in results {
+        r.expect("topic created");
+    }
+}

@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e::{ServiceProcess, free_port, get_json, get_text, wait_for};
+use e2e::{
+    ServiceProcess, create_topic, free_port, get_json, get_text, ranking, rfc3339, wait_for,
+};
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::{Value, json};
 use test_kafka::{KafkaBroker, unique_name};
@@ -197,29 +197,6 @@ fn detail_json(posts: &[Post], tag: &str) -> Value {
     })
 }
 
-fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    // Civil-from-days (Howard Hinnant), to stay independent of the product's time code.
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[derive(Debug, Clone)]
 struct Names {
     tweets: String,
@@ -275,26 +252,6 @@ impl Names {
     }
 }
 
-async fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set(
-            "bootstrap.servers",
-            KafkaBroker::shared().bootstrap_servers(),
-        )
-        .create()
-        .expect("admin");
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .expect("create topics");
-    for r in results {
-        r.expect("topic created");
-    }
-}
-
 async fn produce(producer: &FutureProducer, topic: &str, posts: &[Post]) {
     for post in posts {
         let payload = json!({
@@ -317,23 +274,6 @@ async fn produce(producer: &FutureProducer, topic: &str, posts: &[Post]) {
             .expect("produce");
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
-}
-
-/// `(hashtag, count)` of a `/trends` body.
-fn ranking(body: &Value) -> Vec<(String, i64)> {
-    body["trends"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|t| {
-                    (
-                        t["hashtag"].as_str().unwrap_or_default().to_string(),
-                        t["count"].as_i64().unwrap_or(-1),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Waits until the API serves exactly the expected ranking of every window, so that a page

@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::{ServiceProcess, free_port, get_json, get_text, metric_value, tail, wait_for};
+use e2e::{
+    Lcg, ServiceProcess, free_port, get_json, get_text, metric_value, ranking, rfc3339, tail,
+    wait_for,
+};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -226,18 +229,6 @@ async fn wait_for_ownership(
 // Test data and the independent ground truth.
 // ---------------------------------------------------------------------------------------------
 
-/// A deterministic little PRNG for the test data.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// One valid post: its JSON, where it goes, its event time and the normalized tags it counts
 /// for.
 #[derive(Debug, Clone)]
@@ -247,29 +238,6 @@ struct TestPost {
     partition: i32,
     time: i64,
     tags: Vec<String>,
-}
-
-fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    // Civil-from-days (Howard Hinnant), to stay independent of the product's time code.
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// Post number `i` of a test, the same every time: post 0 is at `T0`; the others are spread
@@ -401,22 +369,6 @@ fn assert_covers_windows(expected: &Rankings) {
             assert_ne!(a, b, "two windows would rank alike");
         }
     }
-}
-
-fn ranking(body: &Value) -> Vec<(String, i64)> {
-    body["trends"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|t| {
-                    (
-                        t["hashtag"].as_str().unwrap_or_default().to_string(),
-                        t["count"].as_i64().unwrap_or(-1),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A short description of how `seen` differs from `want`.

@@ -9,11 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use e2e::{ServiceProcess, free_port, get_json, wait_for};
+use e2e::{Lcg, ServiceProcess, create_topic, free_port, get_json, ranking, rfc3339, wait_for};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -90,26 +88,6 @@ impl Names {
     }
 }
 
-async fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set(
-            "bootstrap.servers",
-            KafkaBroker::shared().bootstrap_servers(),
-        )
-        .create()
-        .expect("admin");
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .expect("create topics");
-    for r in results {
-        r.expect("topic created");
-    }
-}
-
 fn plain_producer() -> FutureProducer {
     ClientConfig::new()
         .set(
@@ -119,41 +97,6 @@ fn plain_producer() -> FutureProducer {
         .set("enable.idempotence", "true")
         .create()
         .expect("producer")
-}
-
-fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    // Civil-from-days (Howard Hinnant), to stay independent of the product's time code.
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// A deterministic little PRNG for the test data.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
 }
 
 /// One valid post: its JSON, its event time and the (normalized) tags it should count for.
@@ -291,22 +234,6 @@ fn displays(body: &Value) -> BTreeMap<String, String> {
                 .map(|t| {
                     let field = |k: &str| t[k].as_str().unwrap_or_default().to_string();
                     (field("hashtag"), field("display"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn ranking(body: &Value) -> Vec<(String, i64)> {
-    body["trends"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|t| {
-                    (
-                        t["hashtag"].as_str().unwrap_or_default().to_string(),
-                        t["count"].as_i64().unwrap_or(-1),
-                    )
                 })
                 .collect()
         })

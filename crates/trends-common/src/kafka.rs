@@ -17,6 +17,14 @@ pub fn client_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig 
         .set("bootstrap.servers", &settings.bootstrap_servers)
         .set("client.id", client_id)
         .set("log_level", "4");
+    if !settings.debug.is_empty() {
+        // librdkafka's own level follows the `librdkafka` target of the log filter, which must
+        // let `debug` through too (e.g. `TRENDS__LOG__FILTER=info,librdkafka=debug`).
+        config
+            .set("debug", &settings.debug)
+            .set("log_level", "7")
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    }
     config
 }
 
@@ -94,3 +102,30 @@ impl rdkafka::ClientContext for ReaderContext {
 }
 
 impl rdkafka::consumer::ConsumerContext for ReaderContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(debug: &str) -> KafkaSettings {
+        KafkaSettings {
+            bootstrap_servers: "localhost:9092".into(),
+            replication_factor: 1,
+            debug: debug.into(),
+        }
+    }
+
+    #[test]
+    fn warnings_only_unless_debug_contexts_are_configured() {
+        let quiet = client_config(&settings(""), "test");
+        assert_eq!(quiet.get("log_level"), Some("4"));
+        assert_eq!(quiet.get("debug"), None);
+        let verbose = client_config(&settings("cgrp,eos"), "test");
+        assert_eq!(verbose.get("debug"), Some("cgrp,eos"));
+        assert_eq!(verbose.get("log_level"), Some("7"));
+        assert!(matches!(
+            verbose.log_level,
+            rdkafka::config::RDKafkaLogLevel::Debug
+        ));
+    }
+}

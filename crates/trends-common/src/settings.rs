@@ -14,6 +14,11 @@ pub struct KafkaSettings {
     pub bootstrap_servers: String,
     /// Replication factor for topics the services create (1 for a single broker).
     pub replication_factor: i32,
+    /// librdkafka debug contexts (`debug` in librdkafka's CONFIGURATION.md), for example
+    /// `cgrp,fetch,eos`; empty (the default) for none. For diagnosing a client, never needed
+    /// otherwise: it is verbose. The log filter must let `librdkafka=debug` through.
+    #[serde(default)]
+    pub debug: String,
 }
 
 /// `[topics]`: topic names and the partition count of topics the services create.

@@ -8,7 +8,9 @@
 //! Failure policy: any transaction error ends the loop with an error and the process exits
 //! non-zero (a supervisor such as Docker's restart policy starts it again). Nothing uncommitted
 //! is ever visible, and the restarted instance restores from the committed state, so exiting is
-//! always safe and never loses or doubles a count.
+//! always safe and never loses or doubles a count. A blocking call that does not return within
+//! its limit counts as such an error too: the [`Watchdog`] ends the process (librdkafka can
+//! ignore a transactional call's timeout when the coordinator goes away).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,8 +32,13 @@ use trends_core::tags::post_tags;
 use crate::metrics::{Metrics, inc};
 use crate::restore::restore_partition;
 use crate::settings::Settings;
+use crate::watchdog::Watchdog;
 
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long past its own timeout a blocking call may run before the watchdog ends the process.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(30);
+/// Restoring a partition gives up by itself after 120 s (plus a 30 s watermark query).
+const RESTORE_LIMIT: Duration = Duration::from_secs(150);
 
 /// Everything the loop mutates.
 pub struct Engine {
@@ -44,6 +51,7 @@ pub struct Engine {
     in_transaction: bool,
     failure: Option<anyhow::Error>,
     metrics: Arc<Metrics>,
+    watchdog: Arc<Watchdog>,
 }
 
 /// The consumer context: holds the engine for the rebalance callbacks.
@@ -135,11 +143,17 @@ impl Engine {
         Ok(())
     }
 
+    /// Queues a record in the open transaction. A full queue is waited out by serving delivery
+    /// reports, for at most [`TRANSACTION_CALL_TIMEOUT`]: a queue that does not drain means the
+    /// broker is not taking writes, a transaction error like any other.
     fn send(&self, mut record: BaseRecord<'_, str, [u8]>) -> anyhow::Result<()> {
+        let deadline = Instant::now() + TRANSACTION_CALL_TIMEOUT;
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if Instant::now() < deadline =>
+                {
                     record = back;
                     self.producer.poll(Duration::from_millis(50));
                 }
@@ -161,8 +175,11 @@ impl Engine {
                 .aggregator
                 .allowed_lateness_secs
                 .saturating_mul(1000);
-            let counter =
-                restore_partition(&self.settings, partition)?.with_allowed_lateness(lateness);
+            let counter = {
+                let _armed = self.watchdog.arm("restore partition", RESTORE_LIMIT);
+                restore_partition(&self.settings, partition)?
+            }
+            .with_allowed_lateness(lateness);
             self.metrics.restored(started.elapsed());
             self.counters.insert(partition, counter);
         }
@@ -269,6 +286,10 @@ impl Engine {
     /// would block for its whole timeout and fail, with the consumer unpolled all that time. So
     /// the abort goes in short, resumable steps with a poll in between.
     fn abort(&self) -> Result<(), KafkaError> {
+        let _armed = self.watchdog.arm(
+            "abort transaction",
+            TRANSACTION_CALL_TIMEOUT + WATCHDOG_GRACE,
+        );
         let deadline = Instant::now() + TRANSACTION_CALL_TIMEOUT;
         loop {
             match self.producer.abort_transaction(Duration::from_millis(200)) {
@@ -318,13 +339,24 @@ impl Engine {
             let metadata = consumer
                 .group_metadata()
                 .context("consumer has no group metadata")?;
+            let _armed = self.watchdog.arm(
+                "send offsets to transaction",
+                TRANSACTION_CALL_TIMEOUT + WATCHDOG_GRACE,
+            );
             self.producer
                 .send_offsets_to_transaction(&tpl, &metadata, TRANSACTION_CALL_TIMEOUT)
                 .context("send offsets to transaction")?;
         }
-        self.producer
-            .commit_transaction(TRANSACTION_CALL_TIMEOUT)
-            .context("commit transaction")?;
+        {
+            // rdkafka flushes (up to the timeout) before committing (up to the timeout again).
+            let _armed = self.watchdog.arm(
+                "commit transaction",
+                2 * TRANSACTION_CALL_TIMEOUT + WATCHDOG_GRACE,
+            );
+            self.producer
+                .commit_transaction(TRANSACTION_CALL_TIMEOUT)
+                .context("commit transaction")?;
+        }
         self.in_transaction = false;
         self.offsets.clear();
         inc(&self.metrics.transactions_committed);
@@ -370,7 +402,10 @@ impl Engine {
     }
 }
 
-fn transactional_producer(settings: &Settings) -> anyhow::Result<BaseProducer> {
+fn transactional_producer(
+    settings: &Settings,
+    watchdog: &Watchdog,
+) -> anyhow::Result<BaseProducer> {
     let transactional_id = format!(
         "{}-{}",
         settings.aggregator.group_id,
@@ -390,6 +425,10 @@ fn transactional_producer(settings: &Settings) -> anyhow::Result<BaseProducer> {
         )
         .create()
         .context("create producer")?;
+    let _armed = watchdog.arm(
+        "init transactions",
+        TRANSACTION_CALL_TIMEOUT + WATCHDOG_GRACE,
+    );
     producer
         .init_transactions(TRANSACTION_CALL_TIMEOUT)
         .context("init transactions")?;
@@ -397,13 +436,14 @@ fn transactional_producer(settings: &Settings) -> anyhow::Result<BaseProducer> {
 }
 
 /// Runs the loop until `shutdown` is cancelled (then commits and leaves the group) or a fatal
-/// error occurs.
+/// error occurs. A blocking call that overruns its limit ends the process through `watchdog`.
 pub fn run_blocking(
     settings: &Settings,
     shutdown: &CancellationToken,
     metrics: Arc<Metrics>,
+    watchdog: Arc<Watchdog>,
 ) -> anyhow::Result<()> {
-    let producer = transactional_producer(settings)?;
+    let producer = transactional_producer(settings, &watchdog)?;
     let engine = Engine {
         settings: settings.clone(),
         producer,
@@ -413,6 +453,7 @@ pub fn run_blocking(
         in_transaction: false,
         failure: None,
         metrics: metrics.clone(),
+        watchdog,
     };
     let context = AggregatorContext {
         engine: Mutex::new(engine),

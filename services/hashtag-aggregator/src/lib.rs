@@ -21,13 +21,15 @@
 //! restored state is exactly the state at the committed offset. Before a partition is taken
 //! away in a rebalance, the open transaction is committed.
 //!
-//! The consuming loop is blocking rdkafka code on a dedicated thread ([`engine`]).
+//! The consuming loop is blocking rdkafka code on a dedicated thread ([`engine`]); a
+//! [`watchdog`] thread ends the process if one of its Kafka calls hangs past its limit.
 
 pub mod engine;
 pub mod extract_command;
 pub mod metrics;
 pub mod restore;
 pub mod settings;
+pub mod watchdog;
 
 use std::time::Duration;
 
@@ -63,11 +65,14 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let engine_shutdown = shutdown.clone();
     tasks.spawn("consumer", async move {
         let token = engine_shutdown.clone();
-        let result =
-            tokio::task::spawn_blocking(move || engine::run_blocking(&settings, &token, metrics))
-                .await
-                .map_err(anyhow::Error::from)
-                .and_then(|r| r);
+        let watchdog = Arc::new(watchdog::Watchdog::default());
+        let _watching = watchdog.watch(watchdog::exit_on_overdue)?;
+        let result = tokio::task::spawn_blocking(move || {
+            engine::run_blocking(&settings, &token, metrics, watchdog)
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
         // The engine ends only on shutdown or failure; either way the service stops.
         engine_shutdown.cancel();
         result

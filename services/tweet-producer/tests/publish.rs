@@ -34,6 +34,7 @@ fn kafka_settings(bootstrap: &str) -> KafkaSettings {
     KafkaSettings {
         bootstrap_servers: bootstrap.to_owned(),
         replication_factor: 1,
+        debug: String::new(),
     }
 }
 

@@ -89,6 +89,7 @@ pub fn read_posts(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<RawPost>> 
     let kafka = KafkaSettings {
         bootstrap_servers: bootstrap.to_owned(),
         replication_factor: 1,
+        debug: String::new(),
     };
     let partitions = partition_count(&kafka, topic, Duration::from_secs(10))?
         .context("the producer created the topic")?;

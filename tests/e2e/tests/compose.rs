@@ -26,6 +26,12 @@ fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
 
 /// The service's environment with `${VAR:-default}` resolved to its default.
 fn environment(service: &Value) -> HashMap<String, String> {
+    environment_with(service, &HashMap::new())
+}
+
+/// The service's environment as `docker compose` resolves it from `shell`: `${VAR:-default}`
+/// is `VAR`'s value when set and not empty, else the default.
+fn environment_with(service: &Value, shell: &HashMap<&str, &str>) -> HashMap<String, String> {
     let Some(map) = service["environment"].as_mapping() else {
         return HashMap::new();
     };
@@ -39,7 +45,13 @@ fn environment(service: &Value) -> HashMap<String, String> {
                 other => panic!("{key}: unsupported value {other:?}"),
             };
             let value = match (raw.strip_prefix("${"), raw.find(":-")) {
-                (Some(_), Some(i)) => raw[i + 2..raw.len() - 1].to_string(),
+                (Some(rest), Some(i)) => {
+                    let variable = &rest[..i - 2];
+                    match shell.get(variable) {
+                        Some(v) if !v.is_empty() => (*v).to_string(),
+                        _ => raw[i + 2..raw.len() - 1].to_string(),
+                    }
+                }
                 _ => raw,
             };
             (key, value)
@@ -72,6 +84,48 @@ fn every_service_environment_is_accepted_by_its_own_config_loader() {
         producer.get("TRENDS__TOPICS__TWEETS"),
         aggregator.get("TRENDS__TOPICS__TWEETS")
     );
+}
+
+/// `TRENDS_SOURCE` alone switches the source; the live sources take what they need (token,
+/// rules, server) from the variables the README names, and refuse to start without a token.
+#[test]
+fn one_variable_switches_the_source() {
+    let compose = compose();
+    let producer = service(&compose, "tweet-producer");
+    let load = |shell: &[(&str, &str)]| {
+        let shell: HashMap<&str, &str> = shell.iter().copied().collect();
+        tweet_producer::settings::Settings::load_from(&environment_with(producer, &shell))
+    };
+    let kind = |shell: &[(&str, &str)]| {
+        load(shell)
+            .unwrap_or_else(|e| panic!("{shell:?}: {e}"))
+            .source
+            .kind
+    };
+    use tweet_producer::settings::SourceKind;
+    assert_eq!(kind(&[]), SourceKind::Synthetic);
+    assert_eq!(kind(&[("TRENDS_SOURCE", "bluesky")]), SourceKind::Bluesky);
+    assert_eq!(
+        kind(&[("TRENDS_SOURCE", "mastodon"), ("MASTODON_TOKEN", "t0k3n")]),
+        SourceKind::Mastodon
+    );
+    assert_eq!(
+        kind(&[
+            ("TRENDS_SOURCE", "x"),
+            ("X_RULES", "#rust,#kafka"),
+            ("X_BEARER_TOKEN", "t0k3n")
+        ]),
+        SourceKind::X
+    );
+    for (source, key) in [("mastodon", "mastodon"), ("x", "x")] {
+        let error = load(&[("TRENDS_SOURCE", source), ("X_RULES", "#rust")])
+            .expect_err("no token")
+            .to_string();
+        assert!(
+            error.contains(&format!("source.{key}.token")),
+            "{source} without a token: {error}"
+        );
+    }
 }
 
 #[test]

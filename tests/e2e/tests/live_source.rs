@@ -1,0 +1,334 @@
+//! A live source through the whole pipeline: a fake Bluesky Jetstream (a real WebSocket server
+//! on a loopback port, speaking Jetstream's documented event shapes) feeds the real
+//! `tweet-producer` binary, whose posts the real aggregator counts and the real API serves.
+//!
+//! The fake drops the first connection without a close frame halfway through, so the producer
+//! must resume from its cursor (rewound a little, as it does) and drop the repeats: a duplicate
+//! anywhere in the chain would show as a count one too high. The expected counts are computed
+//! here from the frames the test wrote, independently of the product's mapping code: a post's
+//! hashtags are its facet tags plus `record.tags`, lowercased, each once per post.
+
+// The handshake callback's error type (an HTTP response) is tungstenite's, not ours.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use e2e::{Lcg, ServiceProcess, free_port, get_json, get_text, metric_value, ranking, wait_for};
+use futures_util::{SinkExt, StreamExt};
+use test_kafka::{KafkaBroker, unique_name};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+const WAIT: Duration = Duration::from_secs(120);
+const POSTS: usize = 600;
+/// Frames the first connection serves before the fake drops it.
+const FIRST_CONNECTION_FRAMES: usize = 350;
+const VOCABULARY: [&str; 12] = [
+    "Rust",
+    "Kafka",
+    "Bluesky",
+    "Trending",
+    "Jetstream",
+    "Music",
+    "News",
+    "Art",
+    "Science",
+    "Photography",
+    "Gaming",
+    "Books",
+];
+
+/// One frame the fake serves: its `time_us`, its text, and for a post the hashtags it should
+/// count for.
+#[derive(Debug, Clone)]
+struct Frame {
+    time_us: i64,
+    text: String,
+    tags: Option<BTreeSet<String>>,
+    malformed: bool,
+}
+
+/// Posts with hashtags (in facets, in `record.tags`, both, in mixed case), interleaved with
+/// likes, deletes, identity events and malformed frames. Event times are the last few minutes.
+fn frames(now_ms: i64) -> Vec<Frame> {
+    let mut rng = Lcg(7);
+    let mut out = Vec::new();
+    let first_us = (now_ms - 180_000) * 1000;
+    for i in 0..POSTS {
+        let time_us = first_us + i as i64 * 200_000;
+        let created_ms = time_us / 1000;
+        let did = format!("did:plc:e2eauthor{}", i % 5);
+        let rkey = format!("3lbe2e{i:06}");
+        let picked: Vec<&str> = (0..1 + rng.next(3))
+            .map(|_| VOCABULARY[rng.next(VOCABULARY.len() as u64) as usize])
+            .collect();
+        let spelled: Vec<String> = picked
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                if (i + k) % 4 == 0 {
+                    t.to_uppercase()
+                } else {
+                    (*t).to_string()
+                }
+            })
+            .collect();
+        // The first tag (or two) as facets over the text, the rest in `record.tags`; every
+        // third post repeats its first tag in `record.tags` in lower case.
+        let in_facets = spelled.len().min(2);
+        let mut text = format!("post {i}");
+        let mut facets = Vec::new();
+        for tag in &spelled[..in_facets] {
+            text.push(' ');
+            let start = text.len();
+            text.push('#');
+            text.push_str(tag);
+            facets.push(format!(
+                r##"{{"features":[{{"$type":"app.bsky.richtext.facet#tag","tag":"{tag}"}}],"index":{{"byteEnd":{},"byteStart":{start}}}}}"##,
+                text.len()
+            ));
+        }
+        let mut record_tags: Vec<String> = spelled[in_facets..].to_vec();
+        if i % 3 == 0 {
+            record_tags.push(spelled[0].to_lowercase());
+        }
+        let record_tags: Vec<String> = record_tags.iter().map(|t| format!("\"{t}\"")).collect();
+        let post = format!(
+            r#"{{"did":"{did}","time_us":{time_us},"kind":"commit","commit":{{"rev":"{rkey}","operation":"create","collection":"app.bsky.feed.post","rkey":"{rkey}","record":{{"$type":"app.bsky.feed.post","createdAt":"{created}","langs":["en"],"text":"{text}","facets":[{facets}],"tags":[{record_tags}]}},"cid":"bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"}}}}"#,
+            created = e2e::rfc3339(created_ms),
+            facets = facets.join(","),
+            record_tags = record_tags.join(","),
+        );
+        out.push(Frame {
+            time_us,
+            text: post,
+            tags: Some(spelled.iter().map(|t| t.to_lowercase()).collect()),
+            malformed: false,
+        });
+        let other_us = time_us + 1;
+        let other = match i % 10 {
+            2 => Some(format!(
+                r#"{{"did":"{did}","time_us":{other_us},"kind":"commit","commit":{{"rev":"l{rkey}","operation":"create","collection":"app.bsky.feed.like","rkey":"l{rkey}","record":{{"$type":"app.bsky.feed.like","createdAt":"2024-09-09T19:46:02.102Z","subject":{{"cid":"bafyreidc6sydkkbchcyg62v77wbhzvb2mvytlmsychqgwf2xojjtirmzj4","uri":"at://did:plc:wa7b35aakoll7hugkrjtf3xf/app.bsky.feed.post/3l3pte3p2e325"}}}},"cid":"bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"}}}}"#
+            )),
+            5 => Some(format!(
+                r#"{{"did":"{did}","time_us":{other_us},"kind":"commit","commit":{{"rev":"d{rkey}","operation":"delete","collection":"app.bsky.feed.post","rkey":"x{rkey}"}}}}"#
+            )),
+            7 => Some(format!(
+                r#"{{"did":"{did}","time_us":{other_us},"kind":"identity","identity":{{"did":"{did}","handle":"someone.bsky.social","seq":1409752997,"time":"2024-09-05T06:11:04.870Z"}}}}"#
+            )),
+            9 if i % 30 == 9 => Some(format!(
+                r#"{{"did":"{did}","time_us":{other_us},"kind":"commit","commit":"#
+            )),
+            _ => None,
+        };
+        if let Some(text) = other {
+            out.push(Frame {
+                time_us: other_us,
+                text,
+                tags: None,
+                malformed: i % 10 == 9,
+            });
+        }
+    }
+    out
+}
+
+/// What the fake saw: the `cursor` of each connection and the malformed frames it wrote
+/// (a resume re-sends some; the producer counts each one it receives).
+#[derive(Debug, Default)]
+struct Seen {
+    cursors: Vec<Option<i64>>,
+    malformed_served: usize,
+}
+
+/// Serves `frames` from each connection's cursor on. The first connection is dropped (no close
+/// frame) after [`FIRST_CONNECTION_FRAMES`]; later ones stay open until the client leaves.
+async fn fake_jetstream(frames: Vec<Frame>) -> (String, Arc<Mutex<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let state = Arc::clone(&seen);
+    tokio::spawn(async move {
+        let mut connection = 0usize;
+        while let Ok((tcp, _)) = listener.accept().await {
+            connection += 1;
+            let first = connection == 1;
+            let frames = frames.clone();
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let cursor = Arc::new(Mutex::new(None));
+                let cursor_cb = Arc::clone(&cursor);
+                let callback = move |request: &Request, response: Response| {
+                    let query = request.uri().query().unwrap_or("").to_owned();
+                    let value = query
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("cursor="))
+                        .and_then(|v| v.parse::<i64>().ok());
+                    *cursor_cb.lock().unwrap_or_else(|p| p.into_inner()) = value;
+                    Ok(response)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
+                    return;
+                };
+                let from = *cursor.lock().unwrap_or_else(|p| p.into_inner());
+                state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .cursors
+                    .push(from);
+                let mut sent = 0;
+                for frame in frames {
+                    if from.is_some_and(|c| frame.time_us < c) {
+                        continue;
+                    }
+                    if first && sent == FIRST_CONNECTION_FRAMES {
+                        return; // dropped without a close frame
+                    }
+                    if ws.send(Message::text(frame.text)).await.is_err() {
+                        return;
+                    }
+                    sent += 1;
+                    if frame.malformed {
+                        state
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .malformed_served += 1;
+                    }
+                }
+                while let Some(Ok(_)) = ws.next().await {}
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// Tag counts over the posts, ranked as the API ranks: count descending, then tag.
+fn expected_ranking(frames: &[Frame]) -> Vec<(String, i64)> {
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    for tags in frames.iter().filter_map(|f| f.tags.as_ref()) {
+        for tag in tags {
+            *counts.entry(tag.clone()).or_default() += 1;
+        }
+    }
+    let mut ranked: Vec<(String, i64)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ranked
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fake_jetstream_feeds_the_pipeline_to_the_api_exactly_through_a_dropped_connection() {
+    let frames = frames(now_ms());
+    let expected = expected_ranking(&frames);
+    let last_first_connection_us = frames[FIRST_CONNECTION_FRAMES - 1].time_us;
+    let (host, seen) = fake_jetstream(frames).await;
+
+    let bootstrap = KafkaBroker::shared().bootstrap_servers().to_string();
+    let (tweets, counts, dlq) = (
+        unique_name("tweets"),
+        unique_name("counts"),
+        unique_name("dlq"),
+    );
+    let env = |extra: &[(&str, String)]| -> HashMap<String, String> {
+        let mut env: HashMap<String, String> = [
+            ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bootstrap.clone()),
+            ("TRENDS__TOPICS__TWEETS", tweets.clone()),
+            ("TRENDS__TOPICS__COUNTS", counts.clone()),
+            ("TRENDS__TOPICS__DLQ", dlq.clone()),
+            ("TRENDS__TOPICS__PARTITIONS", "4".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env
+    };
+    let producer_metrics = format!("127.0.0.1:{}", free_port());
+    let cursor_dir = tempfile::tempdir().expect("tempdir");
+    let _producer = ServiceProcess::start(
+        "tweet-producer",
+        &env(&[
+            ("TRENDS__SOURCE__KIND", "bluesky".into()),
+            ("TRENDS__SOURCE__BLUESKY__HOST", host),
+            (
+                "TRENDS__SOURCE__BLUESKY__CURSOR_FILE",
+                cursor_dir.path().join("cursor").display().to_string(),
+            ),
+            ("TRENDS__SOURCE__RECONNECT__MIN_MS", "10".into()),
+            ("TRENDS__SOURCE__RECONNECT__MAX_MS", "100".into()),
+            ("TRENDS__PRODUCER__METRICS_ADDR", producer_metrics.clone()),
+        ]),
+    )
+    .expect("start producer");
+    let _aggregator = ServiceProcess::start(
+        "hashtag-aggregator",
+        &env(&[
+            ("TRENDS__AGGREGATOR__GROUP_ID", unique_name("aggregator")),
+            ("TRENDS__AGGREGATOR__COMMIT_INTERVAL_MS", "200".into()),
+            (
+                "TRENDS__AGGREGATOR__METRICS_ADDR",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+        ]),
+    )
+    .expect("start aggregator");
+    let api_port = free_port();
+    let _api = ServiceProcess::start(
+        "trends-api",
+        &env(&[("TRENDS__HTTP__ADDR", format!("127.0.0.1:{api_port}"))]),
+    )
+    .expect("start api");
+
+    let client = reqwest::Client::new();
+    for window in ["all", "1h", "15m"] {
+        let url = format!("http://127.0.0.1:{api_port}/api/v1/trends?window={window}&limit=100");
+        wait_for(&format!("window {window} to match"), WAIT, || async {
+            let (_, body) = get_json(&client, &url).await?;
+            let seen = ranking(&body);
+            if seen == expected {
+                Ok(())
+            } else {
+                Err(format!("{seen:?} != {expected:?}"))
+            }
+        })
+        .await
+        .expect("the API serves exactly the posts of the fake Jetstream");
+    }
+    eprintln!("window all: {expected:?}");
+
+    let (cursors, malformed) = {
+        let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        (seen.cursors.clone(), seen.malformed_served)
+    };
+    assert!(
+        malformed >= 20,
+        "every malformed frame was served at least once"
+    );
+    assert!(cursors.len() >= 2, "the producer reconnected: {cursors:?}");
+    let resumed = cursors[1].expect("the reconnect passes a cursor");
+    assert!(
+        resumed <= last_first_connection_us,
+        "the reconnect resumes at or before the last frame seen ({resumed} > {last_first_connection_us})"
+    );
+
+    let url = format!("http://{producer_metrics}/metrics");
+    let text = get_text(&client, &url).await.expect("producer metrics");
+    let value = |name: &str| {
+        metric_value(&text, &format!("{name}{{source=\"bluesky\"}}")).unwrap_or(-1.0) as usize
+    };
+    assert_eq!(value("trends_producer_events_published_total"), POSTS);
+    assert_eq!(value("trends_producer_events_malformed_total"), malformed);
+    assert!(
+        value("trends_producer_events_duplicate_total") > 0,
+        "the rewound resume re-delivered posts and the producer dropped them"
+    );
+    assert_eq!(value("trends_producer_reconnects_total"), 1);
+}

@@ -192,7 +192,16 @@ async fn measure_catch_up(
     let mut first: Option<(Instant, i64)> = None;
     let mut peak = 0.0f64;
     loop {
-        let committed = bench.committed(group, topic, ends.len())?;
+        // A fresh group's coordinator may still be loading: retried, like a client would.
+        let committed = match bench.committed(group, topic, ends.len()) {
+            Ok(committed) => committed,
+            Err(e) if started.elapsed() < Duration::from_secs(120) => {
+                eprintln!("committed offsets of {group}: {e} (retrying)");
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let now = Instant::now();
         for p in pid {
             if let Ok((_, hwm)) = memory_mib(*p) {

@@ -29,7 +29,7 @@ use trends_core::counter::{PartitionCounter, Recorded};
 use trends_core::post::{PostError, check_not_in_future, parse_post};
 use trends_core::tags::post_tags;
 
-use crate::metrics::{Metrics, inc};
+use crate::metrics::{CommitPhase, Metrics, inc};
 use crate::restore::restore_partition;
 use crate::settings::Settings;
 use crate::watchdog::Watchdog;
@@ -313,6 +313,7 @@ impl Engine {
         if !updates.is_empty() {
             self.begin_if_needed()?;
         }
+        let started = Instant::now();
         for (partition, record) in &updates {
             let key = record.key.encode();
             let value = record.encode_value();
@@ -324,10 +325,13 @@ impl Engine {
             }
             self.send(out)?;
         }
+        self.metrics
+            .commit_phase(CommitPhase::Produce, started.elapsed());
         if !self.in_transaction {
             return Ok(());
         }
         if !self.offsets.is_empty() {
+            let started = Instant::now();
             let mut tpl = TopicPartitionList::new();
             for (partition, offset) in &self.offsets {
                 tpl.add_partition_offset(
@@ -346,6 +350,8 @@ impl Engine {
             self.producer
                 .send_offsets_to_transaction(&tpl, &metadata, TRANSACTION_CALL_TIMEOUT)
                 .context("send offsets to transaction")?;
+            self.metrics
+                .commit_phase(CommitPhase::SendOffsets, started.elapsed());
         }
         {
             // rdkafka flushes (up to the timeout) before committing (up to the timeout again).
@@ -353,9 +359,12 @@ impl Engine {
                 "commit transaction",
                 2 * TRANSACTION_CALL_TIMEOUT + WATCHDOG_GRACE,
             );
+            let started = Instant::now();
             self.producer
                 .commit_transaction(TRANSACTION_CALL_TIMEOUT)
                 .context("commit transaction")?;
+            self.metrics
+                .commit_phase(CommitPhase::Commit, started.elapsed());
         }
         self.in_transaction = false;
         self.offsets.clear();

@@ -13,6 +13,7 @@
 //! | `trends_aggregator_rebalances_total` | counter | partition assignments and revocations |
 //! | `trends_aggregator_partitions_restored_total` | counter | partition states rebuilt from the counts topic |
 //! | `trends_aggregator_restore_duration_seconds_total` | counter | time spent restoring |
+//! | `trends_aggregator_transaction_duration_seconds_total` | counter, per `phase` | time spent committing, by phase: `produce` (queueing the changed counts), `send_offsets` (adding the input offsets to the transaction), `commit` (flush and end the transaction); divided by `transactions_committed_total`, the mean cost of a commit |
 //! | `trends_aggregator_assigned_partitions` | gauge | input partitions this instance owns |
 //! | `trends_aggregator_consumer_lag_records` | gauge, per `partition` | high watermark minus position |
 //!
@@ -35,9 +36,24 @@ pub struct Metrics {
     pub rebalances: AtomicU64,
     pub partitions_restored: AtomicU64,
     restore_micros: AtomicU64,
+    /// Micros spent per commit phase, in [`CommitPhase`] order.
+    commit_phase_micros: [AtomicU64; 3],
     assigned_partitions: AtomicU64,
     lag: Mutex<BTreeMap<i32, i64>>,
 }
+
+/// A phase of committing a transaction, timed separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitPhase {
+    /// Queueing the changed counts in the producer.
+    Produce = 0,
+    /// `send_offsets_to_transaction`.
+    SendOffsets = 1,
+    /// `commit_transaction` (flush, then end the transaction).
+    Commit = 2,
+}
+
+const COMMIT_PHASE_NAMES: [&str; 3] = ["produce", "send_offsets", "commit"];
 
 /// Adds one to a counter.
 pub fn inc(counter: &AtomicU64) {
@@ -49,6 +65,12 @@ impl Metrics {
         inc(&self.partitions_restored);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.restore_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Adds the time one commit phase took.
+    pub fn commit_phase(&self, phase: CommitPhase, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.commit_phase_micros[phase as usize].fetch_add(micros, Ordering::Relaxed);
     }
 
     /// Sets the assigned-partition gauge (at once on every assignment change).
@@ -131,6 +153,21 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP trends_aggregator_transaction_duration_seconds_total Time spent committing transactions, by phase."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE trends_aggregator_transaction_duration_seconds_total counter"
+        );
+        for (name, micros) in COMMIT_PHASE_NAMES.iter().zip(&self.commit_phase_micros) {
+            let _ = writeln!(
+                out,
+                "trends_aggregator_transaction_duration_seconds_total{{phase=\"{name}\"}} {}",
+                micros.load(Ordering::Relaxed) as f64 / 1e6
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP trends_aggregator_assigned_partitions Input partitions owned by this instance."
         );
         let _ = writeln!(out, "# TYPE trends_aggregator_assigned_partitions gauge");
@@ -195,6 +232,8 @@ mod tests {
         inc(&metrics.records_processed);
         metrics.restored(Duration::from_millis(1500));
         metrics.set_lag(BTreeMap::from([(0, 5), (3, 0)]));
+        metrics.commit_phase(CommitPhase::Commit, Duration::from_millis(250));
+        metrics.commit_phase(CommitPhase::Commit, Duration::from_millis(250));
         let text = metrics.render();
         assert!(
             text.contains("trends_aggregator_records_processed_total 2\n"),
@@ -212,6 +251,18 @@ mod tests {
             text.contains("trends_aggregator_consumer_lag_records{partition=\"0\"} 5\n"),
             "{text}"
         );
-        assert!(text.lines().filter(|l| l.starts_with("# TYPE")).count() >= 10);
+        assert!(
+            text.contains(
+                "trends_aggregator_transaction_duration_seconds_total{phase=\"commit\"} 0.5\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "trends_aggregator_transaction_duration_seconds_total{phase=\"send_offsets\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(text.lines().filter(|l| l.starts_with("# TYPE")).count() >= 11);
     }
 }

@@ -909,19 +909,43 @@ async fn latency_phase(bench: &mut Bench) -> anyhow::Result<()> {
     let transactions = |text: &str| {
         metric_value(text, "trends_aggregator_transactions_committed_total").unwrap_or(0.0)
     };
-    let before = transactions(
-        &get_text(&bench.http, &metrics_url)
-            .await
-            .unwrap_or_default(),
-    );
+    let phases = |text: &str| {
+        ["produce", "send_offsets", "commit"].map(|phase| {
+            metric_value(
+                text,
+                &format!(
+                    "trends_aggregator_transaction_duration_seconds_total{{phase=\"{phase}\"}}"
+                ),
+            )
+            .unwrap_or(0.0)
+        })
+    };
+    let text_before = get_text(&bench.http, &metrics_url)
+        .await
+        .unwrap_or_default();
+    let before = transactions(&text_before);
     let load_started = Instant::now();
     let probes = offer_load(bench, &input, rate, seconds).await?;
-    let after = transactions(
-        &get_text(&bench.http, &metrics_url)
-            .await
-            .unwrap_or_default(),
-    );
+    let text_after = get_text(&bench.http, &metrics_url)
+        .await
+        .unwrap_or_default();
+    let after = transactions(&text_after);
     let per_second = (after - before) / load_started.elapsed().as_secs_f64();
+    let (p0, p1) = (phases(&text_before), phases(&text_after));
+    let mean_ms: Vec<f64> = (0..3)
+        .map(|i| (p1[i] - p0[i]) * 1000.0 / (after - before).max(1.0))
+        .collect();
+    println!(
+        "mean time per transaction: produce {:.1} ms, send offsets {:.1} ms, commit {:.1} ms",
+        mean_ms[0], mean_ms[1], mean_ms[2]
+    );
+    bench.section(
+        "latency-notes",
+        format!(
+            "mean time per transaction under this load: queueing the counts {:.1} ms, `send_offsets_to_transaction` {:.1} ms, `commit_transaction` {:.1} ms",
+            mean_ms[0], mean_ms[1], mean_ms[2]
+        ),
+    );
     println!(
         "aggregator under load: {per_second:.1} transactions/s (commit interval {commit_ms} ms): one commit cycle takes {:.0} ms",
         1000.0 / per_second

@@ -6,25 +6,127 @@
 //! buckets that left the longest window (emitting tombstones for them). Because the emitted
 //! values are absolute, the state can be rebuilt from the counts topic alone with
 //! [`PartitionCounter::restore`].
+//!
+//! **Why tags are interned.** A partition sees each distinct tag in up to three places (its fine
+//! bucket, its coarse bucket, its all-time total) plus the set of changed keys. Keyed by
+//! `String`, that was five allocations and about 500 bytes per tag; the aggregator's memory grew
+//! with distinct tags, not posts. Now each tag's string is stored once ([`TagSlot`], found
+//! through a `HashTable` of ids hashed by the string), buckets map a `u32` id to a `u32` count
+//! with a one-multiply hash, and changed keys are `(resolution, start, id)` triples: one
+//! allocation and about 190 bytes per tag (`examples/counter_memory.rs`), and counting is
+//! ~5× faster (`benches/count.rs`). Tags are never forgotten: the all-time window keeps them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+
+use hashbrown::HashTable;
 
 use crate::EpochMillis;
 use crate::counts_record::{CountsKey, CountsRecord};
 use crate::tags::PostTag;
 use crate::window::{BucketLayout, Resolution};
 
-type Bucket = HashMap<String, i64>;
-
 /// How many distinct spellings of one tag a partition tracks for the display form. Spellings
 /// beyond these are counted under their tag but not as spellings.
 pub const MAX_SPELLINGS: usize = 8;
 
-/// All-time count of one tag on this partition, with its spellings.
+/// Index of a tag in [`PartitionCounter::tags`]: the tag's string is stored once, and every
+/// bucket counts by this id.
+type TagId = u32;
+
+/// A multiplicative hash for tag ids: they are small dense integers, so one multiply by an odd
+/// constant spreads them over the table's bits; SipHash would cost more than the lookup.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdBuild = BuildHasherDefault<IdHasher>;
+
+/// One bucket: posts per tag id. `u32` counts: one partition's 10-second or 5-minute bucket
+/// never sees four billion posts.
+type Bucket = HashMap<TagId, u32, IdBuild>;
+
+/// How a tag was spelled, with counts, in first-seen order. `None` stands for the spelling that
+/// equals the normalized tag, the common case, which then costs no allocation.
 #[derive(Debug, Default, Clone)]
-struct Total {
-    count: i64,
-    spellings: Vec<(String, i64)>,
+enum Spellings {
+    #[default]
+    Empty,
+    One(Option<Box<str>>, i64),
+    Many(Vec<(Option<Box<str>>, i64)>),
+}
+
+impl Spellings {
+    fn count(&mut self, tag: &str, spelling: &str) {
+        let key = (spelling != tag).then_some(spelling);
+        match self {
+            Spellings::Empty => *self = Spellings::One(key.map(Box::from), 1),
+            Spellings::One(s, n) if s.as_deref() == key => *n += 1,
+            Spellings::One(s, n) => {
+                let first = (s.take(), *n);
+                *self = Spellings::Many(vec![first, (key.map(Box::from), 1)]);
+            }
+            Spellings::Many(list) => {
+                if let Some((_, n)) = list.iter_mut().find(|(s, _)| s.as_deref() == key) {
+                    *n += 1;
+                } else if list.len() < MAX_SPELLINGS {
+                    list.push((key.map(Box::from), 1));
+                }
+            }
+        }
+    }
+
+    fn from_list(tag: &str, list: Vec<(String, i64)>) -> Spellings {
+        let mut list: Vec<(Option<Box<str>>, i64)> = list
+            .into_iter()
+            .take(MAX_SPELLINGS)
+            .map(|(s, n)| ((s != tag).then(|| s.into_boxed_str()), n))
+            .collect();
+        match list.len() {
+            0 => Spellings::Empty,
+            1 => {
+                let (s, n) = list.pop().unwrap_or((None, 0));
+                Spellings::One(s, n)
+            }
+            _ => Spellings::Many(list),
+        }
+    }
+
+    fn to_list(&self, tag: &str) -> Vec<(String, i64)> {
+        let spelled = |s: &Option<Box<str>>| s.as_deref().unwrap_or(tag).to_string();
+        match self {
+            Spellings::Empty => Vec::new(),
+            Spellings::One(s, n) => vec![(spelled(s), *n)],
+            Spellings::Many(list) => list.iter().map(|(s, n)| (spelled(s), *n)).collect(),
+        }
+    }
+}
+
+/// A tag seen on this partition, with its all-time count. Tags are never forgotten: the
+/// all-time window keeps them.
+#[derive(Debug)]
+struct TagSlot {
+    name: Box<str>,
+    /// `None` when there is no all-time count (a restored tombstone).
+    total: Option<i64>,
+    spellings: Spellings,
+    /// The all-time count changed since the last emission.
+    total_dirty: bool,
 }
 
 /// Per-input-partition windowed counts.
@@ -35,10 +137,17 @@ pub struct PartitionCounter {
     watermark: Option<EpochMillis>,
     /// Posts older than `watermark - allowed_lateness` count in `all` only.
     allowed_lateness_ms: i64,
+    /// Every tag seen, by id.
+    tags: Vec<TagSlot>,
+    /// Tag string → id, hashed by `hasher`; holds ids only (the strings live in `tags`).
+    index: HashTable<TagId>,
+    hasher: RandomState,
     fine: BTreeMap<EpochMillis, Bucket>,
     coarse: BTreeMap<EpochMillis, Bucket>,
-    totals: HashMap<String, Total>,
-    dirty: HashSet<CountsKey>,
+    /// (resolution, bucket start, tag) of bucket counts changed since the last emission.
+    dirty_buckets: HashSet<(Resolution, EpochMillis, TagId), IdBuild>,
+    /// Ids whose all-time count changed since the last emission (`total_dirty` set).
+    dirty_totals: Vec<TagId>,
     watermark_dirty: bool,
 }
 
@@ -59,10 +168,13 @@ impl PartitionCounter {
             layout,
             watermark: None,
             allowed_lateness_ms: i64::MAX,
+            tags: Vec::new(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
             fine: BTreeMap::new(),
             coarse: BTreeMap::new(),
-            totals: HashMap::new(),
-            dirty: HashSet::new(),
+            dirty_buckets: HashSet::default(),
+            dirty_totals: Vec::new(),
             watermark_dirty: false,
         }
     }
@@ -90,6 +202,46 @@ impl PartitionCounter {
         }
     }
 
+    /// The id of `tag`, added (without an all-time count) if new.
+    fn intern(&mut self, tag: &str) -> TagId {
+        let hash = self.hasher.hash_one(tag);
+        let tags = &self.tags;
+        if let Some(&id) = self.index.find(hash, |&id| &*tags[id as usize].name == tag) {
+            return id;
+        }
+        let id = TagId::try_from(self.tags.len()).unwrap_or(TagId::MAX);
+        self.tags.push(TagSlot {
+            name: tag.into(),
+            total: None,
+            spellings: Spellings::Empty,
+            total_dirty: false,
+        });
+        let (tags, hasher) = (&self.tags, &self.hasher);
+        self.index
+            .insert_unique(hash, id, |&id| hasher.hash_one(&*tags[id as usize].name));
+        id
+    }
+
+    /// The id of `tag` if it was seen.
+    fn lookup(&self, tag: &str) -> Option<TagId> {
+        let hash = self.hasher.hash_one(tag);
+        self.index
+            .find(hash, |&id| &*self.tags[id as usize].name == tag)
+            .copied()
+    }
+
+    fn name(&self, id: TagId) -> String {
+        self.tags[id as usize].name.to_string()
+    }
+
+    fn mark_total_dirty(&mut self, id: TagId) {
+        let slot = &mut self.tags[id as usize];
+        if !slot.total_dirty {
+            slot.total_dirty = true;
+            self.dirty_totals.push(id);
+        }
+    }
+
     /// Counts one post with the given (normalized, distinct) tags at `event_time`.
     pub fn record(&mut self, event_time: EpochMillis, tags: &[PostTag]) -> Recorded {
         if self.watermark.is_none_or(|w| event_time > w) {
@@ -97,48 +249,40 @@ impl PartitionCounter {
             self.watermark_dirty = true;
         }
         let watermark = self.watermark.unwrap_or(event_time);
-        let mut outcome = Recorded::InWindows;
         let too_late = event_time < watermark.saturating_sub(self.allowed_lateness_ms);
-        for resolution in Resolution::BOTH {
-            if too_late {
-                outcome = Recorded::Late;
-                break;
-            }
-            let start = self.layout.bucket_start(resolution, event_time);
-            if start < self.layout.oldest_retained(resolution, watermark) {
-                // Outside every window of this resolution already. Only a post that is outside
-                // the 24 h window too is late; one older than 1 h still counts in 24 h.
-                if resolution == Resolution::Coarse {
-                    outcome = Recorded::Late;
-                }
-                continue;
-            }
-            let partition = self.partition;
-            let bucket = self.buckets_mut(resolution).entry(start).or_default();
-            for t in tags {
-                *bucket.entry(t.tag.clone()).or_insert(0) += 1;
-            }
-            for t in tags {
-                self.dirty.insert(CountsKey::Bucket {
-                    partition,
-                    resolution,
-                    start,
-                    tag: t.tag.clone(),
-                });
-            }
-        }
+        let mut outcome = if too_late {
+            Recorded::Late
+        } else {
+            Recorded::InWindows
+        };
         for t in tags {
-            let total = self.totals.entry(t.tag.clone()).or_default();
-            total.count += 1;
-            if let Some((_, n)) = total.spellings.iter_mut().find(|(s, _)| *s == t.spelling) {
-                *n += 1;
-            } else if total.spellings.len() < MAX_SPELLINGS {
-                total.spellings.push((t.spelling.clone(), 1));
+            let id = self.intern(&t.tag);
+            if !too_late {
+                for resolution in Resolution::BOTH {
+                    let start = self.layout.bucket_start(resolution, event_time);
+                    if start < self.layout.oldest_retained(resolution, watermark) {
+                        // Outside every window of this resolution already. Only a post that is
+                        // outside the 24 h window too is late; one older than 1 h still counts
+                        // in 24 h.
+                        if resolution == Resolution::Coarse {
+                            outcome = Recorded::Late;
+                        }
+                        continue;
+                    }
+                    let count = self
+                        .buckets_mut(resolution)
+                        .entry(start)
+                        .or_default()
+                        .entry(id)
+                        .or_insert(0);
+                    *count = count.saturating_add(1);
+                    self.dirty_buckets.insert((resolution, start, id));
+                }
             }
-            self.dirty.insert(CountsKey::Total {
-                partition: self.partition,
-                tag: t.tag.clone(),
-            });
+            let slot = &mut self.tags[id as usize];
+            slot.total = Some(slot.total.unwrap_or(0) + 1);
+            slot.spellings.count(&t.tag, &t.spelling);
+            self.mark_total_dirty(id);
         }
         outcome
     }
@@ -151,13 +295,21 @@ impl PartitionCounter {
         }
         match (record.key, record.value) {
             (CountsKey::Watermark { .. }, value) => self.watermark = value,
-            (CountsKey::Total { tag, .. }, Some(count)) => {
-                let mut spellings = record.spellings;
-                spellings.truncate(MAX_SPELLINGS);
-                self.totals.insert(tag, Total { count, spellings });
-            }
             (CountsKey::Total { tag, .. }, None) => {
-                self.totals.remove(&tag);
+                if let Some(id) = self.lookup(&tag) {
+                    let slot = &mut self.tags[id as usize];
+                    slot.total = None;
+                    slot.spellings = Spellings::Empty;
+                }
+            }
+            (CountsKey::Total { tag, .. }, value) => {
+                let id = self.intern(&tag);
+                let slot = &mut self.tags[id as usize];
+                slot.total = value;
+                slot.spellings = match value {
+                    Some(_) => Spellings::from_list(&tag, record.spellings),
+                    None => Spellings::Empty,
+                };
             }
             (
                 CountsKey::Bucket {
@@ -167,29 +319,37 @@ impl PartitionCounter {
                     ..
                 },
                 value,
-            ) => {
-                let buckets = self.buckets_mut(resolution);
-                match value {
-                    Some(count) => {
-                        buckets.entry(start).or_default().insert(tag, count);
-                    }
-                    None => {
-                        if let Some(bucket) = buckets.get_mut(&start) {
-                            bucket.remove(&tag);
-                            if bucket.is_empty() {
-                                buckets.remove(&start);
-                            }
+            ) => match value {
+                Some(count) => {
+                    let id = self.intern(&tag);
+                    let count = u32::try_from(count.max(0)).unwrap_or(u32::MAX);
+                    self.buckets_mut(resolution)
+                        .entry(start)
+                        .or_default()
+                        .insert(id, count);
+                }
+                None => {
+                    let Some(id) = self.lookup(&tag) else {
+                        return;
+                    };
+                    let buckets = self.buckets_mut(resolution);
+                    if let Some(bucket) = buckets.get_mut(&start) {
+                        bucket.remove(&id);
+                        if bucket.is_empty() {
+                            buckets.remove(&start);
                         }
                     }
                 }
-            }
+            },
         }
     }
 
     /// Expires old buckets and returns every change since the last call: new absolute counts,
     /// tombstones for expired buckets, and the watermark if it moved.
     pub fn take_updates(&mut self) -> Vec<CountsRecord> {
-        let mut updates = Vec::with_capacity(self.dirty.len() + 1);
+        let mut updates =
+            Vec::with_capacity(self.dirty_buckets.len() + self.dirty_totals.len() + 1);
+        let partition = self.partition;
         if let Some(watermark) = self.watermark {
             for resolution in Resolution::BOTH {
                 let oldest = self.layout.oldest_retained(resolution, watermark);
@@ -197,51 +357,61 @@ impl PartitionCounter {
                 let kept = buckets.split_off(&oldest);
                 let expired = std::mem::replace(buckets, kept);
                 for (start, bucket) in expired {
-                    for (tag, _) in bucket {
+                    for (id, _) in bucket {
+                        self.dirty_buckets.remove(&(resolution, start, id));
                         let key = CountsKey::Bucket {
-                            partition: self.partition,
+                            partition,
                             resolution,
                             start,
-                            tag,
+                            tag: self.name(id),
                         };
-                        self.dirty.remove(&key);
                         updates.push(CountsRecord::new(key, None));
                     }
                 }
             }
         }
-        for key in self.dirty.drain() {
-            let mut spellings = Vec::new();
-            let value = match &key {
-                CountsKey::Bucket {
-                    resolution,
-                    start,
-                    tag,
-                    ..
-                } => {
-                    let buckets = match resolution {
-                        Resolution::Fine => &self.fine,
-                        Resolution::Coarse => &self.coarse,
-                    };
-                    buckets.get(start).and_then(|b| b.get(tag)).copied()
-                }
-                CountsKey::Total { tag, .. } => self.totals.get(tag).map(|total| {
-                    spellings.clone_from(&total.spellings);
-                    total.count
-                }),
-                CountsKey::Watermark { .. } => self.watermark,
+        let dirty = std::mem::take(&mut self.dirty_buckets);
+        for &(resolution, start, id) in &dirty {
+            let buckets = match resolution {
+                Resolution::Fine => &self.fine,
+                Resolution::Coarse => &self.coarse,
             };
+            let value = buckets
+                .get(&start)
+                .and_then(|b| b.get(&id))
+                .map(|&n| i64::from(n));
+            let key = CountsKey::Bucket {
+                partition,
+                resolution,
+                start,
+                tag: self.name(id),
+            };
+            updates.push(CountsRecord::new(key, value));
+        }
+        // Keep the set's table for the next interval unless it is far larger than needed
+        // (a catch-up burst): a drained set keeps its capacity otherwise.
+        let mut dirty = dirty;
+        let used = dirty.len();
+        dirty.clear();
+        if dirty.capacity() > 4 * used.max(1024) {
+            dirty.shrink_to(used);
+        }
+        self.dirty_buckets = dirty;
+        for id in std::mem::take(&mut self.dirty_totals) {
+            let slot = &mut self.tags[id as usize];
+            slot.total_dirty = false;
             updates.push(CountsRecord {
-                key,
-                value,
-                spellings,
+                key: CountsKey::Total {
+                    partition,
+                    tag: slot.name.to_string(),
+                },
+                value: slot.total,
+                spellings: slot.spellings.to_list(&slot.name),
             });
         }
         if std::mem::take(&mut self.watermark_dirty) {
             updates.push(CountsRecord::new(
-                CountsKey::Watermark {
-                    partition: self.partition,
-                },
+                CountsKey::Watermark { partition },
                 self.watermark,
             ));
         }
@@ -256,7 +426,7 @@ impl PartitionCounter {
             .chain(self.coarse.values())
             .map(HashMap::len)
             .sum();
-        buckets + self.totals.len()
+        buckets + self.tags.iter().filter(|t| t.total.is_some()).count()
     }
 }
 

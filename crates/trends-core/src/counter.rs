@@ -10,7 +10,7 @@
 //! **Why tags are interned.** A partition sees each distinct tag in up to three places (its fine
 //! bucket, its coarse bucket, its all-time total) plus the set of changed keys. Keyed by
 //! `String`, that was five allocations and about 500 bytes per tag; the aggregator's memory grew
-//! with distinct tags, not posts. Now each tag's string is stored once ([`TagSlot`], found
+//! with distinct tags, not posts. Now each tag's string is stored once (a `TagSlot`, found
 //! through a `HashTable` of ids hashed by the string), buckets map a `u32` id to a `u32` count
 //! with a one-multiply hash, and changed keys are `(resolution, start, id)` triples: one
 //! allocation and about 190 bytes per tag (`examples/counter_memory.rs`), and counting is

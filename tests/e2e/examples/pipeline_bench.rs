@@ -259,6 +259,29 @@ fn aggregator_env(
     .collect()
 }
 
+/// Environment of a `trends-api` following `counts` on `port`, with the snapshot interval
+/// `snapshot_ms` when given (else the default).
+fn api_env(
+    bench: &Bench,
+    counts: &str,
+    port: u16,
+    snapshot_ms: Option<u64>,
+) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bench.bootstrap.clone()),
+        ("TRENDS__TOPICS__COUNTS", counts.to_string()),
+        ("TRENDS__HTTP__ADDR", format!("127.0.0.1:{port}")),
+        ("TRENDS__LOG__FILTER", "warn".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if let Some(ms) = snapshot_ms {
+        env.insert("TRENDS__API__SNAPSHOT_INTERVAL_MS".into(), ms.to_string());
+    }
+    env
+}
+
 /// The Kafka Streams app as a process (killed with the harness).
 struct KStreams {
     child: std::process::Child,
@@ -860,16 +883,7 @@ async fn latency_phase(bench: &mut Bench) -> anyhow::Result<()> {
     let metrics_url = format!("http://{}/metrics", env["TRENDS__AGGREGATOR__METRICS_ADDR"]);
     let mut aggregator = ServiceProcess::start("hashtag-aggregator", &env)?;
     let api_port = free_port();
-    let api_env: HashMap<String, String> = [
-        ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bench.bootstrap.clone()),
-        ("TRENDS__TOPICS__COUNTS", counts.clone()),
-        ("TRENDS__HTTP__ADDR", format!("127.0.0.1:{api_port}")),
-        ("TRENDS__API__SNAPSHOT_INTERVAL_MS", "100".into()),
-        ("TRENDS__LOG__FILTER", "warn".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let api_env = api_env(bench, &counts, api_port, Some(100));
     let mut api = ServiceProcess::start("trends-api", &api_env)?;
     let base = format!("http://127.0.0.1:{api_port}");
     e2e::wait_for("the API to be ready", Duration::from_secs(60), || async {
@@ -1086,15 +1100,7 @@ async fn memory_phase(bench: &mut Bench) -> anyhow::Result<()> {
         let (aggregator_rss, aggregator_peak) = memory_mib(pid)?;
 
         let api_port = free_port();
-        let api_env: HashMap<String, String> = [
-            ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bench.bootstrap.clone()),
-            ("TRENDS__TOPICS__COUNTS", counts.clone()),
-            ("TRENDS__HTTP__ADDR", format!("127.0.0.1:{api_port}")),
-            ("TRENDS__LOG__FILTER", "warn".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let api_env = api_env(bench, &counts, api_port, None);
         let mut api = ServiceProcess::start("trends-api", &api_env)?;
         let base = format!("http://127.0.0.1:{api_port}");
         // Served when the 1h window's top tag count equals 1 and the last tag is known.

@@ -31,6 +31,47 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The topics one test's services share, each name unique to the test.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub tweets: String,
+    pub counts: String,
+    pub dlq: String,
+}
+
+impl Topics {
+    /// Fresh names, `<prefix>tweets-…`, `<prefix>counts-…`, `<prefix>dlq-…`.
+    pub fn unique(prefix: &str) -> Topics {
+        Topics {
+            tweets: test_kafka::unique_name(&format!("{prefix}tweets")),
+            counts: test_kafka::unique_name(&format!("{prefix}counts")),
+            dlq: test_kafka::unique_name(&format!("{prefix}dlq")),
+        }
+    }
+
+    /// The `TRENDS__*` environment that points a service at `bootstrap` and these topics
+    /// (created with `partitions` partitions if a service creates them), plus `extra`.
+    pub fn env(
+        &self,
+        bootstrap: &str,
+        partitions: i32,
+        extra: &[(&str, String)],
+    ) -> HashMap<String, String> {
+        let mut env: HashMap<String, String> = [
+            ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bootstrap.to_string()),
+            ("TRENDS__TOPICS__TWEETS", self.tweets.clone()),
+            ("TRENDS__TOPICS__COUNTS", self.counts.clone()),
+            ("TRENDS__TOPICS__DLQ", self.dlq.clone()),
+            ("TRENDS__TOPICS__PARTITIONS", partitions.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env
+    }
+}
+
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e::{
-    ServiceProcess, create_topic, free_port, get_json, get_text, ranking, rfc3339, wait_for,
+    ServiceProcess, Topics, create_topic, free_port, get_json, get_text, ranking, rfc3339, wait_for,
 };
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -216,21 +216,12 @@ impl Names {
     }
 
     fn env(&self, extra: &[(&str, String)]) -> HashMap<String, String> {
-        let mut env: HashMap<String, String> = [
-            (
-                "TRENDS__KAFKA__BOOTSTRAP_SERVERS",
-                KafkaBroker::shared().bootstrap_servers().to_string(),
-            ),
-            ("TRENDS__TOPICS__TWEETS", self.tweets.clone()),
-            ("TRENDS__TOPICS__COUNTS", self.counts.clone()),
-            ("TRENDS__TOPICS__DLQ", self.dlq.clone()),
-            ("TRENDS__TOPICS__PARTITIONS", PARTITIONS.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        env
+        Topics {
+            tweets: self.tweets.clone(),
+            counts: self.counts.clone(),
+            dlq: self.dlq.clone(),
+        }
+        .env(KafkaBroker::shared().bootstrap_servers(), PARTITIONS, extra)
     }
 
     fn aggregator(&self) -> ServiceProcess {

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::{
-    Lcg, ServiceProcess, free_port, get_json, get_text, metric_value, ranking, rfc3339, tail,
-    wait_for,
+    Lcg, ServiceProcess, Topics, free_port, get_json, get_text, metric_value, ranking, rfc3339,
+    tail, wait_for,
 };
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -108,18 +108,12 @@ impl Stack {
     }
 
     fn env(&self, extra: &[(&str, String)]) -> HashMap<String, String> {
-        let mut env: HashMap<String, String> = [
-            ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", self.bootstrap.clone()),
-            ("TRENDS__TOPICS__TWEETS", self.tweets.clone()),
-            ("TRENDS__TOPICS__COUNTS", self.counts.clone()),
-            ("TRENDS__TOPICS__DLQ", self.dlq.clone()),
-            ("TRENDS__TOPICS__PARTITIONS", PARTITIONS.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        env
+        Topics {
+            tweets: self.tweets.clone(),
+            counts: self.counts.clone(),
+            dlq: self.dlq.clone(),
+        }
+        .env(&self.bootstrap, PARTITIONS, extra)
     }
 
     /// Starts an aggregator with a stable instance id (a restart with the same id fences its

@@ -15,7 +15,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use e2e::{Lcg, ServiceProcess, free_port, get_json, get_text, metric_value, ranking, wait_for};
+use e2e::{
+    Lcg, ServiceProcess, Topics, free_port, get_json, get_text, metric_value, ranking, wait_for,
+};
 use futures_util::{SinkExt, StreamExt};
 use test_kafka::{KafkaBroker, unique_name};
 use tokio::net::TcpListener;
@@ -231,26 +233,9 @@ async fn a_fake_jetstream_feeds_the_pipeline_to_the_api_exactly_through_a_droppe
     let last_first_connection_us = frames[FIRST_CONNECTION_FRAMES - 1].time_us;
     let (host, seen) = fake_jetstream(frames).await;
 
-    let bootstrap = KafkaBroker::shared().bootstrap_servers().to_string();
-    let (tweets, counts, dlq) = (
-        unique_name("tweets"),
-        unique_name("counts"),
-        unique_name("dlq"),
-    );
-    let env = |extra: &[(&str, String)]| -> HashMap<String, String> {
-        let mut env: HashMap<String, String> = [
-            ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bootstrap.clone()),
-            ("TRENDS__TOPICS__TWEETS", tweets.clone()),
-            ("TRENDS__TOPICS__COUNTS", counts.clone()),
-            ("TRENDS__TOPICS__DLQ", dlq.clone()),
-            ("TRENDS__TOPICS__PARTITIONS", "4".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        env
-    };
+    let topics = Topics::unique("");
+    let bootstrap = KafkaBroker::shared().bootstrap_servers();
+    let env = |extra: &[(&str, String)]| topics.env(bootstrap, 4, extra);
     let producer_metrics = format!("127.0.0.1:{}", free_port());
     let cursor_dir = tempfile::tempdir().expect("tempdir");
     let _producer = ServiceProcess::start(

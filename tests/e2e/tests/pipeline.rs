@@ -9,7 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use e2e::{Lcg, ServiceProcess, create_topic, free_port, get_json, ranking, rfc3339, wait_for};
+use e2e::{
+    Lcg, ServiceProcess, Topics, create_topic, free_port, get_json, ranking, rfc3339, wait_for,
+};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -48,21 +50,12 @@ impl Names {
     }
 
     fn env(&self, extra: &[(&str, String)]) -> HashMap<String, String> {
-        let mut env: HashMap<String, String> = [
-            (
-                "TRENDS__KAFKA__BOOTSTRAP_SERVERS",
-                KafkaBroker::shared().bootstrap_servers().to_string(),
-            ),
-            ("TRENDS__TOPICS__TWEETS", self.tweets.clone()),
-            ("TRENDS__TOPICS__COUNTS", self.counts.clone()),
-            ("TRENDS__TOPICS__DLQ", self.dlq.clone()),
-            ("TRENDS__TOPICS__PARTITIONS", "6".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        env
+        Topics {
+            tweets: self.tweets.clone(),
+            counts: self.counts.clone(),
+            dlq: self.dlq.clone(),
+        }
+        .env(KafkaBroker::shared().bootstrap_servers(), 6, extra)
     }
 
     /// Starts an aggregator; returns it with the URL of its metrics.

@@ -30,6 +30,8 @@ pub enum AppError {
     NotReady,
     /// 503: too many concurrent streams.
     TooManyStreams,
+    /// 429: this client's address (IPv6: its /64) has `api.max_streams_per_ip` streams open.
+    TooManyStreamsFromIp,
 }
 
 /// The body of every error response.
@@ -46,7 +48,7 @@ pub struct ErrorDetail {
     /// Stable, machine-readable: `invalid_window`, `invalid_limit`, `invalid_prefix`,
     /// `invalid_query`, `invalid_hashtag`, `unknown_hashtag`, `not_found`,
     /// `method_not_allowed`, `request_timeout`, `payload_too_large`, `rate_limited`,
-    /// `not_ready`, `too_many_streams`.
+    /// `too_many_streams_from_ip`, `not_ready`, `too_many_streams`.
     #[schema(example = "invalid_window")]
     pub code: String,
     /// A sentence for people.
@@ -119,6 +121,12 @@ impl IntoResponse for AppError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too_many_streams",
                 "too many clients are streaming; retry later",
+                Some(5),
+            ),
+            AppError::TooManyStreamsFromIp => error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams_from_ip",
+                "too many streams are open from this address; close one or retry later",
                 Some(5),
             ),
         }

@@ -7,6 +7,10 @@
 //! [`Prepared`] (bodies serialized on first use). Requests never recompute a ranking; they read
 //! the latest one. Readiness flips to true once every partition has been read to its end once.
 //!
+//! A record that does not decode ([`CountsRecord::decode`] rejects it) is logged with its
+//! partition and offset, counted in `trends_api_counts_records_skipped_total`, and skipped:
+//! anyone who can write to the topic must not be able to stop or skew the API.
+//!
 //! The lag gauge comes from librdkafka's statistics (every [`STATS_INTERVAL_MS`]): per partition,
 //! the last stable offset minus how far the follower has read, summed.
 
@@ -145,7 +149,12 @@ pub async fn follow(
                 Ok(message) => {
                     match CountsRecord::decode(message.key().unwrap_or_default(), message.payload()) {
                         Ok(record) => { view.apply(record); dirty = true; }
-                        Err(e) => tracing::warn!(partition = message.partition(), offset = message.offset(), error = %e, "skipping malformed counts record"),
+                        Err(e) => {
+                            // Counts records are untrusted input: one that does not decode is
+                            // logged, counted and skipped; the follower goes on.
+                            metrics.counts_record_skipped();
+                            tracing::warn!(partition = message.partition(), offset = message.offset(), error = %e, "skipping malformed counts record");
+                        }
                     }
                     records += 1;
                 }

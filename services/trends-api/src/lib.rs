@@ -2,14 +2,17 @@
 //!
 //! Two tasks share one cancellation token ([`trends_common::shutdown::TaskGroup`]): the
 //! [`follower`] reads the compacted counts topic into memory and publishes prepared snapshots;
-//! the HTTP server ([`routes::app`]) answers from the latest snapshot. The API is read-only and
-//! keeps no state of its own: a restarted instance rebuilds everything from Kafka.
+//! the HTTP server ([`server`], routing with [`routes::app`]) answers from the latest snapshot.
+//! The API is read-only and keeps no state of its own: a restarted instance rebuilds
+//! everything from Kafka.
 //!
+//! - [`server`]: connections: header-read and idle timeouts, the connection cap, `/metrics` on
+//!   its own listener (optional), graceful shutdown;
 //! - [`prepared`]: a snapshot with its response bodies, serialized once;
 //! - [`stream`]: `/api/v1/stream`, Server-Sent Events;
 //! - [`openapi`]: the OpenAPI document generated from the handlers and types;
 //! - [`metrics`]: Prometheus text on `/metrics`;
-//! - [`rate_limit`]: the optional per-IP rate limit;
+//! - [`rate_limit`]: the optional per-IP rate limit, and the client keys (IPv6 by /64);
 //! - [`error`]: the one JSON error shape.
 
 pub mod error;
@@ -19,14 +22,15 @@ pub mod openapi;
 pub mod prepared;
 pub mod rate_limit;
 pub mod routes;
+pub mod server;
 pub mod settings;
 pub mod stream;
 pub mod web;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -43,13 +47,23 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     run_with_listener(settings, listener, shutdown).await
 }
 
-/// Serves on an already bound listener (tests bind port 0).
+/// Serves on an already bound listener (tests bind port 0); binds `http.metrics_addr` when set.
 pub async fn run_with_listener(
     settings: Settings,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "trends-api listening");
+    let metrics_listener = match settings.metrics_addr()? {
+        None => None,
+        Some(addr) => {
+            let bound = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind http.metrics_addr {addr}"))?;
+            tracing::info!(addr = %bound.local_addr()?, "serving /metrics on its own listener");
+            Some(bound)
+        }
+    };
     let (sender, receiver) = watch::channel(Arc::new(Prepared::default()));
     let ready = Arc::new(AtomicBool::new(false));
     let mut state = AppState::new(receiver, ready.clone());
@@ -58,11 +72,11 @@ pub async fn run_with_listener(
     state.stream = StreamOptions {
         max_events_per_sec: settings.api.stream_max_events_per_sec,
         max_clients: settings.api.max_stream_clients,
+        max_per_ip: settings.api.max_streams_per_ip,
         ..StreamOptions::default()
     };
     let metrics = state.metrics.clone();
     let options = HttpOptions::from_settings(&settings);
-    let router = routes::app(state, &options);
 
     let mut tasks = TaskGroup::new(shutdown.clone());
     if let Some(limit) = options.rate_limit.clone() {
@@ -85,12 +99,7 @@ pub async fn run_with_listener(
     let server_token = shutdown.clone();
     tasks.spawn("http server", async move {
         // Open streams end on the same token, so a graceful shutdown does not wait for them.
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { server_token.cancelled().await })
-        .await?;
+        server::serve_api(listener, metrics_listener, state, &options, server_token).await;
         Ok(())
     });
     tasks.join().await

@@ -7,6 +7,13 @@
 //! | `trends_api_stream_clients` | gauge | open `/api/v1/stream` connections |
 //! | `trends_api_counts_lag_records` | gauge | records between the follower's position and the end of the counts topic (all partitions) |
 //! | `trends_api_snapshots_published_total` | counter | snapshots made servable |
+//! | `trends_api_counts_records_skipped_total` | counter | counts-topic records the follower could not decode, logged and skipped |
+//! | `trends_api_http_connections{listener}` | gauge | open TCP connections |
+//! | `trends_api_http_connections_rejected_total{listener}` | counter | connections closed at once because `http.max_connections` were open |
+//! | `trends_api_http_connections_timed_out_total{listener,reason}` | counter | connections closed by a timeout: `reason="header_read"` (no whole request head within `http.header_read_timeout_ms`: a slowloris, or a kept-alive connection with no next request) or `"idle"` (no byte moved either way for `http.idle_timeout_ms`) |
+//!
+//! `listener` is `api` (`http.addr`) or `metrics` (the separate `/metrics` listener of
+//! `http.metrics_addr`; its series stay at zero without one).
 //!
 //! `route` is the matched route template (`/api/v1/hashtags/{tag}`), never the raw path, and
 //! `unmatched` for requests no route matched, so the number of series is fixed by the code and
@@ -49,6 +56,67 @@ impl RouteStats {
     }
 }
 
+/// Which listener a connection came in on (the `listener` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// `http.addr`: the API, the page, and `/metrics` unless it has its own listener.
+    Api,
+    /// `http.metrics_addr`: `/metrics` only.
+    Metrics,
+}
+
+impl Listener {
+    pub const ALL: [Listener; 2] = [Listener::Api, Listener::Metrics];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Listener::Api => "api",
+            Listener::Metrics => "metrics",
+        }
+    }
+}
+
+/// Connection counts of one listener.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    open: AtomicUsize,
+    rejected: AtomicU64,
+    header_read_timeouts: AtomicU64,
+    idle_timeouts: AtomicU64,
+}
+
+impl ConnectionStats {
+    /// The open-connections gauge, also the counter the connection cap is checked against.
+    pub fn open(&self) -> &AtomicUsize {
+        &self.open
+    }
+
+    /// Counts a connection refused at the cap; returns how many were refused before it.
+    pub fn rejected_one(&self) -> u64 {
+        self.rejected.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    pub fn header_read_timed_out(&self) {
+        self.header_read_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn header_read_timeouts(&self) -> u64 {
+        self.header_read_timeouts.load(Ordering::Relaxed)
+    }
+
+    pub fn idle_timed_out(&self) {
+        self.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn idle_timeouts(&self) -> u64 {
+        self.idle_timeouts.load(Ordering::Relaxed)
+    }
+}
+
 /// Shared metric values.
 #[derive(Debug)]
 pub struct Metrics {
@@ -56,6 +124,9 @@ pub struct Metrics {
     stream_clients: AtomicUsize,
     counts_lag: AtomicI64,
     snapshots_published: AtomicU64,
+    counts_records_skipped: AtomicU64,
+    /// Indexed like [`Listener::ALL`].
+    connections: [ConnectionStats; 2],
 }
 
 impl Metrics {
@@ -69,6 +140,8 @@ impl Metrics {
             stream_clients: AtomicUsize::new(0),
             counts_lag: AtomicI64::new(0),
             snapshots_published: AtomicU64::new(0),
+            counts_records_skipped: AtomicU64::new(0),
+            connections: Default::default(),
         }
     }
 
@@ -108,6 +181,23 @@ impl Metrics {
 
     pub fn snapshot_published(&self) {
         self.snapshots_published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A counts record the follower could not decode (and skipped).
+    pub fn counts_record_skipped(&self) {
+        self.counts_records_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn counts_records_skipped(&self) -> u64 {
+        self.counts_records_skipped.load(Ordering::Relaxed)
+    }
+
+    /// The connection counts of `listener`.
+    pub fn connections(&self, listener: Listener) -> &ConnectionStats {
+        match listener {
+            Listener::Api => &self.connections[0],
+            Listener::Metrics => &self.connections[1],
+        }
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -193,7 +283,74 @@ impl Metrics {
             "trends_api_snapshots_published_total {}",
             self.snapshots_published.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP trends_api_counts_records_skipped_total Counts-topic records that could not be decoded and were skipped."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE trends_api_counts_records_skipped_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "trends_api_counts_records_skipped_total {}",
+            self.counts_records_skipped()
+        );
+        self.render_connections(&mut out);
         out
+    }
+
+    fn render_connections(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP trends_api_http_connections Open TCP connections, by listener."
+        );
+        let _ = writeln!(out, "# TYPE trends_api_http_connections gauge");
+        for listener in Listener::ALL {
+            let _ = writeln!(
+                out,
+                "trends_api_http_connections{{listener=\"{}\"}} {}",
+                listener.label(),
+                self.connections(listener).open.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP trends_api_http_connections_rejected_total Connections closed at once because http.max_connections were open."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE trends_api_http_connections_rejected_total counter"
+        );
+        for listener in Listener::ALL {
+            let _ = writeln!(
+                out,
+                "trends_api_http_connections_rejected_total{{listener=\"{}\"}} {}",
+                listener.label(),
+                self.connections(listener).rejected()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP trends_api_http_connections_timed_out_total Connections closed by the header-read or the idle timeout."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE trends_api_http_connections_timed_out_total counter"
+        );
+        for listener in Listener::ALL {
+            let stats = self.connections(listener);
+            for (reason, n) in [
+                ("header_read", stats.header_read_timeouts()),
+                ("idle", stats.idle_timeouts()),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "trends_api_http_connections_timed_out_total{{listener=\"{}\",reason=\"{reason}\"}} {n}",
+                    listener.label()
+                );
+            }
+        }
     }
 }
 
@@ -212,6 +369,13 @@ mod tests {
         metrics.set_counts_lag(17);
         metrics.snapshot_published();
         metrics.stream_clients().fetch_add(2, Ordering::Relaxed);
+        metrics.counts_record_skipped();
+        metrics.counts_record_skipped();
+        let api = metrics.connections(Listener::Api);
+        api.open().fetch_add(3, Ordering::Relaxed);
+        api.rejected_one();
+        api.header_read_timed_out();
+        metrics.connections(Listener::Metrics).idle_timed_out();
         let text = metrics.render();
         for line in [
             "trends_api_http_requests_total{route=\"/api/v1/trends\",status=\"200\"} 2\n",
@@ -226,13 +390,20 @@ mod tests {
             "trends_api_stream_clients 2\n",
             "trends_api_counts_lag_records 17\n",
             "trends_api_snapshots_published_total 1\n",
+            "trends_api_counts_records_skipped_total 2\n",
+            "trends_api_http_connections{listener=\"api\"} 3\n",
+            "trends_api_http_connections{listener=\"metrics\"} 0\n",
+            "trends_api_http_connections_rejected_total{listener=\"api\"} 1\n",
+            "trends_api_http_connections_timed_out_total{listener=\"api\",reason=\"header_read\"} 1\n",
+            "trends_api_http_connections_timed_out_total{listener=\"api\",reason=\"idle\"} 0\n",
+            "trends_api_http_connections_timed_out_total{listener=\"metrics\",reason=\"idle\"} 1\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(!text.contains("hashtags/{tag}\",status"), "{text}");
         assert_eq!(
             text.lines().filter(|l| l.starts_with("# TYPE")).count(),
-            5,
+            9,
             "{text}"
         );
     }

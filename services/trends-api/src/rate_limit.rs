@@ -5,6 +5,13 @@
 //! gets 429 with the JSON error and `Retry-After`. The client IP is the TCP peer: behind a
 //! reverse proxy every client shares the proxy's address, so limit there instead.
 //!
+//! **Client keys.** Limits count per [`client_key`], not per raw address: an IPv4 address is
+//! its own key, but an IPv6 client is keyed by its /64. One host (or one home network) is
+//! normally given a whole /64 and can pick any of its 2^64 addresses at will, so per-address
+//! keys would be evaded by changing address on every request. An IPv4-mapped IPv6 address
+//! (`::ffff:a.b.c.d`, what a dual-stack listener reports for an IPv4 client) is keyed as the
+//! IPv4 address. The per-IP stream cap ([`crate::stream`]) uses the same keys.
+//!
 //! **Bounded state.** The limiter keeps one small entry per IP it has seen. An entry whose
 //! bucket has refilled is indistinguishable from a fresh one, and [`RateLimit::prune`] drops
 //! those (`retain_recent`); the server calls it every [`PRUNE_EVERY`]. So the map holds only
@@ -14,7 +21,7 @@
 //! because a client on the same address is busy.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +41,20 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 /// Routes that are never limited.
 const EXEMPT: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// The key a client's limits are counted under: an IPv4 address itself (also when it comes
+/// IPv4-mapped, `::ffff:a.b.c.d`), an IPv6 address's /64 network (the low 64 bits zeroed).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(
+                u128::from(v6) & 0xffff_ffff_ffff_ffff_0000_0000_0000_0000,
+            )),
+        },
+    }
+}
 
 /// What the middleware needs from a keyed limiter, whatever its clock.
 trait KeyedLimiter: Send + Sync {
@@ -101,9 +122,9 @@ impl RateLimit {
         })
     }
 
-    /// `Err(wait)` if `ip` is over its rate.
+    /// `Err(wait)` if `ip`'s client key ([`client_key`]) is over its rate.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.limiter.check(ip)
+        self.limiter.check(client_key(ip))
     }
 
     /// Drops the entries of IPs whose bucket has refilled, and frees their memory.
@@ -111,7 +132,7 @@ impl RateLimit {
         self.limiter.prune();
     }
 
-    /// IPs currently tracked.
+    /// Client keys currently tracked.
     pub fn tracked(&self) -> usize {
         self.limiter.len()
     }
@@ -174,5 +195,62 @@ mod tests {
         assert_eq!(limit.check(ip(0)), Ok(()));
         limit.prune();
         assert_eq!(limit.tracked(), 1, "only the IP seen since");
+    }
+
+    fn v6(text: &str) -> IpAddr {
+        text.parse().expect("an IPv6 address")
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_and_mapped_ipv4_as_ipv4() {
+        // The /64 computed independently: the first four groups, the rest zero.
+        assert_eq!(
+            client_key(v6("2001:db8:aaaa:bbbb:1:2:3:4")),
+            v6("2001:db8:aaaa:bbbb::")
+        );
+        assert_eq!(
+            client_key(v6("2001:db8:aaaa:bbbb:ffff:ffff:ffff:ffff")),
+            v6("2001:db8:aaaa:bbbb::")
+        );
+        assert_ne!(
+            client_key(v6("2001:db8:aaaa:bbbb::1")),
+            client_key(v6("2001:db8:aaaa:bbbc::1")),
+            "the neighbouring /64 is another client"
+        );
+        assert_eq!(client_key(v6("::1")), v6("::"));
+        assert_eq!(client_key(ip(7)), ip(7), "IPv4 stays per address");
+        assert_ne!(client_key(ip(7)), client_key(ip(8)));
+        assert_eq!(
+            client_key(v6("::ffff:10.0.0.7")),
+            ip(7),
+            "IPv4-mapped counts as its IPv4 address"
+        );
+        // IPv4-compatible (deprecated, ::a.b.c.d) is not mapped: it is an IPv6 address.
+        assert_eq!(client_key(v6("::10.0.0.7")), v6("::"));
+    }
+
+    #[test]
+    fn two_addresses_of_one_64_share_a_bucket() {
+        let clock = FakeRelativeClock::default();
+        let limit = RateLimit::with_clock(1, 2, clock.clone()).expect("on");
+        assert_eq!(limit.check(v6("2001:db8:1:2::1")), Ok(()));
+        assert_eq!(limit.check(v6("2001:db8:1:2:ffff::9")), Ok(()));
+        assert_eq!(
+            limit.check(v6("2001:db8:1:2:1234:5678:9abc:def0")),
+            Err(Duration::from_secs(1)),
+            "a third address of the same /64 finds the bucket empty"
+        );
+        assert_eq!(
+            limit.check(v6("2001:db8:1:3::1")),
+            Ok(()),
+            "another /64 has its own bucket"
+        );
+        assert_eq!(limit.tracked(), 2);
+        // IPv4, plain and mapped, share one bucket.
+        assert_eq!(limit.check(ip(5)), Ok(()));
+        assert_eq!(limit.check(v6("::ffff:10.0.0.5")), Ok(()));
+        assert!(limit.check(ip(5)).is_err());
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(limit.check(v6("2001:db8:1:2::77")), Ok(()), "refilled");
     }
 }

@@ -7,19 +7,25 @@
 //!
 //! Layers, innermost first: body limit, request timeout, per-IP rate limit (optional), CORS
 //! (optional), [`json_errors`] (gives the JSON error shape to errors made by layers), metrics
-//! (sees every final status), tracing.
+//! (sees every final status), tracing, and [`security_headers`] outermost, so that every
+//! response the router makes carries them: data, errors, the page, streams and `/metrics`.
+//!
+//! With `http.metrics_addr` set, `/metrics` is served by [`metrics_app`] on its own listener
+//! (so it need not be public) and [`app`] answers 404 for it. Connection-level limits (header
+//! read and idle timeouts, the connection cap) are the server's, in [`crate::server`].
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +44,7 @@ use crate::metrics::Metrics;
 use crate::prepared::{MAX_LIMIT, Prepared, TrendsResponse};
 use crate::rate_limit::RateLimit;
 use crate::settings::{CorsOrigins, Settings};
-use crate::stream::{self, StreamOptions};
+use crate::stream::{self, StreamOptions, StreamsByIp};
 
 pub const TRENDS: &str = "/api/v1/trends";
 pub const HASHTAG: &str = "/api/v1/hashtags/{tag}";
@@ -71,6 +77,14 @@ const MAX_TAG_BYTES: usize = 280;
 /// Requests are GETs: no handler reads a body.
 const MAX_BODY_BYTES: usize = 1024;
 
+/// The page is three same-origin files with no inline script or `style` attribute in its
+/// markup (its script sets styles through the CSSOM, which CSP allows), a `data:` favicon,
+/// and `fetch`/`EventSource` to its own origin. Nothing else is allowed: no other origin, no
+/// plugin, no `<base>`, no form target, and no framing (clickjacking).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /// Shared state of all handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -82,6 +96,8 @@ pub struct AppState {
     pub layout: BucketLayout,
     pub metrics: Arc<Metrics>,
     pub stream: StreamOptions,
+    /// Open streams per client address (the per-IP stream cap).
+    pub streams_by_ip: Arc<StreamsByIp>,
     /// Ends open streams when the server stops.
     pub shutdown: CancellationToken,
 }
@@ -96,6 +112,7 @@ impl AppState {
             layout: BucketLayout::default(),
             metrics: Arc::new(Metrics::new(&ROUTES)),
             stream: StreamOptions::default(),
+            streams_by_ip: Arc::new(StreamsByIp::default()),
             shutdown: CancellationToken::new(),
         }
     }
@@ -112,6 +129,15 @@ pub struct HttpOptions {
     pub cors: CorsOrigins,
     /// `None`: no rate limit.
     pub rate_limit: Option<RateLimit>,
+    /// A request head must arrive whole within this (from the connection's start, or from the
+    /// end of the previous response on a kept-alive connection); else the connection closes.
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves, either way, for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open connections per listener; a connection beyond is closed at once.
+    pub max_connections: usize,
+    /// `/metrics` has its own listener ([`metrics_app`]); [`app`] answers 404 for it.
+    pub separate_metrics_listener: bool,
 }
 
 impl Default for HttpOptions {
@@ -120,6 +146,10 @@ impl Default for HttpOptions {
             request_timeout: Duration::from_secs(10),
             cors: CorsOrigins::None,
             rate_limit: None,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 20_000,
+            separate_metrics_listener: false,
         }
     }
 }
@@ -134,33 +164,32 @@ impl HttpOptions {
                 settings.http.rate_limit_per_sec,
                 settings.http.rate_limit_burst,
             ),
+            header_read_timeout: Duration::from_millis(settings.http.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(settings.http.idle_timeout_ms),
+            max_connections: settings.http.max_connections,
+            separate_metrics_listener: !settings.http.metrics_addr.trim().is_empty(),
         }
     }
 }
 
-/// The full router.
+/// The full router of the API port.
 pub fn app(state: AppState, options: &HttpOptions) -> Router {
     let metrics = state.metrics.clone();
-    let mut router = Router::new()
+    let mut routes = Router::new()
         .route(TRENDS, get(trends))
         .route(HASHTAG, get(hashtag))
         .route(WINDOWS, get(windows))
         .route(STREAM, get(stream))
         .route(OPENAPI, get(crate::openapi::openapi_json))
-        .route(METRICS, get(self::metrics))
         .route(HEALTHZ, get(healthz))
         .route(READYZ, get(readyz))
         .route("/", get(crate::web::index))
         .route("/app.js", get(crate::web::app_js))
-        .route("/style.css", get(crate::web::style_css))
-        .fallback(not_found)
-        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
-        .with_state(state)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            options.request_timeout,
-        ));
+        .route("/style.css", get(crate::web::style_css));
+    if !options.separate_metrics_listener {
+        routes = routes.route(METRICS, get(self::metrics));
+    }
+    let mut router = with_request_limits(routes, state, options);
     if let Some(limit) = &options.rate_limit {
         router = router.layer(middleware::from_fn_with_state(
             limit.clone(),
@@ -170,10 +199,63 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
     if let Some(cors) = cors_layer(&options.cors) {
         router = router.layer(cors);
     }
+    with_outer_layers(router, metrics)
+}
+
+/// The router of the separate metrics listener (`http.metrics_addr`): `/metrics` only, with the
+/// same error shape, request metrics and security headers as [`app`]; no rate limit or CORS.
+pub fn metrics_app(state: AppState, options: &HttpOptions) -> Router {
+    let metrics = state.metrics.clone();
+    let routes = Router::new().route(METRICS, get(self::metrics));
+    with_outer_layers(with_request_limits(routes, state, options), metrics)
+}
+
+/// The 404 and 405 fallbacks, the state, the body limit and the request timeout.
+fn with_request_limits(routes: Router<AppState>, state: AppState, options: &HttpOptions) -> Router {
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            options.request_timeout,
+        ))
+}
+
+/// The JSON error shape, request metrics, tracing and the security headers, in that order
+/// from the inside.
+fn with_outer_layers(router: Router, metrics: Arc<Metrics>) -> Router {
     router
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(metrics, record))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::map_response(security_headers))
+}
+
+/// Adds the security headers to a response (replacing any a handler set).
+///
+/// `Content-Security-Policy` ([`CONTENT_SECURITY_POLICY`]) limits what a page may load and
+/// forbids framing; `X-Frame-Options: DENY` says the same to browsers without CSP level 2;
+/// `X-Content-Type-Options: nosniff` stops a browser from running a JSON or text response as a
+/// script or a page; `Referrer-Policy: no-referrer` keeps the page's URL (its query: a window,
+/// a hashtag) from other sites.
+pub async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
 }
 
 /// Read-only CORS for the configured origins; `None` when off.
@@ -313,20 +395,35 @@ pub async fn trends(
     responses(
         (status = 200, description = "An event stream; each event's data is a TrendsResponse", body = TrendsResponse, content_type = "text/event-stream"),
         (status = 400, description = "As for /api/v1/trends", body = ErrorBody),
+        (status = 429, description = "`too_many_streams_from_ip`: `api.max_streams_per_ip` streams are open from this client's address (IPv6: its /64); or `rate_limited` (only with a rate limit configured). See `Retry-After`", body = ErrorBody),
         (status = 503, description = "`too_many_streams`: `api.max_stream_clients` streams are open; see `Retry-After`", body = ErrorBody),
     ),
 )]
 pub async fn stream(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     query: Result<Query<TrendsQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
     let q = parse_query(query)?;
     stream::open(
         state.snapshot.clone(),
-        &state.metrics,
+        stream::Caps {
+            metrics: &state.metrics,
+            by_ip: &state.streams_by_ip,
+            client: peer_ip(peer),
+        },
         &state.stream,
         state.shutdown.clone(),
         q,
+    )
+}
+
+/// The TCP peer's address; unspecified when the request did not come through a socket (tests
+/// calling the router directly), so such requests share one key.
+fn peer_ip(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
+    peer.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ConnectInfo(addr))| addr.ip(),
     )
 }
 

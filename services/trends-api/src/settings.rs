@@ -7,9 +7,25 @@
 //! | `http.cors_allowed_origins` | `[]` | origins allowed to read the API from a browser (CORS, GET only); `["*"]` = any; empty = CORS off |
 //! | `http.rate_limit_per_sec` | `0` | requests per second and client IP; `0` = no rate limit |
 //! | `http.rate_limit_burst` | `20` | requests a client IP may make at once before the rate applies |
+//! | `http.header_read_timeout_ms` | `10000` | a request head must arrive whole within this, counted from the connection's start or the end of its previous response; else the connection is closed |
+//! | `http.idle_timeout_ms` | `30000` | a connection on which no byte moves either way for this long is closed (at least 20000: above the 15 s stream keep-alive) |
+//! | `http.max_connections` | `20000` | open connections per listener; beyond, a new connection is closed at once |
+//! | `http.metrics_addr` | `""` | where `/metrics` is served; empty = on `http.addr` |
 //! | `api.snapshot_interval_ms` | `250` | at most this often, new counts are turned into the served snapshot |
 //! | `api.stream_max_events_per_sec` | `4` | at most this many events per second on one `/api/v1/stream` |
 //! | `api.max_stream_clients` | `10000` | concurrent `/api/v1/stream` clients; more get 503 |
+//! | `api.max_streams_per_ip` | `16` | concurrent streams of one client IP (IPv6: one /64); more get 429 |
+//!
+//! Why these defaults: a real client sends its request head in one packet, so 10 s to receive
+//! it is generous even on a slow mobile link, while a slowloris client (a header byte now and
+//! then) holds a connection for at most that. Between requests the same clock runs, so an idle
+//! kept-alive connection is closed after 10 s too. The idle timeout is for what the header
+//! timeout does not see: a response nobody reads (a stalled stream) or a stuck request; it must
+//! exceed the 15 s keep-alive comment interval of `/api/v1/stream`, so a healthy stream, which
+//! moves bytes at least that often, is never idle. 20,000 connections leave room for all 10,000
+//! streams plus as many plain connections, at roughly 16 KiB each (~320 MiB at the cap).
+//! 16 streams per address lets a household or an office behind one NAT open the page in many
+//! tabs, while one address can take at most 16 of the 10,000 stream slots.
 //!
 //! plus the shared `kafka`, `topics`, `log` and `windows` sections.
 
@@ -21,6 +37,11 @@ use trends_common::settings::{
     KafkaSettings, LogSettings, SHARED_DEFAULTS, TopicSettings, WindowSettings,
 };
 use trends_core::window::BucketLayout;
+
+use crate::stream::KEEP_ALIVE;
+
+/// The shortest `http.idle_timeout_ms`: the stream keep-alive interval plus 5 s of slack.
+pub const MIN_IDLE_TIMEOUT_MS: u64 = KEEP_ALIVE.as_secs() * 1000 + 5_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +66,11 @@ pub struct HttpSettings {
     /// Per client IP; 0 turns rate limiting off.
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
+    pub header_read_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub max_connections: usize,
+    /// `host:port` of a second listener serving only `/metrics`; empty = `/metrics` on `addr`.
+    pub metrics_addr: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +79,7 @@ pub struct ApiSettings {
     pub snapshot_interval_ms: u64,
     pub stream_max_events_per_sec: u32,
     pub max_stream_clients: usize,
+    pub max_streams_per_ip: usize,
 }
 
 const DEFAULTS: &str = r#"
@@ -62,11 +89,16 @@ request_timeout_ms = 10000
 cors_allowed_origins = []
 rate_limit_per_sec = 0
 rate_limit_burst = 20
+header_read_timeout_ms = 10000
+idle_timeout_ms = 30000
+max_connections = 20000
+metrics_addr = ""
 
 [api]
 snapshot_interval_ms = 250
 stream_max_events_per_sec = 4
 max_stream_clients = 10000
+max_streams_per_ip = 16
 "#;
 
 /// A TOML list, or a comma-separated string (what an environment variable can hold).
@@ -133,8 +165,59 @@ impl Settings {
                 "http.rate_limit_burst must be positive when http.rate_limit_per_sec is set".into(),
             ));
         }
+        if !(1..=1_000_000).contains(&self.api.max_streams_per_ip) {
+            return Err(ConfigError(
+                "api.max_streams_per_ip must be within 1..=1000000".into(),
+            ));
+        }
+        if !(100..=300_000).contains(&self.http.header_read_timeout_ms) {
+            return Err(ConfigError(
+                "http.header_read_timeout_ms must be within 100..=300000".into(),
+            ));
+        }
+        if !(MIN_IDLE_TIMEOUT_MS..=3_600_000).contains(&self.http.idle_timeout_ms) {
+            return Err(ConfigError(format!(
+                "http.idle_timeout_ms must be within {MIN_IDLE_TIMEOUT_MS}..=3600000 (above the \
+                 {} s keep-alive of /api/v1/stream, so an open stream is never idle)",
+                KEEP_ALIVE.as_secs()
+            )));
+        }
+        if self.http.idle_timeout_ms <= self.http.request_timeout_ms {
+            return Err(ConfigError(
+                "http.idle_timeout_ms must be greater than http.request_timeout_ms, so a request \
+                 is answered (408 at worst) before its connection can be idle"
+                    .into(),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.http.max_connections) {
+            return Err(ConfigError(
+                "http.max_connections must be within 1..=1000000".into(),
+            ));
+        }
+        if let Some(metrics) = self.metrics_addr()? {
+            if metrics == self.addr()? && metrics.port() != 0 {
+                return Err(ConfigError(
+                    "http.metrics_addr must differ from http.addr (leave it empty to serve \
+                     /metrics on http.addr)"
+                        .into(),
+                ));
+            }
+        }
         self.cors_origins()?;
         Ok(())
+    }
+
+    /// The separate `/metrics` listener's address; `None` when `/metrics` is on `http.addr`.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let text = self.http.metrics_addr.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|e| {
+            ConfigError(format!(
+                "http.metrics_addr {text:?} is not a socket address: {e}"
+            ))
+        })
     }
 
     /// The CORS origins, checked: `*` alone, or `scheme://host[:port]` values.
@@ -259,6 +342,51 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_have_defaults_and_are_configurable() {
+        let s = load(&[]).expect("defaults");
+        assert_eq!(
+            (
+                s.http.header_read_timeout_ms,
+                s.http.idle_timeout_ms,
+                s.http.max_connections,
+                s.api.max_streams_per_ip,
+            ),
+            (10_000, 30_000, 20_000, 16)
+        );
+        assert_eq!(s.metrics_addr().expect("valid"), None, "on the API port");
+        let s = load(&[
+            ("TRENDS__HTTP__HEADER_READ_TIMEOUT_MS", "2500"),
+            ("TRENDS__HTTP__IDLE_TIMEOUT_MS", "45000"),
+            ("TRENDS__HTTP__MAX_CONNECTIONS", "300"),
+            ("TRENDS__HTTP__METRICS_ADDR", "127.0.0.1:9102"),
+            ("TRENDS__API__MAX_STREAMS_PER_IP", "4"),
+        ])
+        .expect("env");
+        assert_eq!(
+            (
+                s.http.header_read_timeout_ms,
+                s.http.idle_timeout_ms,
+                s.http.max_connections,
+                s.api.max_streams_per_ip,
+            ),
+            (2_500, 45_000, 300, 4)
+        );
+        assert_eq!(
+            s.metrics_addr().expect("valid"),
+            Some("127.0.0.1:9102".parse().expect("addr"))
+        );
+        let options = crate::routes::HttpOptions::from_settings(&s);
+        assert!(options.separate_metrics_listener);
+        assert_eq!(
+            (options.header_read_timeout, options.idle_timeout),
+            (
+                std::time::Duration::from_millis(2_500),
+                std::time::Duration::from_secs(45)
+            )
+        );
+    }
+
+    #[test]
     fn a_config_file_takes_a_list_of_origins() {
         let dir = std::env::temp_dir().join(format!("trends-api-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
@@ -316,9 +444,43 @@ mod tests {
                 "-1",
                 "rate_limit_per_sec",
             ),
+            (
+                "TRENDS__HTTP__HEADER_READ_TIMEOUT_MS",
+                "0",
+                "http.header_read_timeout_ms",
+            ),
+            (
+                "TRENDS__HTTP__HEADER_READ_TIMEOUT_MS",
+                "soon",
+                "header_read_timeout_ms",
+            ),
+            (
+                "TRENDS__HTTP__IDLE_TIMEOUT_MS",
+                "15000",
+                "http.idle_timeout_ms",
+            ),
+            ("TRENDS__HTTP__MAX_CONNECTIONS", "0", "http.max_connections"),
+            ("TRENDS__HTTP__METRICS_ADDR", "metrics", "http.metrics_addr"),
+            (
+                "TRENDS__HTTP__METRICS_ADDR",
+                "0.0.0.0:8080",
+                "http.metrics_addr",
+            ),
+            (
+                "TRENDS__API__MAX_STREAMS_PER_IP",
+                "0",
+                "api.max_streams_per_ip",
+            ),
         ] {
             let err = load(&[(key, value)]).expect_err(key);
             assert!(err.to_string().contains(named), "{key}={value}: {err}");
         }
+        // The idle timeout must also exceed the request timeout.
+        let err = load(&[
+            ("TRENDS__HTTP__REQUEST_TIMEOUT_MS", "40000"),
+            ("TRENDS__HTTP__IDLE_TIMEOUT_MS", "30000"),
+        ])
+        .expect_err("idle <= request timeout");
+        assert!(err.to_string().contains("http.idle_timeout_ms"), "{err}");
     }
 }

@@ -16,11 +16,17 @@
 //!   the connection is alive;
 //! - the stream ends when the server shuts down.
 //!
-//! At most `api.max_stream_clients` streams are open at once; beyond, 503 with `Retry-After`.
+//! At most `api.max_stream_clients` streams are open at once; beyond, 503 `too_many_streams`
+//! with `Retry-After`. One client address may hold at most `api.max_streams_per_ip` of them
+//! (IPv6: one /64, see [`client_key`]); beyond, 429 `too_many_streams_from_ip`, so a single
+//! client cannot take every slot. Both caps are held by RAII guards in the stream's state: the
+//! slots free themselves however the stream ends (client gone, shutdown, error).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -35,6 +41,10 @@ use trends_core::window::Window;
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::prepared::{Prepared, frame};
+use crate::rate_limit::client_key;
+
+/// A `: keep-alive` comment goes out after this long without an event.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// How streams behave.
 #[derive(Debug, Clone)]
@@ -43,6 +53,8 @@ pub struct StreamOptions {
     pub max_events_per_sec: u32,
     /// Concurrent streams; more get 503.
     pub max_clients: usize,
+    /// Concurrent streams of one client key ([`client_key`]); more get 429.
+    pub max_per_ip: usize,
     /// A comment line after this long without an event.
     pub keep_alive: Duration,
     /// The reconnect delay suggested to clients (`retry:`).
@@ -54,7 +66,8 @@ impl Default for StreamOptions {
         StreamOptions {
             max_events_per_sec: 4,
             max_clients: 10_000,
-            keep_alive: Duration::from_secs(15),
+            max_per_ip: 16,
+            keep_alive: KEEP_ALIVE,
             retry: Duration::from_secs(2),
         }
     }
@@ -91,6 +104,69 @@ impl Drop for ClientSlot {
     }
 }
 
+/// Open streams per client key. An entry exists only while its key has a stream open: the
+/// last [`IpSlot`] of a key removes it, so the map never holds more entries than there are
+/// open streams (at most `api.max_stream_clients`).
+#[derive(Debug, Default)]
+pub struct StreamsByIp {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl StreamsByIp {
+    /// Client keys with at least one open stream.
+    pub fn tracked(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Open streams of `ip`'s client key.
+    pub fn open_for(&self, ip: IpAddr) -> usize {
+        self.lock().get(&client_key(ip)).copied().unwrap_or(0)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // The map is consistent after any panic (single increments and decrements).
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Holds one of its client key's places for as long as the stream lives.
+#[derive(Debug)]
+struct IpSlot {
+    streams: Arc<StreamsByIp>,
+    key: IpAddr,
+}
+
+impl IpSlot {
+    fn take(streams: &Arc<StreamsByIp>, ip: IpAddr, max: usize) -> Option<Self> {
+        let key = client_key(ip);
+        let mut open = streams.lock();
+        let count = open.entry(key).or_insert(0);
+        if *count >= max {
+            if *count == 0 {
+                open.remove(&key);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            streams: streams.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.streams.lock();
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 struct State {
     snapshots: watch::Receiver<Arc<Prepared>>,
     query: Query,
@@ -103,6 +179,7 @@ struct State {
     /// A keep-alive comment at this time unless an event goes first.
     keep_alive_at: Instant,
     _slot: ClientSlot,
+    _ip_slot: IpSlot,
 }
 
 impl State {
@@ -165,15 +242,30 @@ impl State {
     }
 }
 
-/// Opens a stream, or refuses with 503 when the cap is reached.
+/// Who opens a stream, and the shared state its caps are counted in.
+#[derive(Debug, Clone)]
+pub struct Caps<'a> {
+    pub metrics: &'a Arc<Metrics>,
+    pub by_ip: &'a Arc<StreamsByIp>,
+    /// The client's address (the TCP peer).
+    pub client: IpAddr,
+}
+
+/// Opens a stream, or refuses: 429 when the client's address has `max_per_ip` streams open,
+/// 503 when `max_clients` are open in all.
 pub fn open(
     snapshots: watch::Receiver<Arc<Prepared>>,
-    metrics: &Arc<Metrics>,
+    caps: Caps<'_>,
     options: &StreamOptions,
     shutdown: CancellationToken,
     query: Query,
 ) -> Result<Response, AppError> {
-    let slot = ClientSlot::take(metrics, options.max_clients).ok_or(AppError::TooManyStreams)?;
+    // Per address first: a client over its own cap must not consume a global slot, even
+    // briefly. Either guard gives its place back when dropped.
+    let ip_slot = IpSlot::take(caps.by_ip, caps.client, options.max_per_ip)
+        .ok_or(AppError::TooManyStreamsFromIp)?;
+    let slot =
+        ClientSlot::take(caps.metrics, options.max_clients).ok_or(AppError::TooManyStreams)?;
     let now = Instant::now();
     let state = State {
         snapshots,
@@ -184,6 +276,7 @@ pub fn open(
         next_event: now,
         keep_alive_at: now + options.keep_alive,
         _slot: slot,
+        _ip_slot: ip_slot,
     };
     let events = futures_util::stream::unfold(state, |mut state| async move {
         let chunk = state.next().await?;

@@ -113,6 +113,46 @@ async fn stream_events_carry_the_declared_schema() {
 }
 
 #[tokio::test]
+async fn stream_refusals_validate_against_the_declared_schemas() {
+    let doc = document();
+    let mut state = state(true);
+    state.stream.max_per_ip = 1;
+    state.stream.max_clients = 2;
+    let router = app(state, &HttpOptions::default());
+    let from =
+        |ip: [u8; 4]| {
+            let mut request = request("GET", "/api/v1/stream");
+            request.extensions_mut().insert(axum::extract::ConnectInfo(
+                std::net::SocketAddr::from((ip, 40_000)),
+            ));
+            request
+        };
+    let first = send(&router, from([10, 0, 0, 1])).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    // The same address again: 429; a second address fills the server: then 503 for a third.
+    let per_ip = send(&router, from([10, 0, 0, 1])).await;
+    let second = send(&router, from([10, 0, 0, 2])).await;
+    assert_eq!(second.status(), StatusCode::OK);
+    let full = send(&router, from([10, 0, 0, 3])).await;
+    for (response, status, code) in [
+        (per_ip, 429, "too_many_streams_from_ip"),
+        (full, 503, "too_many_streams"),
+    ] {
+        assert_eq!(response.status().as_u16(), status);
+        let body: Value = serde_json::from_slice(&body_bytes(response).await).expect("JSON");
+        assert_eq!(body["error"]["code"], code);
+        let validator = validator(&declared_schema(
+            &doc,
+            "/api/v1/stream",
+            status,
+            "application/json",
+        ));
+        assert_eq!(errors(&validator, &body), Vec::<String>::new(), "{body}");
+    }
+    drop((first, second));
+}
+
+#[tokio::test]
 async fn every_documented_path_is_served_and_the_document_itself_too() {
     let doc = document();
     let paths = doc["paths"].as_object().expect("paths");

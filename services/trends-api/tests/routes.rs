@@ -461,6 +461,186 @@ async fn the_rate_limit_is_per_ip_answers_429_json_and_spares_probes() {
     );
 }
 
+fn from_addr(uri: &str, addr: &str) -> Request<Body> {
+    let mut request = request("GET", uri);
+    let ip: std::net::IpAddr = addr.parse().expect("an IP");
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::new(ip, 40_000)));
+    request
+}
+
+#[tokio::test]
+async fn the_rate_limit_keys_ipv6_clients_by_their_64() {
+    let clock = FakeRelativeClock::default();
+    let options = HttpOptions {
+        rate_limit: RateLimit::with_clock(1, 2, clock.clone()),
+        ..HttpOptions::default()
+    };
+    let router = app(state(true), &options);
+    // Two addresses of one /64 spend one allowance of 2.
+    for addr in ["2001:db8:5:6::1", "2001:db8:5:6:ffff::2"] {
+        assert_eq!(
+            send(&router, from_addr("/api/v1/trends", addr))
+                .await
+                .status(),
+            StatusCode::OK,
+            "{addr}"
+        );
+    }
+    let response = send(&router, from_addr("/api/v1/trends", "2001:db8:5:6::3")).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The next /64 is another client.
+    assert_eq!(
+        send(&router, from_addr("/api/v1/trends", "2001:db8:5:7::1"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // IPv4-mapped and plain IPv4 share one allowance.
+    for addr in ["::ffff:198.51.100.9", "198.51.100.9"] {
+        assert_eq!(
+            send(&router, from_addr("/api/v1/trends", addr))
+                .await
+                .status(),
+            StatusCode::OK,
+            "{addr}"
+        );
+    }
+    assert_eq!(
+        send(&router, from_addr("/api/v1/trends", "198.51.100.9"))
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// The headers every response must carry, whatever made it.
+fn assert_security_headers(response: &axum::response::Response, what: &str) {
+    let headers = response.headers();
+    let get = |name: header::HeaderName| {
+        headers
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{what}: no {name}"))
+            .to_string()
+    };
+    let csp = get(header::CONTENT_SECURITY_POLICY);
+    let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "object-src 'none'",
+    ] {
+        assert!(
+            directives.contains(&directive),
+            "{what}: {directive} in {csp}"
+        );
+    }
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{what}: {csp}"
+    );
+    assert_eq!(get(header::X_CONTENT_TYPE_OPTIONS), "nosniff", "{what}");
+    assert_eq!(get(header::REFERRER_POLICY), "no-referrer", "{what}");
+    assert_eq!(get(header::X_FRAME_OPTIONS), "DENY", "{what}");
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let options = HttpOptions {
+        rate_limit: RateLimit::with_clock(1, 1, FakeRelativeClock::default()),
+        ..HttpOptions::default()
+    };
+    let limited = app(state(true), &options);
+    for status in [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS] {
+        let response = send(&limited, request("GET", "/api/v1/trends")).await;
+        assert_eq!(response.status(), status);
+        assert_security_headers(&response, "rate limit");
+    }
+    let plain = app(state(true), &HttpOptions::default());
+    for (method, uri, status) in [
+        ("GET", "/", StatusCode::OK),
+        ("GET", "/app.js", StatusCode::OK),
+        ("GET", "/style.css", StatusCode::OK),
+        ("GET", "/api/v1/trends", StatusCode::OK),
+        ("GET", "/api/v1/hashtags/rust", StatusCode::OK),
+        ("GET", "/api/v1/windows", StatusCode::OK),
+        ("GET", "/metrics", StatusCode::OK),
+        ("GET", "/healthz", StatusCode::OK),
+        ("GET", "/openapi.json", StatusCode::OK),
+        ("GET", "/no/such/route", StatusCode::NOT_FOUND),
+        ("GET", "/api/v1/trends?window=2m", StatusCode::BAD_REQUEST),
+        ("GET", "/api/v1/hashtags/nothing", StatusCode::NOT_FOUND),
+        ("DELETE", "/api/v1/trends", StatusCode::METHOD_NOT_ALLOWED),
+        ("GET", "/api/v1/stream", StatusCode::OK),
+    ] {
+        let response = send(&plain, request(method, uri)).await;
+        assert_eq!(response.status(), status, "{method} {uri}");
+        assert_security_headers(&response, uri);
+    }
+    // An error made by a layer (the body limit), rewritten by json_errors.
+    let big = Request::builder()
+        .method("GET")
+        .uri("/api/v1/trends")
+        .header(header::CONTENT_LENGTH, "4096")
+        .body(Body::from(vec![b'x'; 4096]))
+        .expect("request");
+    let response = send(&plain, big).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_security_headers(&response, "413");
+    // Not ready: 503.
+    let response = send(
+        &app(state(false), &HttpOptions::default()),
+        request("GET", "/readyz"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_security_headers(&response, "/readyz 503");
+}
+
+#[tokio::test]
+async fn with_a_metrics_listener_the_api_router_answers_404_for_metrics() {
+    let options = HttpOptions {
+        separate_metrics_listener: true,
+        ..HttpOptions::default()
+    };
+    let state = state(true);
+    let api = app(state.clone(), &options);
+    let response = send(&api, request("GET", "/metrics")).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_security_headers(&response, "/metrics 404");
+    let body: Value = serde_json::from_slice(&body_bytes(response).await).expect("json");
+    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(
+        send(&api, request("GET", "/api/v1/trends")).await.status(),
+        StatusCode::OK
+    );
+
+    let metrics = trends_api::routes::metrics_app(state, &options);
+    let response = send(&metrics, request("GET", "/metrics")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_security_headers(&response, "metrics listener");
+    let text = String::from_utf8(body_bytes(response).await.to_vec()).expect("utf-8");
+    // The API request above was counted, in the same metrics.
+    assert!(
+        text.contains(
+            "trends_api_http_requests_total{route=\"/api/v1/trends\",status=\"200\"} 1\n"
+        ),
+        "{text}"
+    );
+    for uri in ["/api/v1/trends", "/"] {
+        let response = send(&metrics, request("GET", uri)).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{uri}");
+        assert_security_headers(&response, uri);
+    }
+}
+
 #[tokio::test]
 async fn cors_is_off_by_default_and_allows_configured_origins_for_get_only() {
     let with_origin = |method: &str, origin: &str, preflight: bool| {

@@ -1,13 +1,16 @@
 //! `/api/v1/stream`: Server-Sent Events through `app()` (the response body read frame by
 //! frame) on tokio's paused clock, so throttling and keep-alives are checked by counting
-//! events over virtual time, never by a stopwatch; and once over a real socket.
+//! events over virtual time, never by a stopwatch; and over a real socket, served by the
+//! production server (`trends_api::server`).
 
 mod common;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use common::{NOON, POSTS, Post, body_bytes, request, send, state_with};
@@ -15,6 +18,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use trends_api::prepared::Prepared;
 use trends_api::routes::{AppState, HttpOptions, app};
+use trends_api::server::serve_api;
 use trends_api::stream::StreamOptions;
 use trends_core::counts_record::{CountsKey, CountsRecord};
 use trends_core::view::TrendsView;
@@ -296,26 +300,189 @@ async fn streams_end_on_shutdown_and_when_the_follower_is_gone() {
     assert_eq!(next(&mut body).await, None);
 }
 
+/// A stream request as if from `ip` (what the server puts on every request).
+fn stream_from(ip: &str, uri: &str) -> axum::http::Request<Body> {
+    let mut request = request("GET", uri);
+    let ip: IpAddr = ip.parse().expect("an IP");
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::new(ip, 40_000)));
+    request
+}
+
+async fn error_code(response: Response) -> Value {
+    let body: Value = serde_json::from_slice(&body_bytes(response).await).expect("json");
+    body["error"]["code"].clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_address_may_hold_only_max_streams_per_ip() {
+    let (mut state, _tx) = state_with(&POSTS, true);
+    state.stream.max_per_ip = 2;
+    let router = app(state.clone(), &HttpOptions::default());
+    let by_ip = state.streams_by_ip.clone();
+
+    let one = send(&router, stream_from("10.0.0.1", "/api/v1/stream")).await;
+    let two = send(&router, stream_from("10.0.0.1", "/api/v1/stream?window=1h")).await;
+    assert_eq!(
+        (one.status(), two.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let refused = send(&router, stream_from("10.0.0.1", "/api/v1/stream")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()[header::RETRY_AFTER], "5");
+    assert_eq!(error_code(refused).await, "too_many_streams_from_ip");
+    // The refused stream took no global slot.
+    assert_eq!(
+        state
+            .metrics
+            .stream_clients()
+            .load(std::sync::atomic::Ordering::Acquire),
+        2
+    );
+    // Another address is not affected, nor are plain requests from the same one.
+    let other = send(&router, stream_from("10.0.0.2", "/api/v1/stream")).await;
+    assert_eq!(other.status(), StatusCode::OK);
+    assert_eq!(
+        send(&router, stream_from("10.0.0.1", "/api/v1/trends"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(by_ip.tracked(), 2);
+
+    // One closed: the address may open one again, and only one.
+    drop(one);
+    assert_eq!(by_ip.open_for("10.0.0.1".parse().expect("ip")), 1);
+    let three = send(&router, stream_from("10.0.0.1", "/api/v1/stream")).await;
+    assert_eq!(three.status(), StatusCode::OK);
+    let refused = send(&router, stream_from("10.0.0.1", "/api/v1/stream")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // The map shrinks: an address's entry goes with its last stream.
+    drop(other);
+    assert_eq!(by_ip.tracked(), 1);
+    drop((two, three));
+    assert_eq!(by_ip.tracked(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_per_ip_stream_cap_counts_an_ipv6_64_as_one_client() {
+    let (mut state, _tx) = state_with(&POSTS, true);
+    state.stream.max_per_ip = 2;
+    let router = app(state.clone(), &HttpOptions::default());
+    let a = send(&router, stream_from("2001:db8:7:8::1", "/api/v1/stream")).await;
+    let b = send(
+        &router,
+        stream_from("2001:db8:7:8:abcd::2", "/api/v1/stream"),
+    )
+    .await;
+    assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
+    let refused = send(
+        &router,
+        stream_from("2001:db8:7:8:ffff:ffff:ffff:ffff", "/api/v1/stream"),
+    )
+    .await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a third address of the same /64"
+    );
+    let neighbour = send(&router, stream_from("2001:db8:7:9::1", "/api/v1/stream")).await;
+    assert_eq!(
+        neighbour.status(),
+        StatusCode::OK,
+        "the next /64 is another client"
+    );
+
+    // An IPv4 client seen through a dual-stack listener counts as its IPv4 address.
+    let v4 = send(&router, stream_from("192.0.2.7", "/api/v1/stream")).await;
+    let mapped = send(&router, stream_from("::ffff:192.0.2.7", "/api/v1/stream")).await;
+    assert_eq!(
+        (v4.status(), mapped.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let refused = send(&router, stream_from("192.0.2.7", "/api/v1/stream")).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(state.streams_by_ip.tracked(), 3);
+    drop((a, b, neighbour, v4, mapped));
+    assert_eq!(state.streams_by_ip.tracked(), 0);
+}
+
+/// A server on a loopback port for `state`, stopped by `state.shutdown`.
+async fn serve(state: AppState) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = state.shutdown.clone();
+    let server = tokio::spawn(async move {
+        serve_api(listener, None, state, &HttpOptions::default(), shutdown).await;
+    });
+    (addr, server)
+}
+
+/// Over a real socket every client of the test is 127.0.0.1: the per-IP cap applies to it.
+#[tokio::test]
+async fn over_a_real_socket_the_third_stream_of_an_address_is_refused() {
+    let (mut state, _tx) = state_with(&POSTS, true);
+    state.stream.max_per_ip = 2;
+    let by_ip = state.streams_by_ip.clone();
+    let shutdown = state.shutdown.clone();
+    let (addr, server) = serve(state).await;
+    let client = reqwest::Client::new();
+    let open = || async {
+        client
+            .get(format!("http://{addr}/api/v1/stream"))
+            .send()
+            .await
+            .expect("connect")
+    };
+    let mut one = open().await;
+    let mut two = open().await;
+    assert_eq!(
+        (one.status(), two.status()),
+        (reqwest::StatusCode::OK, reqwest::StatusCode::OK)
+    );
+    // Both are live: each gets its first event.
+    assert!(one.chunk().await.expect("read").is_some());
+    assert!(two.chunk().await.expect("read").is_some());
+    let refused = open().await;
+    assert_eq!(refused.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "too_many_streams_from_ip");
+
+    // The client closes one; the server notices when the connection goes.
+    drop(one);
+    let localhost: IpAddr = "127.0.0.1".parse().expect("ip");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while by_ip.open_for(localhost) != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed stream's slot was not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut three = open().await;
+    assert_eq!(three.status(), reqwest::StatusCode::OK);
+    assert!(three.chunk().await.expect("read").is_some());
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("server stops")
+        .expect("join");
+    drop((two, three));
+}
+
 /// Over a real socket: headers arrive, then events as they are published, and a graceful
 /// shutdown is not held up by open streams.
 #[tokio::test]
 async fn a_real_client_receives_events_and_shutdown_closes_the_stream() {
     let (state, tx) = state_with(&POSTS[..4], true);
     let shutdown = state.shutdown.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = app(state, &HttpOptions::default());
-    let server_token = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { server_token.cancelled().await })
-        .await
-    });
+    let (addr, server) = serve(state).await;
 
     let client = reqwest::Client::new();
     let mut response = client
@@ -351,6 +518,5 @@ async fn a_real_client_receives_events_and_shutdown_closes_the_stream() {
     tokio::time::timeout(Duration::from_secs(30), server)
         .await
         .expect("server stops")
-        .expect("join")
-        .expect("serve");
+        .expect("join");
 }

@@ -236,6 +236,16 @@ async fn main() -> anyhow::Result<()> {
         "TRENDS__API__MAX_STREAM_CLIENTS".into(),
         (clients + 100).to_string(),
     );
+    // Every client comes from 127.0.0.1: lift the per-address cap (and the connection cap,
+    // which must hold the streams plus wrk's connections).
+    api_env.insert(
+        "TRENDS__API__MAX_STREAMS_PER_IP".into(),
+        (clients + 100).to_string(),
+    );
+    api_env.insert(
+        "TRENDS__HTTP__MAX_CONNECTIONS".into(),
+        (2 * clients + 1000).to_string(),
+    );
     let api = ServiceProcess::start("trends-api", &api_env)?;
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();

@@ -14,12 +14,22 @@
 //!   aggregator's hot path would;
 //! - `parse_post`: parsing each post from its raw JSON (the `tweets` topic contract) alone;
 //! - `parse+extract+normalize`: the whole per-record work.
+//!
+//! And `hostile_post`: the per-record work (`parse_post` + `extract_post_tags` with the default
+//! limit of 30 tags) on one post of about 1 MB, the largest the broker accepts, built to cost
+//! the most (issue 12's goal: under 10 ms each):
+//! - `distinct_tags`: ~166,000 distinct tags in the text (`#t0 #t1 …`);
+//! - `one_tag_repeated`: `#a ` 333,000 times;
+//! - `case_variants`: 60,000 different spellings of one 16-letter tag;
+//! - `supplied_distinct`: ~110,000 distinct tags in the `hashtags` array;
+//! - `long_tag`: `#A` and 1,000,000 letters.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use trends_core::hashtag::{for_each_hashtag, normalize_into};
 use trends_core::post::{RawPost, parse_post};
+use trends_core::tags::{DEFAULT_MAX_TAGS_PER_POST, extract_post_tags};
 
 const POSTS: usize = 2_000;
 const SEED: u64 = 0x5EED_2026_0522;
@@ -447,12 +457,92 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// About `bytes` of text made of `unit(i)` for i = 0, 1, 2, ….
+fn fill(bytes: usize, unit: impl Fn(usize) -> String) -> String {
+    let mut text = String::with_capacity(bytes + 64);
+    let mut i = 0;
+    while text.len() < bytes {
+        text.push_str(&unit(i));
+        i += 1;
+    }
+    text
+}
+
+fn post_json(text: &str, hashtags: Option<Vec<String>>) -> Vec<u8> {
+    serde_json::to_vec(&RawPost {
+        id: "hostile".into(),
+        text: text.into(),
+        created_at: "2026-11-22T10:00:00.000Z".into(),
+        author_id: None,
+        lang: None,
+        source: None,
+        hashtags,
+    })
+    .expect("serializes")
+}
+
+fn hostile(c: &mut Criterion) {
+    const MB: usize = 1_000_000;
+    let variants = |i: usize| {
+        let letters: String = "abcdefghijklmnop"
+            .chars()
+            .enumerate()
+            .map(|(k, ch)| {
+                if i >> k & 1 == 1 {
+                    ch.to_ascii_uppercase()
+                } else {
+                    ch
+                }
+            })
+            .collect();
+        format!("#{letters} ")
+    };
+    let supplied: Vec<String> = {
+        let mut list = Vec::new();
+        let mut size = 0;
+        while size < MB {
+            let tag = format!("s{}", list.len());
+            size += tag.len() + 3;
+            list.push(tag);
+        }
+        list
+    };
+    let cases: [(&str, Vec<u8>); 5] = [
+        (
+            "distinct_tags",
+            post_json(&fill(MB, |i| format!("#t{i} ")), None),
+        ),
+        (
+            "one_tag_repeated",
+            post_json(&fill(MB, |_| "#a ".into()), None),
+        ),
+        ("case_variants", post_json(&fill(MB, variants), None)),
+        ("supplied_distinct", post_json("", Some(supplied))),
+        (
+            "long_tag",
+            post_json(&format!("#A{}", "b".repeat(MB)), None),
+        ),
+    ];
+    let mut group = c.benchmark_group("hostile_post");
+    group.throughput(Throughput::Elements(1));
+    for (name, json) in &cases {
+        assert!(json.len() >= MB, "{name} is {} bytes", json.len());
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                let parsed = parse_post(json).expect("valid");
+                black_box(extract_post_tags(&parsed.post, DEFAULT_MAX_TAGS_PER_POST))
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = extract;
     config = Criterion::default()
         .sample_size(30)
         .warm_up_time(std::time::Duration::from_secs(2))
         .measurement_time(std::time::Duration::from_secs(6));
-    targets = benches
+    targets = benches, hostile
 }
 criterion_main!(extract);

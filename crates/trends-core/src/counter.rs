@@ -26,8 +26,13 @@ use crate::counts_record::{CountsKey, CountsRecord};
 use crate::tags::PostTag;
 use crate::window::{BucketLayout, Resolution};
 
-/// How many distinct spellings of one tag a partition tracks for the display form. Spellings
-/// beyond these are counted under their tag but not as spellings.
+/// How many distinct spellings of one tag a partition tracks for the display form.
+///
+/// When a ninth spelling arrives, it takes the place of the least frequent one (the newest of
+/// those, on a tie) with that one's count plus one: the Space-Saving rule (Metwally et al.,
+/// 2005). So a spelling seen later can still become the most frequent, any spelling used by
+/// more than one post in 8 of the tag's is kept, and a kept spelling's count is at most the
+/// count of the one it replaced too high.
 pub const MAX_SPELLINGS: usize = 8;
 
 /// Index of a tag in [`PartitionCounter::tags`]: the tag's string is stored once, and every
@@ -90,6 +95,9 @@ impl Spellings {
                     *n += 1;
                 } else if list.len() < MAX_SPELLINGS {
                     list.push((key.map(Box::from), 1));
+                } else if let Some(least) = list.iter_mut().rev().min_by_key(|(_, n)| *n) {
+                    // Space-Saving: the newcomer inherits the least count, plus its own post.
+                    *least = (key.map(Box::from), least.1 + 1);
                 }
             }
         }
@@ -533,6 +541,101 @@ mod tests {
             .find(|r| r.key.encode() == "0|a|x")
             .expect("x");
         assert_eq!((x.value, x.spellings.len()), (Some(20), MAX_SPELLINGS));
+    }
+
+    fn spell(counter: &mut PartitionCounter, spelling: &str) {
+        counter.record(
+            NOON,
+            &[PostTag {
+                tag: spelling.to_lowercase(),
+                spelling: spelling.into(),
+            }],
+        );
+    }
+
+    fn spellings_of(counter: &mut PartitionCounter, key: &str) -> Vec<(String, i64)> {
+        counter
+            .take_updates()
+            .into_iter()
+            .find(|r| r.key.encode() == key)
+            .map(|r| r.spellings)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_spelling_that_comes_after_the_first_eight_can_still_win() {
+        let mut counter = PartitionCounter::new(0, BucketLayout::default());
+        let as_x = |spelling: &str| {
+            [PostTag {
+                tag: "x".into(),
+                spelling: spelling.into(),
+            }]
+        };
+        let early = ["xA", "Xa", "XA", "xa", "xA_", "Xa_", "XA_", "xa_"];
+        for s in early {
+            counter.record(NOON, &as_x(s));
+        }
+        // A ninth spelling, many times: it replaces the newest least frequent one (`xa_`) and
+        // overtakes the rest.
+        for _ in 0..5 {
+            counter.record(NOON, &as_x("LATE"));
+        }
+        let list = spellings_of(&mut counter, "0|a|x");
+        assert_eq!(list.len(), MAX_SPELLINGS);
+        assert_eq!(
+            list[..7]
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>(),
+            early[..7]
+        );
+        assert_eq!(
+            list[7],
+            ("LATE".to_string(), 6),
+            "1 inherited + 5 of its own"
+        );
+        let best = list.iter().max_by_key(|(_, n)| *n).map(|(s, _)| s.as_str());
+        assert_eq!(best, Some("LATE"));
+    }
+
+    #[test]
+    fn spellings_keep_their_first_seen_order_through_a_restore() {
+        let mut original = PartitionCounter::new(0, BucketLayout::default());
+        for s in ["rust", "Rust", "RUST", "Rust", "rUST"] {
+            spell(&mut original, s);
+        }
+        let emitted = original.take_updates();
+        let total = emitted
+            .iter()
+            .find(|r| r.key.encode() == "0|a|rust")
+            .expect("total");
+        assert_eq!(
+            total.spellings,
+            [
+                ("rust".to_string(), 1),
+                ("Rust".to_string(), 2),
+                ("RUST".to_string(), 1),
+                ("rUST".to_string(), 1)
+            ]
+        );
+        // Through the wire format and back: the same order, so the same future.
+        let mut restored = PartitionCounter::new(0, BucketLayout::default());
+        for record in emitted {
+            let key = record.key.encode();
+            let value = record.encode_value();
+            restored.restore(
+                CountsRecord::decode(key.as_bytes(), value.as_deref().map(str::as_bytes))
+                    .expect("decodes"),
+            );
+        }
+        for s in ["RuSt", "rusT", "RUst", "ruST", "NEW"] {
+            spell(&mut original, s);
+            spell(&mut restored, s);
+        }
+        assert_eq!(
+            spellings_of(&mut original, "0|a|rust"),
+            spellings_of(&mut restored, "0|a|rust")
+        );
     }
 
     #[test]

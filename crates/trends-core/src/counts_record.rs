@@ -14,13 +14,22 @@
 //! `p` is the input partition, `tag` the normalized hashtag (it comes last, so it may contain
 //! `|`). Values are absolute, so compaction keeps exactly the current state; a bucket that left
 //! the longest window is deleted with a tombstone (a null value) for each of its keys.
-
-use std::collections::BTreeMap;
+//! `spellings` lists a tag's spellings in the order the partition first saw them (a JSON
+//! object whose member order is kept), so a restored counter is the counter that wrote it.
+//!
+//! **Decoding trusts nothing.** Anyone with write access to the topic can put anything in it,
+//! and a reader must neither panic, loop nor hold unbounded state because of one record. So
+//! [`CountsRecord::decode`] refuses, as malformed, everything the aggregator never writes: a
+//! negative partition, a time outside [`crate::EVENT_TIME_RANGE`], a count outside
+//! `0..=`[`crate::MAX_COUNT`], an empty tag or one over [`crate::tags::MAX_TAG_CHARS`]
+//! characters, more than [`crate::counter::MAX_SPELLINGS`] spellings. Its error quotes at most
+//! a short preview of the key.
 
 use serde::{Deserialize, Serialize};
 
-use crate::EpochMillis;
+use crate::tags::MAX_TAG_CHARS;
 use crate::window::Resolution;
+use crate::{EVENT_TIME_RANGE, EpochMillis, MAX_COUNT};
 
 /// What a counts-topic key identifies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,11 +60,43 @@ pub struct CountsRecord {
     pub spellings: Vec<(String, i64)>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct CountValue {
     count: i64,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    spellings: BTreeMap<String, i64>,
+    #[serde(default, deserialize_with = "ordered_spellings")]
+    spellings: Vec<(String, i64)>,
+}
+
+/// A JSON object's members as a list, in the order written (a map type would sort them).
+fn ordered_spellings<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, i64)>, D::Error> {
+    struct Members;
+    impl<'de> serde::de::Visitor<'de> for Members {
+        type Value = Vec<(String, i64)>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of spelling counts")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut list = Vec::new();
+            while let Some((spelling, count)) = map.next_entry::<String, i64>()? {
+                if list.len() == crate::counter::MAX_SPELLINGS {
+                    return Err(serde::de::Error::custom(format!(
+                        "more than {} spellings",
+                        crate::counter::MAX_SPELLINGS
+                    )));
+                }
+                list.push((spelling, count));
+            }
+            Ok(list)
+        }
+    }
+    deserializer.deserialize_map(Members)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,6 +105,12 @@ struct WatermarkValue {
     #[serde(default, skip_deserializing)]
     at: String,
 }
+
+/// How much of a malformed key an error quotes.
+const KEY_PREVIEW_BYTES: usize = 80;
+/// Longest key the aggregator writes (`{p}|f|{start}|{tag}`): 11 + 1 + 1 + 1 + 20 + 1 bytes of
+/// prefix and a tag of [`MAX_TAG_CHARS`] characters of up to 4 bytes, rounded up.
+const MAX_KEY_BYTES: usize = 64 + 4 * MAX_TAG_CHARS;
 
 /// Why a counts record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,20 +141,37 @@ impl CountsKey {
     }
 
     pub fn decode(key: &[u8]) -> Result<CountsKey, MalformedCountsRecord> {
-        let bad = || MalformedCountsRecord(format!("key {:?}", String::from_utf8_lossy(key)));
+        let bad = || {
+            let preview = String::from_utf8_lossy(&key[..key.len().min(KEY_PREVIEW_BYTES)]);
+            let more = if key.len() > KEY_PREVIEW_BYTES {
+                "…"
+            } else {
+                ""
+            };
+            MalformedCountsRecord(format!("key {preview:?}{more} ({} bytes)", key.len()))
+        };
+        // The longest key the aggregator writes: a partition, a bucket start and a tag.
+        if key.len() > MAX_KEY_BYTES {
+            return Err(bad());
+        }
         let key = std::str::from_utf8(key).map_err(|_| bad())?;
         let (partition, rest) = key.split_once('|').ok_or_else(bad)?;
         let partition: i32 = partition.parse().map_err(|_| bad())?;
+        if partition < 0 {
+            return Err(bad());
+        }
+        let valid_tag = |tag: &str| !tag.is_empty() && tag.chars().nth(MAX_TAG_CHARS).is_none();
         let (kind, rest) = rest.split_once('|').unwrap_or((rest, ""));
         match kind {
             "w" if rest.is_empty() => Ok(CountsKey::Watermark { partition }),
-            "a" if !rest.is_empty() => Ok(CountsKey::Total {
+            "a" if valid_tag(rest) => Ok(CountsKey::Total {
                 partition,
                 tag: rest.to_string(),
             }),
             "f" | "c" => {
                 let (start, tag) = rest.split_once('|').ok_or_else(bad)?;
-                if tag.is_empty() {
+                let start: EpochMillis = start.parse().map_err(|_| bad())?;
+                if !valid_tag(tag) || !EVENT_TIME_RANGE.contains(&start) {
                     return Err(bad());
                 }
                 Ok(CountsKey::Bucket {
@@ -117,7 +181,7 @@ impl CountsKey {
                     } else {
                         Resolution::Coarse
                     },
-                    start: start.parse().map_err(|_| bad())?,
+                    start,
                     tag: tag.to_string(),
                 })
             }
@@ -145,11 +209,19 @@ impl CountsRecord {
                 crate::format_rfc3339_millis(value)
             ),
             CountsKey::Total { .. } if !self.spellings.is_empty() => {
-                serde_json::to_string(&CountValue {
-                    count: value,
-                    spellings: self.spellings.iter().cloned().collect(),
-                })
-                .unwrap_or_else(|_| format!(r#"{{"count":{value}}}"#))
+                // By hand, to keep the spellings in their order.
+                let mut out = format!(r#"{{"count":{value},"spellings":{{"#);
+                for (i, (spelling, n)) in self.spellings.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    // A string always serializes.
+                    out.push_str(&serde_json::to_string(spelling).unwrap_or_default());
+                    out.push(':');
+                    out.push_str(&n.to_string());
+                }
+                out.push_str("}}");
+                out
             }
             _ => format!(r#"{{"count":{value}}}"#),
         })
@@ -158,19 +230,42 @@ impl CountsRecord {
     /// Decodes a record as read from Kafka (`value` is `None` for a tombstone).
     pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<CountsRecord, MalformedCountsRecord> {
         let key = CountsKey::decode(key)?;
+        let bad_value = |what: String| {
+            MalformedCountsRecord(format!(
+                "{}: {}",
+                crate::truncate_utf8(&key.encode(), KEY_PREVIEW_BYTES),
+                crate::truncate_utf8(&what, 200)
+            ))
+        };
+        let valid_count = |n: i64| (0..=MAX_COUNT).contains(&n);
         let mut spellings = Vec::new();
         let value = match value {
             None => None,
             Some(bytes) => Some(match key {
                 CountsKey::Watermark { .. } => {
-                    serde_json::from_slice::<WatermarkValue>(bytes)
-                        .map_err(|e| MalformedCountsRecord(e.to_string()))?
-                        .watermark
+                    let watermark = serde_json::from_slice::<WatermarkValue>(bytes)
+                        .map_err(|e| bad_value(e.to_string()))?
+                        .watermark;
+                    if !EVENT_TIME_RANGE.contains(&watermark) {
+                        return Err(bad_value(format!("watermark {watermark} out of range")));
+                    }
+                    watermark
                 }
                 _ => {
                     let value = serde_json::from_slice::<CountValue>(bytes)
-                        .map_err(|e| MalformedCountsRecord(e.to_string()))?;
-                    spellings = value.spellings.into_iter().collect();
+                        .map_err(|e| bad_value(e.to_string()))?;
+                    if !valid_count(value.count) {
+                        return Err(bad_value(format!("count {} out of range", value.count)));
+                    }
+                    let valid_spelling = |(s, n): &(String, i64)| {
+                        !s.is_empty() && s.chars().nth(MAX_TAG_CHARS).is_none() && valid_count(*n)
+                    };
+                    if !value.spellings.iter().all(valid_spelling) {
+                        return Err(bad_value(
+                            "a spelling is empty, too long or its count out of range".into(),
+                        ));
+                    }
+                    spellings = value.spellings;
                     value.count
                 }
             }),
@@ -224,6 +319,15 @@ mod tests {
             value: Some(7),
             spellings: vec![("Kafka".into(), 5), ("kafka\"|".into(), 2)],
         });
+        // Spellings keep their order (first seen first), not a sorted one.
+        round_trip(CountsRecord {
+            key: CountsKey::Total {
+                partition: 0,
+                tag: "rust".into(),
+            },
+            value: Some(6),
+            spellings: vec![("rust".into(), 1), ("Rust".into(), 3), ("RUST".into(), 2)],
+        });
         round_trip(CountsRecord {
             key: CountsKey::Watermark { partition: 1 },
             value: Some(1_795_435_200_123),
@@ -248,6 +352,44 @@ mod tests {
             wm.encode_value().as_deref(),
             Some(r#"{"watermark":1795435200123,"at":"2026-11-23T12:00:00.123Z"}"#)
         );
+    }
+
+    #[test]
+    fn what_the_aggregator_never_writes_is_malformed() {
+        let long_tag = "x".repeat(MAX_TAG_CHARS + 1);
+        let max_tag = "é".repeat(MAX_TAG_CHARS);
+        assert!(CountsKey::decode(format!("0|a|{max_tag}").as_bytes()).is_ok());
+        for key in [
+            format!("0|a|{long_tag}"),
+            format!("0|f|0|{long_tag}"),
+            "-1|a|x".to_string(),
+            "0|f|9223372036854775000|x".to_string(),
+            "0|c|-9223372036854775808|x".to_string(),
+            format!("0|a|{}", "y".repeat(1_000_000)),
+        ] {
+            let err = CountsKey::decode(key.as_bytes()).expect_err("malformed");
+            assert!(err.to_string().len() < 200, "a short error: {err}");
+        }
+        let decode =
+            |key: &str, value: &str| CountsRecord::decode(key.as_bytes(), Some(value.as_bytes()));
+        assert!(decode("0|w", r#"{"watermark":9223372036854775000}"#).is_err());
+        assert!(decode("0|w", r#"{"watermark":-9223372036854775808}"#).is_err());
+        assert!(decode("0|w", r#"{"watermark":1795435200000}"#).is_ok());
+        assert!(decode("0|a|x", r#"{"count":-1}"#).is_err());
+        assert!(decode("0|a|x", r#"{"count":9007199254740992}"#).is_err());
+        assert!(decode("0|a|x", r#"{"count":9007199254740991}"#).is_ok());
+        assert!(decode("0|a|x", r#"{"count":1,"spellings":{"X":-1}}"#).is_err());
+        assert!(decode("0|a|x", r#"{"count":1,"spellings":{"":1}}"#).is_err());
+        let many: Vec<String> = (0..9).map(|i| format!(r#""x{i}":1"#)).collect();
+        assert!(
+            decode(
+                "0|a|x",
+                &format!(r#"{{"count":9,"spellings":{{{}}}}}"#, many.join(","))
+            )
+            .is_err()
+        );
+        let long = format!(r#"{{"count":1,"spellings":{{"{long_tag}":1}}}}"#);
+        assert!(decode("0|a|x", &long).is_err());
     }
 
     #[test]

@@ -44,22 +44,32 @@ pub struct ParsedPost {
     pub event_time: EpochMillis,
 }
 
-/// Why a record is not a valid post. The `Display` text is the dead-letter reason.
+/// Longest reason a [`PostError`] gives, in bytes. Reasons go into a dead-letter header and a
+/// log line; a record can carry megabytes of garbage, and its reason must not.
+pub const MAX_REASON_BYTES: usize = 512;
+
+/// How much of an offending value (a `created_at` that is not a timestamp) a reason quotes.
+const PREVIEW_BYTES: usize = 64;
+
+/// Why a record is not a valid post. The `Display` text is the dead-letter reason; it is at
+/// most [`MAX_REASON_BYTES`] bytes long, however large the record (quoted values are cut).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PostError {
     #[error("value is not valid UTF-8: {0}")]
     NotUtf8(String),
     #[error("value is not a valid post: {0}")]
     InvalidJson(String),
+    /// Holds a preview of the value, at most 64 bytes and an ellipsis.
     #[error("created_at is not an RFC 3339 timestamp: {0:?}")]
     BadTimestamp(String),
     #[error("record has no value")]
     Empty,
     #[error(
-        "created_at {created_at} is more than {max_skew_secs} s ahead of the aggregator's clock"
+        "created_at {created_at} is more than {max_skew_secs} s ahead of the record's timestamp {ingest_time}"
     )]
     FutureTimestamp {
         created_at: String,
+        ingest_time: String,
         max_skew_secs: i64,
     },
 }
@@ -77,33 +87,51 @@ impl PostError {
     }
 }
 
+/// A detail of a reason, cut so that the whole reason stays within [`MAX_REASON_BYTES`].
+fn detail(text: String) -> String {
+    // The longest fixed part of a reason ("value is not a valid post: ") is under 64 bytes.
+    match crate::truncate_utf8(&text, MAX_REASON_BYTES - 64) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(cut) => cut,
+    }
+}
+
 /// Parses a record value into a post, or says why it is not one.
 pub fn parse_post(bytes: &[u8]) -> Result<ParsedPost, PostError> {
     if bytes.is_empty() {
         return Err(PostError::Empty);
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| PostError::NotUtf8(e.to_string()))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| PostError::NotUtf8(detail(e.to_string())))?;
     let post: RawPost =
-        serde_json::from_str(text).map_err(|e| PostError::InvalidJson(e.to_string()))?;
-    let event_time = parse_rfc3339_millis(&post.created_at)
-        .ok_or_else(|| PostError::BadTimestamp(post.created_at.clone()))?;
+        serde_json::from_str(text).map_err(|e| PostError::InvalidJson(detail(e.to_string())))?;
+    let event_time = parse_rfc3339_millis(&post.created_at).ok_or_else(|| {
+        PostError::BadTimestamp(crate::truncate_utf8(&post.created_at, PREVIEW_BYTES).into_owned())
+    })?;
     Ok(ParsedPost { post, event_time })
 }
 
-/// Rejects a post whose event time is more than `max_skew_ms` ahead of `now`: a clock that far
-/// off would drag the watermark into the future and empty every window.
-pub fn check_not_in_future(
+/// The time a post counts at, given when it reached Kafka (`ingest`: the record's timestamp;
+/// see the aggregator for which one), or why it is refused.
+///
+/// **Event time never runs ahead of ingest time.** A post cannot have been written after it
+/// was stored, so a `created_at` later than `ingest` (a client's fast clock, or a post dated
+/// ahead on purpose: Bluesky lets clients set `createdAt` freely) counts at `ingest`. One such
+/// post can therefore not drag the watermark, and every window ending at it, into the
+/// future. A `created_at` more than `max_skew_ms` ahead of `ingest` is refused outright
+/// ([`PostError::FutureTimestamp`], dead-lettered): that is no clock drift but a bad date.
+pub fn event_time_at_ingest(
     post: &ParsedPost,
-    now: EpochMillis,
+    ingest: EpochMillis,
     max_skew_ms: i64,
-) -> Result<(), PostError> {
-    if post.event_time > now.saturating_add(max_skew_ms) {
+) -> Result<EpochMillis, PostError> {
+    if post.event_time > ingest.saturating_add(max_skew_ms) {
         return Err(PostError::FutureTimestamp {
-            created_at: post.post.created_at.clone(),
+            created_at: crate::truncate_utf8(&post.post.created_at, PREVIEW_BYTES).into_owned(),
+            ingest_time: crate::format_rfc3339_millis(ingest),
             max_skew_secs: max_skew_ms / 1000,
         });
     }
-    Ok(())
+    Ok(post.event_time.min(ingest))
 }
 
 /// Parses an RFC 3339 timestamp into epoch milliseconds.
@@ -139,14 +167,56 @@ mod tests {
     }
 
     #[test]
-    fn posts_too_far_in_the_future_are_rejected() {
-        let parsed = parse_post(br#"{"id":"1","text":"a","created_at":"2026-11-22T10:05:00Z"}"#)
-            .expect("valid");
-        let now = 1_795_341_600_000; // 10:00:00
-        assert_eq!(check_not_in_future(&parsed, now, 300_000), Ok(()));
-        let err = check_not_in_future(&parsed, now, 299_999).expect_err("too far ahead");
+    fn event_time_never_runs_ahead_of_ingest_time() {
+        let ingest = 1_795_341_600_000; // 10:00:00
+        let at = |created_at: &str| {
+            let json = format!(r#"{{"id":"1","text":"a","created_at":"{created_at}"}}"#);
+            parse_post(json.as_bytes()).expect("valid")
+        };
+        // Earlier than ingest: its own time.
+        assert_eq!(
+            event_time_at_ingest(&at("2026-11-22T09:59:00Z"), ingest, 300_000),
+            Ok(ingest - 60_000)
+        );
+        // Ahead within the skew: counted at ingest time, not later.
+        assert_eq!(
+            event_time_at_ingest(&at("2026-11-22T10:04:50Z"), ingest, 300_000),
+            Ok(ingest)
+        );
+        assert_eq!(
+            event_time_at_ingest(&at("2026-11-22T10:05:00Z"), ingest, 300_000),
+            Ok(ingest)
+        );
+        // Beyond it: refused, with both times in the reason.
+        let err = event_time_at_ingest(&at("2026-11-22T10:05:00Z"), ingest, 299_999)
+            .expect_err("too far ahead");
         assert_eq!(err.code(), "future_timestamp");
-        assert!(err.to_string().contains("2026-11-22T10:05:00Z"), "{err}");
+        let reason = err.to_string();
+        assert!(reason.contains("2026-11-22T10:05:00Z"), "{reason}");
+        assert!(reason.contains("2026-11-22T10:00:00.000Z"), "{reason}");
+    }
+
+    #[test]
+    fn reasons_stay_short_whatever_the_record() {
+        let huge = "9".repeat(600_000);
+        let bad_time = format!(r#"{{"id":"1","text":"a","created_at":"{huge}"}}"#);
+        let mistyped = format!(r#"{{"id":1,"text":"{huge}","created_at":"x"}}"#);
+        let unknown_type = format!(r#"{{"id":"1","text":1,"created_at":"{huge}"}}"#);
+        let wrong_string =
+            format!(r#"{{"id":"1","text":"a","created_at":"x","hashtags":"{huge}"}}"#);
+        for input in [bad_time, mistyped, unknown_type, wrong_string] {
+            let err = parse_post(input.as_bytes()).expect_err("invalid");
+            assert!(
+                err.to_string().len() <= MAX_REASON_BYTES,
+                "{} bytes: {}",
+                err.to_string().len(),
+                crate::truncate_utf8(&err.to_string(), 200)
+            );
+        }
+        let mut not_utf8 = huge.into_bytes();
+        not_utf8.push(0xff);
+        let err = parse_post(&not_utf8).expect_err("invalid");
+        assert!(err.to_string().len() <= MAX_REASON_BYTES, "{err}");
     }
 
     #[test]

@@ -7,8 +7,14 @@
 //! window, all tags ranked by count (descending, ties by tag ascending), ready to serve.
 //!
 //! Each tag also has a **display form**: its most frequent original spelling over all time
-//! (summed over partitions; ties go to the spelling that sorts first), e.g. `RustLang` for the
+//! (summed over partitions; ties go to the spelling that sorts first, by code point, so the
+//! answer does not depend on the order partitions were read in), e.g. `RustLang` for the
 //! counted form `rustlang`.
+//!
+//! **Counts records are input like any other.** The view applies only what
+//! [`CountsRecord::decode`] accepted (times within [`crate::EVENT_TIME_RANGE`], counts within
+//! [`crate::MAX_COUNT`]), and its arithmetic saturates instead of wrapping: a hostile record
+//! can make a number wrong, never a loop endless or a reader panic.
 //!
 //! **Why buckets are shared, copy-on-write.** A snapshot must answer a tag's time series (its
 //! count in every bucket of the last hour and day) long after the view has moved on. Copying
@@ -235,7 +241,12 @@ impl Snapshot {
                 _ => 0,
             };
             points.push((start, count));
-            start += bucket_ms;
+            // Times are within `EVENT_TIME_RANGE` (decoding refuses others), so this cannot
+            // overflow; checked all the same, because an endless loop is the price if it did.
+            match start.checked_add(bucket_ms) {
+                Some(next) => start = next,
+                None => break,
+            }
         }
         Some(Series { bucket_ms, points })
     }
@@ -247,7 +258,7 @@ fn add(map: &mut TagMap<i64>, tag: &str, delta: i64) {
     }
     match map.get_mut(tag) {
         Some(count) => {
-            *count += delta;
+            *count = count.saturating_add(delta);
             if *count == 0 {
                 map.remove(tag);
             }
@@ -293,7 +304,7 @@ impl TrendsView {
             None => self.partials.remove(&record.key),
         }
         .unwrap_or(0);
-        let delta = new - old;
+        let delta = new.saturating_sub(old);
         match &record.key {
             CountsKey::Bucket {
                 resolution,
@@ -342,14 +353,15 @@ impl TrendsView {
         let sums = self.spellings.entry(key.clone()).or_default();
         for (spelling, count) in old {
             if let Some(n) = sums.get_mut(spelling) {
-                *n -= count;
+                *n = n.saturating_sub(*count);
                 if *n <= 0 {
                     sums.remove(spelling);
                 }
             }
         }
         for (spelling, count) in new {
-            *sums.entry(spelling.clone()).or_insert(0) += count;
+            let n = sums.entry(spelling.clone()).or_insert(0);
+            *n = n.saturating_add(*count);
         }
         // The most frequent spelling; ties go to the one that sorts first.
         let best = sums
@@ -389,7 +401,8 @@ impl TrendsView {
                         };
                         for bucket in buckets.range(from..=to).map(|(_, b)| b) {
                             for (tag, count) in bucket.iter() {
-                                *sum.entry(tag.clone()).or_insert(0) += count;
+                                let n = sum.entry(tag.clone()).or_insert(0);
+                                *n = n.saturating_add(*count);
                             }
                         }
                     }
@@ -711,6 +724,36 @@ mod tests {
             Some(360)
         );
         assert_eq!(snap.series("a", Window::All), None);
+    }
+
+    /// The extremes decoding lets through make no loop endless and no sum wrap.
+    #[test]
+    fn extreme_but_valid_records_are_served() {
+        let mut view = TrendsView::new(BucketLayout::default());
+        let last = *crate::EVENT_TIME_RANGE.end();
+        let decode = |key: &str, value: &str| {
+            CountsRecord::decode(key.as_bytes(), Some(value.as_bytes())).expect("valid")
+        };
+        view.apply(decode("0|w", &format!(r#"{{"watermark":{last}}}"#)));
+        view.apply(decode(
+            "1|w",
+            &format!(r#"{{"watermark":{}}}"#, crate::EVENT_TIME_RANGE.start()),
+        ));
+        for partition in 0..4 {
+            view.apply(decode(
+                &format!("{partition}|a|x"),
+                r#"{"count":9007199254740991}"#,
+            ));
+        }
+        let snap = view.snapshot();
+        assert_eq!(snap.watermark, Some(last));
+        let hour = snap.series("x", Window::H1).expect("finite");
+        assert_eq!(hour.points.len(), 360);
+        assert_eq!(snap.top(Window::All, 1)[0].count, 4 * crate::MAX_COUNT);
+        // A watermark near i64::MAX, as a hostile writer could put in the topic, is refused.
+        assert!(
+            CountsRecord::decode(b"2|w", Some(br#"{"watermark":9223372036854775807}"#)).is_err()
+        );
     }
 
     #[test]

@@ -19,17 +19,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders, Timestamp, ToBytes};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::client_config;
 use trends_core::counter::{PartitionCounter, Recorded};
-use trends_core::post::{PostError, check_not_in_future, parse_post};
-use trends_core::tags::post_tags;
+use trends_core::post::{MAX_REASON_BYTES, PostError, event_time_at_ingest, parse_post};
+use trends_core::tags::extract_post_tags;
+use trends_core::{EpochMillis, truncate_utf8};
 
-use crate::metrics::{CommitPhase, Metrics, inc};
+use crate::dead_letter::DeadLetter;
+use crate::metrics::{CommitPhase, Metrics, add, inc};
 use crate::restore::restore_partition;
 use crate::settings::Settings;
 use crate::watchdog::Watchdog;
@@ -40,9 +42,35 @@ const WATCHDOG_GRACE: Duration = Duration::from_secs(30);
 /// Restoring a partition gives up by itself after 120 s (plus a 30 s watermark query).
 const RESTORE_LIMIT: Duration = Duration::from_secs(150);
 
+/// Limits on the records the engine writes, found at start.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordLimits {
+    /// Bytes a dead letter's key and value may take ([`crate::dead_letter::budget`]).
+    pub dead_letter_bytes: usize,
+}
+
+/// Produce errors caused by one record's content (its size or format): sending it again fails
+/// again, so the record is dropped and counted rather than failing the transaction.
+const CONTENT_ERRORS: [RDKafkaErrorCode; 5] = [
+    RDKafkaErrorCode::MessageSizeTooLarge,
+    RDKafkaErrorCode::InvalidMessageSize,
+    RDKafkaErrorCode::InvalidMessage,
+    RDKafkaErrorCode::InvalidRecord,
+    RDKafkaErrorCode::BadMessage,
+];
+
+/// What became of a record handed to the producer.
+enum Sent {
+    /// Queued in the open transaction.
+    Queued,
+    /// Refused for its content (one of [`CONTENT_ERRORS`]); not queued.
+    Refused(KafkaError),
+}
+
 /// Everything the loop mutates.
 pub struct Engine {
     settings: Settings,
+    limits: RecordLimits,
     producer: BaseProducer,
     assigned: HashSet<i32>,
     counters: HashMap<i32, PartitionCounter>,
@@ -145,17 +173,26 @@ impl Engine {
 
     /// Queues a record in the open transaction. A full queue is waited out by serving delivery
     /// reports, for at most [`TRANSACTION_CALL_TIMEOUT`]: a queue that does not drain means the
-    /// broker is not taking writes, a transaction error like any other.
-    fn send(&self, mut record: BaseRecord<'_, str, [u8]>) -> anyhow::Result<()> {
+    /// broker is not taking writes, a transaction error like any other. A record refused for
+    /// its content is [`Sent::Refused`]: the caller drops it, counts and logs it.
+    fn send<K: ToBytes + ?Sized>(
+        &self,
+        mut record: BaseRecord<'_, K, [u8]>,
+    ) -> anyhow::Result<Sent> {
         let deadline = Instant::now() + TRANSACTION_CALL_TIMEOUT;
         loop {
             match self.producer.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(Sent::Queued),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
                     if Instant::now() < deadline =>
                 {
                     record = back;
                     self.producer.poll(Duration::from_millis(50));
+                }
+                Err((e @ KafkaError::MessageProduction(code), _))
+                    if CONTENT_ERRORS.contains(&code) =>
+                {
+                    return Ok(Sent::Refused(e));
                 }
                 Err((e, _)) => return Err(e).context("produce"),
             }
@@ -189,13 +226,30 @@ impl Engine {
             .aggregator
             .max_future_skew_secs
             .saturating_mul(1000);
-        let parsed = parse_post(message.payload().unwrap_or_default())
-            .and_then(|p| check_not_in_future(&p, now_millis(), max_skew_ms).map(|()| p));
+        let ingest = ingest_time(message.timestamp(), now_millis(), max_skew_ms);
+        let parsed = parse_post(message.payload().unwrap_or_default()).and_then(|p| {
+            event_time_at_ingest(&p, ingest, max_skew_ms).map(|event_time| (p, event_time))
+        });
         match parsed {
-            Ok(parsed) => {
-                let tags = post_tags(&parsed.post);
+            Ok((parsed, event_time)) => {
+                if event_time < parsed.event_time {
+                    inc(&self.metrics.records_clamped);
+                }
+                let tags =
+                    extract_post_tags(&parsed.post, self.settings.aggregator.max_tags_per_post);
+                add(&self.metrics.tags_too_long, u64::from(tags.too_long));
+                if tags.over_limit > 0 {
+                    inc(&self.metrics.posts_over_tag_limit);
+                    add(&self.metrics.tags_over_limit, u64::from(tags.over_limit));
+                    tracing::debug!(
+                        partition,
+                        offset = message.offset(),
+                        over_limit = tags.over_limit,
+                        "a post with hashtags past the per-post limit"
+                    );
+                }
                 if let Some(counter) = self.counters.get_mut(&partition) {
-                    if counter.record(parsed.event_time, &tags) == Recorded::Late {
+                    if counter.record(event_time, &tags.tags) == Recorded::Late {
                         inc(&self.metrics.records_late);
                     }
                 }
@@ -207,22 +261,31 @@ impl Engine {
         Ok(())
     }
 
+    /// Writes the record to the dead-letter topic with the reason, in the open transaction.
+    /// A copy too large for a record is cut ([`DeadLetter`]); one the client refuses anyway is
+    /// dropped, counted and logged. Either way processing goes on.
     fn dead_letter(
         &mut self,
         message: &BorrowedMessage<'_>,
         reason: &PostError,
     ) -> anyhow::Result<()> {
         let reason_text = reason.to_string();
+        let reason_text = truncate_utf8(&reason_text, MAX_REASON_BYTES);
         let partition_text = message.partition().to_string();
         let offset_text = message.offset().to_string();
-        let headers = OwnedHeaders::new()
+        let letter = DeadLetter::of(
+            message.key(),
+            message.payload().unwrap_or_default(),
+            self.limits.dead_letter_bytes,
+        );
+        let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: "dlq.error.code",
                 value: Some(reason.code()),
             })
             .insert(Header {
                 key: "dlq.error.reason",
-                value: Some(reason_text.as_str()),
+                value: Some(&*reason_text),
             })
             .insert(Header {
                 key: "dlq.source.topic",
@@ -236,25 +299,63 @@ impl Engine {
                 key: "dlq.source.offset",
                 value: Some(offset_text.as_str()),
             });
-        let key = message.key().map(String::from_utf8_lossy);
-        let mut record = BaseRecord::to(&self.settings.topics.dlq)
-            .payload(message.payload().unwrap_or_default())
+        if let Some(cut) = &letter.truncated {
+            headers = headers
+                .insert(Header {
+                    key: "dlq.truncated",
+                    value: Some("true"),
+                })
+                .insert(Header {
+                    key: "dlq.original.size",
+                    value: Some(&cut.original_size.to_string()),
+                })
+                .insert(Header {
+                    key: "dlq.original.sha256",
+                    value: Some(&cut.original_sha256),
+                });
+            if let Some(size) = cut.original_key_size {
+                headers = headers.insert(Header {
+                    key: "dlq.original.key.size",
+                    value: Some(&size.to_string()),
+                });
+            }
+        }
+        let mut record = BaseRecord::<[u8], [u8]>::to(&self.settings.topics.dlq)
+            .payload(letter.value)
             .headers(headers);
-        if let Some(key) = key.as_deref() {
+        if let Some(key) = letter.key {
             record = record.key(key);
         }
         if let Some(ts) = message.timestamp().to_millis() {
             record = record.timestamp(ts);
         }
-        self.send(record)?;
-        inc(&self.metrics.records_dead_lettered);
-        tracing::warn!(
-            partition = message.partition(),
-            offset = message.offset(),
-            code = reason.code(),
-            reason = reason_text,
-            "record sent to the dead-letter topic"
-        );
+        match self.send(record)? {
+            Sent::Queued => {
+                inc(&self.metrics.records_dead_lettered);
+                if letter.truncated.is_some() {
+                    inc(&self.metrics.dead_letters_truncated);
+                }
+                tracing::warn!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    code = reason.code(),
+                    reason = &*reason_text,
+                    truncated = letter.truncated.is_some(),
+                    "record sent to the dead-letter topic"
+                );
+            }
+            Sent::Refused(error) => {
+                inc(&self.metrics.dead_letters_refused);
+                tracing::error!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    code = reason.code(),
+                    reason = &*reason_text,
+                    %error,
+                    "the Kafka client refused the dead letter; the record is dropped"
+                );
+            }
+        }
         Ok(())
     }
 
@@ -323,7 +424,18 @@ impl Engine {
             if let Some(value) = value.as_deref() {
                 out = out.payload(value.as_bytes());
             }
-            self.send(out)?;
+            if let Sent::Refused(error) = self.send(out)? {
+                // Tags are capped at 140 characters and spellings at 8, so a counts record is
+                // a few KiB at most; this is a defect, not an input, and one record must not
+                // stop the partition.
+                inc(&self.metrics.counts_records_refused);
+                tracing::error!(
+                    partition,
+                    key = &*truncate_utf8(&key, 200),
+                    %error,
+                    "the Kafka client refused a counts record; it is dropped"
+                );
+            }
         }
         self.metrics
             .commit_phase(CommitPhase::Produce, started.elapsed());
@@ -448,6 +560,7 @@ fn transactional_producer(
 /// error occurs. A blocking call that overruns its limit ends the process through `watchdog`.
 pub fn run_blocking(
     settings: &Settings,
+    limits: RecordLimits,
     shutdown: &CancellationToken,
     metrics: Arc<Metrics>,
     watchdog: Arc<Watchdog>,
@@ -455,6 +568,7 @@ pub fn run_blocking(
     let producer = transactional_producer(settings, &watchdog)?;
     let engine = Engine {
         settings: settings.clone(),
+        limits,
         producer,
         assigned: HashSet::new(),
         counters: HashMap::new(),
@@ -544,9 +658,48 @@ pub fn run_blocking(
     Ok(())
 }
 
+/// When a record reached Kafka: its timestamp (on the topics the services create,
+/// `LogAppendTime`, the broker's clock; on a `CreateTime` topic, what the writing client set),
+/// but never later than this machine's clock plus `max_skew_ms` (a client can set any
+/// `CreateTime`), and this machine's clock for a record without one.
+pub fn ingest_time(timestamp: Timestamp, now: EpochMillis, max_skew_ms: i64) -> EpochMillis {
+    let ceiling = now.saturating_add(max_skew_ms);
+    match timestamp {
+        Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) if t >= 0 => t.min(ceiling),
+        _ => now,
+    }
+}
+
 /// Milliseconds since the Unix epoch by this machine's clock.
 fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_time_is_the_record_timestamp_bounded_by_the_clock() {
+        let now = 1_795_341_600_000;
+        let skew = 300_000;
+        assert_eq!(
+            ingest_time(Timestamp::LogAppendTime(now - 5), now, skew),
+            now - 5
+        );
+        // A slow local clock does not matter within the skew: the record's time counts.
+        assert_eq!(
+            ingest_time(Timestamp::CreateTime(now + 200_000), now, skew),
+            now + 200_000
+        );
+        // A client-set time far ahead is capped at this clock plus the skew.
+        assert_eq!(
+            ingest_time(Timestamp::CreateTime(i64::MAX), now, skew),
+            now + skew
+        );
+        assert_eq!(ingest_time(Timestamp::NotAvailable, now, skew), now);
+        assert_eq!(ingest_time(Timestamp::CreateTime(-1), now, skew), now);
+    }
 }

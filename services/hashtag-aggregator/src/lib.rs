@@ -24,6 +24,7 @@
 //! The consuming loop is blocking rdkafka code on a dedicated thread ([`engine`]); a
 //! [`watchdog`] thread ends the process if one of its Kafka calls hangs past its limit.
 
+pub mod dead_letter;
 pub mod engine;
 pub mod extract_command;
 pub mod metrics;
@@ -36,7 +37,9 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use trends_common::kafka::{TopicSpec, ensure_topics, partition_count};
+use trends_common::kafka::{
+    MESSAGE_MAX_BYTES, TopicSpec, ensure_topics, partition_count, topic_max_message_bytes,
+};
 use trends_common::shutdown::TaskGroup;
 
 use crate::metrics::Metrics;
@@ -53,6 +56,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         group = settings.aggregator.group_id,
         "hashtag-aggregator starting"
     );
+    let limits = record_limits(&settings).await;
     let metrics = Arc::new(Metrics::default());
     let listener = tokio::net::TcpListener::bind(settings.metrics_addr()?).await?;
     tracing::info!(addr = %listener.local_addr()?, "serving metrics on /metrics");
@@ -68,7 +72,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         let watchdog = Arc::new(watchdog::Watchdog::default());
         let _watching = watchdog.watch(watchdog::exit_on_overdue)?;
         let result = tokio::task::spawn_blocking(move || {
-            engine::run_blocking(&settings, &token, metrics, watchdog)
+            engine::run_blocking(&settings, limits, &token, metrics, watchdog)
         })
         .await
         .map_err(anyhow::Error::from)
@@ -78,6 +82,33 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         result
     });
     tasks.join().await
+}
+
+/// How large the records the engine writes may be: the producer's limit, or the dead-letter
+/// topic's `max.message.bytes` when that is lower (a topic created by someone else).
+async fn record_limits(settings: &Settings) -> engine::RecordLimits {
+    let topic = &settings.topics.dlq;
+    let limit = match topic_max_message_bytes(&settings.kafka, topic).await {
+        Ok(Some(topic_limit)) => {
+            if topic_limit < MESSAGE_MAX_BYTES {
+                tracing::warn!(
+                    topic,
+                    topic_limit,
+                    client_limit = MESSAGE_MAX_BYTES,
+                    "the dead-letter topic takes smaller records than the client; dead letters are cut to fit it"
+                );
+            }
+            topic_limit.min(MESSAGE_MAX_BYTES)
+        }
+        Ok(None) => MESSAGE_MAX_BYTES,
+        Err(e) => {
+            tracing::warn!(topic, error = %e, "cannot read the dead-letter topic's max.message.bytes; assuming the client's limit");
+            MESSAGE_MAX_BYTES
+        }
+    };
+    engine::RecordLimits {
+        dead_letter_bytes: dead_letter::budget(limit),
+    }
 }
 
 /// Ensures the input, counts and dead-letter topics exist, the counts topic co-partitioned with
@@ -95,11 +126,7 @@ async fn prepare_topics(settings: &Settings) -> anyhow::Result<i32> {
     ensure_topics(
         kafka,
         &[
-            TopicSpec {
-                name: &topics.tweets,
-                partitions,
-                config: vec![],
-            },
+            TopicSpec::tweets(&topics.tweets, partitions),
             TopicSpec {
                 name: &topics.counts,
                 partitions,

@@ -14,6 +14,11 @@
 //! | `trends_aggregator_partitions_restored_total` | counter | partition states rebuilt from the counts topic |
 //! | `trends_aggregator_restore_duration_seconds_total` | counter | time spent restoring |
 //! | `trends_aggregator_transaction_duration_seconds_total` | counter, per `phase` | time spent committing, by phase: `produce` (queueing the changed counts), `send_offsets` (adding the input offsets to the transaction), `commit` (flush and end the transaction); divided by `transactions_committed_total`, the mean cost of a commit |
+//! | `trends_aggregator_records_clamped_total` | counter | posts whose `created_at` was ahead of their record's timestamp (within `max_future_skew_secs`): counted at their ingest time instead |
+//! | `trends_aggregator_tags_dropped_total` | counter, per `reason` | hashtag occurrences not counted: `too_long` (over 140 characters: not a hashtag), `over_limit` (after the post's first `max_tags_per_post` distinct tags, or its first 1,024 hashtags) |
+//! | `trends_aggregator_posts_over_tag_limit_total` | counter | posts that had hashtags past the limit |
+//! | `trends_aggregator_dead_letters_truncated_total` | counter | dead letters written truncated (`dlq.truncated=true`) because the copy would not fit a record |
+//! | `trends_aggregator_records_refused_total` | counter, per `topic` (`counts`, `dlq`) | records the Kafka client refused for their content (size, format): dropped and logged, never retried |
 //! | `trends_aggregator_assigned_partitions` | gauge | input partitions this instance owns |
 //! | `trends_aggregator_consumer_lag_records` | gauge, per `partition` | high watermark minus position |
 //!
@@ -35,6 +40,13 @@ pub struct Metrics {
     pub transactions_aborted: AtomicU64,
     pub rebalances: AtomicU64,
     pub partitions_restored: AtomicU64,
+    pub records_clamped: AtomicU64,
+    pub tags_too_long: AtomicU64,
+    pub tags_over_limit: AtomicU64,
+    pub posts_over_tag_limit: AtomicU64,
+    pub dead_letters_truncated: AtomicU64,
+    pub counts_records_refused: AtomicU64,
+    pub dead_letters_refused: AtomicU64,
     restore_micros: AtomicU64,
     /// Micros spent per commit phase, in [`CommitPhase`] order.
     commit_phase_micros: [AtomicU64; 3],
@@ -53,11 +65,21 @@ pub enum CommitPhase {
     Commit = 2,
 }
 
+/// A counter family with one label: name, help, label name, and (label value, counter) pairs.
+type LabelledFamily<'a> = (&'a str, &'a str, &'a str, [(&'a str, &'a AtomicU64); 2]);
+
 const COMMIT_PHASE_NAMES: [&str; 3] = ["produce", "send_offsets", "commit"];
 
 /// Adds one to a counter.
 pub fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Adds `n` to a counter.
+pub fn add(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -92,7 +114,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 10] = [
             (
                 "records_processed_total",
                 "Input records consumed.",
@@ -128,6 +150,21 @@ impl Metrics {
                 "Partition states rebuilt from the counts topic.",
                 &self.partitions_restored,
             ),
+            (
+                "records_clamped_total",
+                "Posts dated ahead of their ingest time, counted at their ingest time.",
+                &self.records_clamped,
+            ),
+            (
+                "posts_over_tag_limit_total",
+                "Posts that had hashtags past the per-post limit.",
+                &self.posts_over_tag_limit,
+            ),
+            (
+                "dead_letters_truncated_total",
+                "Dead letters written truncated because the copy would not fit a record.",
+                &self.dead_letters_truncated,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP trends_aggregator_{name} {help}");
@@ -137,6 +174,37 @@ impl Metrics {
                 "trends_aggregator_{name} {}",
                 value.load(Ordering::Relaxed)
             );
+        }
+        let labelled: [LabelledFamily<'_>; 2] = [
+            (
+                "tags_dropped_total",
+                "Hashtag occurrences not counted, by reason.",
+                "reason",
+                [
+                    ("too_long", &self.tags_too_long),
+                    ("over_limit", &self.tags_over_limit),
+                ],
+            ),
+            (
+                "records_refused_total",
+                "Records the Kafka client refused for their content, dropped, by topic.",
+                "topic",
+                [
+                    ("counts", &self.counts_records_refused),
+                    ("dlq", &self.dead_letters_refused),
+                ],
+            ),
+        ];
+        for (name, help, label, values) in labelled {
+            let _ = writeln!(out, "# HELP trends_aggregator_{name} {help}");
+            let _ = writeln!(out, "# TYPE trends_aggregator_{name} counter");
+            for (value_name, value) in values {
+                let _ = writeln!(
+                    out,
+                    "trends_aggregator_{name}{{{label}=\"{value_name}\"}} {}",
+                    value.load(Ordering::Relaxed)
+                );
+            }
         }
         let seconds = self.restore_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(
@@ -263,6 +331,14 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.lines().filter(|l| l.starts_with("# TYPE")).count() >= 11);
+        assert!(
+            text.contains("trends_aggregator_tags_dropped_total{reason=\"too_long\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trends_aggregator_records_refused_total{topic=\"dlq\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.lines().filter(|l| l.starts_with("# TYPE")).count() >= 16);
     }
 }

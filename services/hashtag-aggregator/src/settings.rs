@@ -9,7 +9,8 @@
 //! | `aggregator.session_timeout_ms` | `10000` | consumer group session timeout |
 //! | `aggregator.static_membership` | `false` | join with `group.instance.id = instance_id`: a restart within the session timeout gets its partitions back without a rebalance |
 //! | `aggregator.allowed_lateness_secs` | `86400` | a post older than the partition's watermark minus this counts in `all` only (and in the late-records metric) |
-//! | `aggregator.max_future_skew_secs` | `300` | a post whose `created_at` is further ahead of this machine's clock goes to the DLQ (`future_timestamp`) |
+//! | `aggregator.max_future_skew_secs` | `300` | a post whose `created_at` is further ahead of its record's Kafka timestamp (its ingest time) goes to the DLQ (`future_timestamp`); one less far ahead counts at its ingest time |
+//! | `aggregator.max_tags_per_post` | `30` | a post counts for at most this many distinct tags, the first ones; the hashtags after them are counted in `trends_aggregator_tags_dropped_total{reason="over_limit"}` |
 //! | `aggregator.metrics_addr` | `0.0.0.0:9100` | where `GET /metrics` (Prometheus text) is served |
 //!
 //! plus the shared `kafka`, `topics`, `log` and `windows` sections.
@@ -43,8 +44,13 @@ pub struct AggregatorSettings {
     pub static_membership: bool,
     pub allowed_lateness_secs: i64,
     pub max_future_skew_secs: i64,
+    pub max_tags_per_post: usize,
     pub metrics_addr: String,
 }
+
+/// The largest `aggregator.max_tags_per_post`: a post's work stays bounded by
+/// [`trends_core::tags::MAX_OCCURRENCES_EXAMINED`] occurrences anyway.
+pub const MAX_TAGS_PER_POST: usize = 1000;
 
 const DEFAULTS: &str = r#"
 [aggregator]
@@ -55,6 +61,7 @@ session_timeout_ms = 10000
 static_membership = false
 allowed_lateness_secs = 86400
 max_future_skew_secs = 300
+max_tags_per_post = 30
 metrics_addr = "0.0.0.0:9100"
 "#;
 
@@ -95,6 +102,11 @@ impl Settings {
             return Err(ConfigError(
                 "aggregator.allowed_lateness_secs must not be negative".into(),
             ));
+        }
+        if !(1..=MAX_TAGS_PER_POST).contains(&a.max_tags_per_post) {
+            return Err(ConfigError(format!(
+                "aggregator.max_tags_per_post must be within 1..={MAX_TAGS_PER_POST}"
+            )));
         }
         if a.max_future_skew_secs < 0 {
             return Err(ConfigError(
@@ -162,6 +174,7 @@ mod tests {
         let s = load(&[]).expect("defaults");
         assert_eq!(s.aggregator.group_id, "hashtag-aggregator");
         assert_eq!(s.topics.counts, "hashtag-counts");
+        assert_eq!(s.aggregator.max_tags_per_post, 30);
     }
 
     #[test]
@@ -193,6 +206,16 @@ mod tests {
                 "TRENDS__AGGREGATOR__STATIC_MEMBERSHIP",
                 "maybe",
                 "aggregator.static_membership",
+            ),
+            (
+                "TRENDS__AGGREGATOR__MAX_TAGS_PER_POST",
+                "0",
+                "aggregator.max_tags_per_post",
+            ),
+            (
+                "TRENDS__AGGREGATOR__MAX_TAGS_PER_POST",
+                "1001",
+                "aggregator.max_tags_per_post",
             ),
         ] {
             let err = load(&[(key, value)]).expect_err(key);

@@ -212,11 +212,12 @@ impl Engine {
                 .aggregator
                 .allowed_lateness_secs
                 .saturating_mul(1000);
-            let counter = {
+            let restored = {
                 let _armed = self.watchdog.arm("restore partition", RESTORE_LIMIT);
                 restore_partition(&self.settings, partition)?
-            }
-            .with_allowed_lateness(lateness);
+            };
+            let counter = restored.counter.with_allowed_lateness(lateness);
+            add(&self.metrics.counts_records_skipped, restored.skipped);
             self.metrics.restored(started.elapsed());
             self.counters.insert(partition, counter);
         }

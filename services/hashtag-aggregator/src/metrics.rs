@@ -19,6 +19,7 @@
 //! | `trends_aggregator_posts_over_tag_limit_total` | counter | posts that had hashtags past the limit |
 //! | `trends_aggregator_dead_letters_truncated_total` | counter | dead letters written truncated (`dlq.truncated=true`) because the copy would not fit a record |
 //! | `trends_aggregator_records_refused_total` | counter, per `topic` (`counts`, `dlq`) | records the Kafka client refused for their content (size, format): dropped and logged, never retried |
+//! | `trends_aggregator_counts_records_skipped_total` | counter | counts-topic records a restore skipped because they do not decode (logged with their offset) |
 //! | `trends_aggregator_assigned_partitions` | gauge | input partitions this instance owns |
 //! | `trends_aggregator_consumer_lag_records` | gauge, per `partition` | high watermark minus position |
 //!
@@ -47,6 +48,7 @@ pub struct Metrics {
     pub dead_letters_truncated: AtomicU64,
     pub counts_records_refused: AtomicU64,
     pub dead_letters_refused: AtomicU64,
+    pub counts_records_skipped: AtomicU64,
     restore_micros: AtomicU64,
     /// Micros spent per commit phase, in [`CommitPhase`] order.
     commit_phase_micros: [AtomicU64; 3],
@@ -114,7 +116,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "records_processed_total",
                 "Input records consumed.",
@@ -164,6 +166,11 @@ impl Metrics {
                 "dead_letters_truncated_total",
                 "Dead letters written truncated because the copy would not fit a record.",
                 &self.dead_letters_truncated,
+            ),
+            (
+                "counts_records_skipped_total",
+                "Counts-topic records a restore skipped because they do not decode.",
+                &self.counts_records_skipped,
             ),
         ];
         for (name, help, value) in counters {

@@ -1,4 +1,8 @@
 //! Rebuilding one partition's counting state from the counts topic.
+//!
+//! The counts topic is read like any input: a record that does not decode (see
+//! [`CountsRecord::decode`]: garbage, or values the aggregator never writes) is logged with its
+//! offset, counted, and skipped; it never stops the restore.
 
 use std::time::{Duration, Instant};
 
@@ -12,9 +16,17 @@ use trends_core::counts_record::CountsRecord;
 
 use crate::settings::Settings;
 
+/// A restored partition.
+#[derive(Debug)]
+pub struct Restored {
+    pub counter: PartitionCounter,
+    /// Records skipped because they did not decode.
+    pub skipped: u64,
+}
+
 /// Reads partition `partition` of the counts topic from the beginning up to its end with
 /// `read_committed` and returns the counter it describes.
-pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<PartitionCounter> {
+pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<Restored> {
     let started = Instant::now();
     let mut counter = PartitionCounter::new(partition, settings.layout());
     let consumer: BaseConsumer<ReaderContext> =
@@ -27,6 +39,7 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
     let topic = settings.topics.counts.as_str();
     let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
     let mut records = 0u64;
+    let mut skipped = 0u64;
     if high > low {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
@@ -39,7 +52,8 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
                     match record {
                         Ok(record) => counter.restore(record),
                         Err(e) => {
-                            tracing::warn!(partition, offset = message.offset(), error = %e, "skipping malformed counts record")
+                            skipped += 1;
+                            tracing::warn!(partition, offset = message.offset(), error = %e, "skipping malformed counts record");
                         }
                     }
                     records += 1;
@@ -65,9 +79,10 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
     tracing::info!(
         partition,
         records,
+        skipped,
         entries = counter.entries(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "restored partition state"
     );
-    Ok(counter)
+    Ok(Restored { counter, skipped })
 }

@@ -551,6 +551,28 @@ async fn garbage_in_the_counts_topic_is_skipped_by_the_api_and_by_a_restore() {
     stack
         .ordinary_batch_counted("a restore through garbage")
         .await;
+    // One more post, to partition 0 for sure, so that its restore has happened.
+    let json = json!({"id": "p0", "text": "#rust", "created_at": rfc3339(now_ms())}).to_string();
+    stack
+        .producer
+        .send(
+            FutureRecord::to(&stack.topics.tweets)
+                .partition(0)
+                .key("p0")
+                .payload(&json),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce");
+    stack.truth.count(&["rust".to_string()]);
+    stack.wait_all("a post on partition 0").await;
+    let metrics = stack.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "trends_aggregator_counts_records_skipped_total"),
+        Some(poison.len() as f64),
+        "the restore skipped exactly the garbage"
+    );
     let body: Value = get_json(
         &stack.client,
         &format!("{}/api/v1/trends?window=all&limit=100", stack.base),

@@ -31,6 +31,10 @@ pub struct TopicSettings {
     pub counts: String,
     /// Dead letters: records the aggregator could not use, with the reason in headers.
     pub dlq: String,
+    /// Where `tweet-producer` keeps each source's resume position (compacted, one partition),
+    /// written in the same transaction as the posts it covers. Shared so that one environment
+    /// file serves every service.
+    pub source_offsets: String,
     /// Partitions of the raw-posts topic when a service creates it. The counts topic always gets
     /// the same number, since it is co-partitioned with the input.
     pub partitions: i32,
@@ -80,6 +84,7 @@ replication_factor = 1
 tweets = "tweets"
 counts = "hashtag-counts"
 dlq = "tweets-dlq"
+source_offsets = "tweet-producer-offsets"
 partitions = 12
 
 [log]

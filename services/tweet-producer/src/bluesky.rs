@@ -14,10 +14,18 @@
 //!
 //! Resume: every event carries `time_us`, Jetstream's cursor. Within a run, a reconnect passes
 //! `cursor = <last time_us seen> − rewind_secs`, and the dedup drops the repeats. Across
-//! restarts, the last position Kafka acknowledged is read from `source.bluesky.cursor_file`
-//! (see [`crate::cursor`]) and the stream resumes just after it (`cursor = stored + 1`): the
-//! dedup is empty after a restart, so that resume does not rewind. Without a cursor file, a
-//! start is live.
+//! restarts, the position committed with the last transaction is read from the offsets topic
+//! ([`crate::offsets`]): the stream resumes *at* its cursor (Jetstream replays `time_us ≥
+//! cursor`) and the pipeline drops the posts it lists as already published at that `time_us`
+//! ([`crate::position`]), so two events sharing a `time_us` are neither lost nor repeated.
+//! Without a committed position (the first start) the stream starts live.
+//!
+//! Size: a frame over `source.max_post_bytes` is skipped and counted
+//! (`trends_producer_events_oversized_total`) after only its `time_us` is read (serde with that
+//! one field, no value tree), and the position moves past it; otherwise it would fail its
+//! transaction, and the restart would meet it again. The WebSocket itself refuses messages over
+//! [`MAX_MESSAGE_BYTES`] (16 MiB, far above any post; one connection, so the memory is
+//! bounded); such a message ends the connection.
 //!
 //! Failures: a refused or failed connection, a dropped one, or [`IDLE_TIMEOUT`] without a
 //! frame leads to a reconnect after an exponential back-off with jitter (`backon`), reset once
@@ -35,6 +43,7 @@ use trends_core::EpochMillis;
 use trends_core::post::{RawPost, parse_rfc3339_millis};
 
 use crate::metrics::inc;
+use crate::position::Mark;
 use crate::settings::SourceSettings;
 use crate::source::{SourceContext, SourceEvent, SourcePost};
 
@@ -47,29 +56,35 @@ pub const TAG_FEATURE: &str = "app.bsky.richtext.facet#tag";
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a connection attempt (TCP, TLS, WebSocket handshake) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Frames larger than this are refused (posts are a few KiB).
-pub const MAX_MESSAGE_BYTES: usize = 2 << 20;
+/// The WebSocket's hard limit on a message (and frame): far above the post limit
+/// (`source.max_post_bytes`, ≤ 1 MB), so that a big frame is skipped with its position rather
+/// than ending the connection (which a reconnect would meet again).
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// What the source is configured with.
 #[derive(Debug, Clone)]
 pub struct BlueskyConfig {
     /// `wss://host[:port]` (or `ws://` for tests), no path.
     pub host: String,
-    /// Where to resume at start (`cursor` of the first connection), from the cursor file.
+    /// Where to resume at start (`cursor` of the first connection, inclusive), from the
+    /// committed position.
     pub start: Option<i64>,
     pub rewind_us: i64,
+    /// Frames longer than this are skipped (`source.max_post_bytes`).
+    pub max_frame_bytes: usize,
     pub min_delay: Duration,
     pub max_delay: Duration,
 }
 
 impl BlueskyConfig {
-    /// From settings; `stored` is the position read from the cursor file.
-    pub fn from_settings(source: &SourceSettings, stored: Option<i64>) -> BlueskyConfig {
+    /// From settings; `cursor` is the committed position's cursor (resumed inclusively).
+    pub fn from_settings(source: &SourceSettings, cursor: Option<i64>) -> BlueskyConfig {
         let rewind = i64::try_from(source.bluesky.rewind_secs).unwrap_or(i64::MAX / 1_000_000);
         BlueskyConfig {
             host: source.bluesky.host.trim().trim_end_matches('/').to_owned(),
-            start: stored.map(|c| c.saturating_add(1)),
+            start: cursor,
             rewind_us: rewind.saturating_mul(1_000_000),
+            max_frame_bytes: source.max_post_bytes,
             min_delay: Duration::from_millis(source.reconnect.min_ms),
             max_delay: Duration::from_millis(source.reconnect.max_ms),
         }
@@ -196,8 +211,21 @@ pub fn map_event(frame: &str) -> Result<Mapped, String> {
         post,
         event_time,
         payload: None,
-        position: Some(time_us),
+        position: Some(Mark::TimeUs(time_us)),
     })))
+}
+
+/// Only the cursor of an event.
+#[derive(Debug, Deserialize)]
+struct TimeOnly {
+    time_us: i64,
+}
+
+/// The `time_us` of a frame, reading nothing else into memory (for frames too large to map).
+pub fn frame_time_us(frame: &str) -> Result<i64, String> {
+    serde_json::from_str::<TimeOnly>(frame)
+        .map(|event| event.time_us)
+        .map_err(|e| format!("not an event: {e}"))
 }
 
 /// How a connection ended.
@@ -247,7 +275,7 @@ pub async fn run(config: &BlueskyConfig, ctx: &SourceContext) -> anyhow::Result<
             Ok(Err(e)) => tracing::warn!(url, error = %e, "cannot connect to Jetstream"),
             Ok(Ok((ws, _response))) => {
                 tracing::info!(url, "connected to Jetstream");
-                match read(ws, ctx, &mut last_seen, &mut malformed).await {
+                match read(ws, config, ctx, &mut last_seen, &mut malformed).await {
                     Ended::Stop => return Ok(malformed),
                     Ended::Dropped { delivered } => {
                         tracing::warn!(url, "Jetstream connection dropped");
@@ -273,6 +301,7 @@ pub async fn run(config: &BlueskyConfig, ctx: &SourceContext) -> anyhow::Result<
 /// Reads frames until the connection ends or the source must stop.
 async fn read<S>(
     mut ws: tokio_tungstenite::WebSocketStream<S>,
+    config: &BlueskyConfig,
     ctx: &SourceContext,
     last_seen: &mut Option<i64>,
     malformed: &mut u64,
@@ -316,14 +345,35 @@ where
             // Pings are answered by tungstenite itself.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
+        if text.len() > config.max_frame_bytes {
+            match frame_time_us(text.as_str()) {
+                Ok(time_us) => {
+                    inc(&ctx.metrics.oversized);
+                    tracing::warn!(
+                        time_us,
+                        bytes = text.len(),
+                        limit = config.max_frame_bytes,
+                        "skipping a Jetstream frame over the size limit (source.max_post_bytes)"
+                    );
+                    *last_seen = Some(time_us);
+                    if !ctx.emit(SourceEvent::Position(Mark::TimeUs(time_us))).await {
+                        return Ended::Stop;
+                    }
+                }
+                Err(reason) => skip_malformed(ctx, malformed, &reason),
+            }
+            continue;
+        }
         let event = match map_event(text.as_str()) {
             Ok(Mapped::Post(post)) => {
-                *last_seen = post.position;
+                if let Some(Mark::TimeUs(time_us)) = post.position {
+                    *last_seen = Some(time_us);
+                }
                 SourceEvent::Post(post)
             }
             Ok(Mapped::Other { time_us }) => {
                 *last_seen = Some(time_us);
-                SourceEvent::Position(time_us)
+                SourceEvent::Position(Mark::TimeUs(time_us))
             }
             Err(reason) => {
                 skip_malformed(ctx, malformed, &reason);
@@ -354,7 +404,7 @@ mod tests {
         let Ok(Mapped::Post(post)) = map_event(POST) else {
             panic!("a post");
         };
-        assert_eq!(post.position, Some(1_725_911_162_329_308));
+        assert_eq!(post.position, Some(Mark::TimeUs(1_725_911_162_329_308)));
         assert_eq!(post.event_time, 1_725_911_162_102);
         assert_eq!(post.payload, None);
         assert_eq!(
@@ -436,6 +486,19 @@ mod tests {
             r#"{"did":"did:plc:a","time_us":9223372036854775807,"kind":"commit","commit":{"rev":"r","operation":"create","collection":"app.bsky.feed.post","rkey":"k","record":{"text":"x","createdAt":"bad"}}}"#,
         ] {
             assert!(map_event(frame).is_err(), "{frame}");
+        }
+    }
+
+    #[test]
+    fn an_oversized_frame_yields_its_time_us_without_mapping() {
+        let text = "x".repeat(3 << 20);
+        let frame = format!(
+            r#"{{"did":"did:plc:a","time_us":1725911162329308,"kind":"commit","commit":{{"rev":"r","operation":"create","collection":"app.bsky.feed.post","rkey":"k","record":{{"text":"{text}","createdAt":"2024-09-09T19:46:02.102Z","nested":{{"a":[1,2,{{"b":null}}]}}}}}}}}"#
+        );
+        assert_eq!(frame_time_us(&frame), Ok(1_725_911_162_329_308));
+        assert_eq!(frame_time_us(POST), Ok(1_725_911_162_329_308));
+        for bad in ["", "{", r#"{"time_us":"soon"}"#, r#"{"did":"x"}"#, "[]"] {
+            assert!(frame_time_us(bad).is_err(), "{bad}");
         }
     }
 

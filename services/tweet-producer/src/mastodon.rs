@@ -28,7 +28,13 @@
 //! a connection delivered something. A 400, 401, 403, 404 or 410 will not get better by
 //! retrying (a bad token, a missing scope, a wrong URL or tag): the source stops with an error
 //! naming the status, never the token. An event that is not valid (bad JSON, a status without
-//! id, an event over [`MAX_EVENT_BYTES`]) is skipped and counted as malformed.
+//! id, an event over [`MAX_EVENT_BYTES`]) is skipped and counted as malformed; a status
+//! whose record is over `source.max_post_bytes` is skipped and counted as oversized by the
+//! pipeline.
+//!
+//! No resume position: Mastodon's streaming API cannot be resumed, so after a restart the
+//! stream starts live. Statuses posted while the producer was down are missed; none is
+//! published twice (what the killed run had not committed is discarded by Kafka).
 
 use std::time::Duration;
 

@@ -8,10 +8,12 @@
 //! | metric | type | meaning |
 //! |---|---|---|
 //! | `trends_producer_events_received_total` | counter | posts a source produced (before dedup and filters) |
-//! | `trends_producer_events_published_total` | counter | posts the broker acknowledged |
+//! | `trends_producer_events_published_total` | counter | posts committed to Kafka (in a committed transaction) |
 //! | `trends_producer_events_filtered_total` | counter, per `reason` (`keyword`, `language`) | posts dropped by a filter |
 //! | `trends_producer_events_duplicate_total` | counter | re-delivered posts dropped by the dedup |
-//! | `trends_producer_events_malformed_total` | counter | input the source could not use (bad frames, bad lines) |
+//! | `trends_producer_events_malformed_total` | counter | input the source could not use (bad frames, bad lines, lines over the size limit) |
+//! | `trends_producer_events_oversized_total` | counter | posts (or Jetstream frames) over `source.max_post_bytes`, skipped |
+//! | `trends_producer_transactions_committed_total` | counter | transactions committed (posts and position together) |
 //! | `trends_producer_reconnects_total` | counter | connection attempts of a live source after the first |
 //!
 //! Counters are plain atomics: the source and publisher tasks increment, the HTTP task reads.
@@ -26,13 +28,14 @@ use crate::publisher::Stats;
 #[derive(Debug)]
 pub struct Metrics {
     source: &'static str,
-    /// The publisher's counters: `published` is its acknowledged count.
+    /// The publisher's counters: `published` is its committed count.
     stats: Arc<Stats>,
     pub received: AtomicU64,
     pub filtered_keyword: AtomicU64,
     pub filtered_language: AtomicU64,
     pub duplicates: AtomicU64,
     pub malformed: AtomicU64,
+    pub oversized: AtomicU64,
     pub reconnects: AtomicU64,
 }
 
@@ -57,11 +60,12 @@ impl Metrics {
             filtered_language: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
+            oversized: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
         }
     }
 
-    /// The publisher's counters (`published`: acknowledged posts).
+    /// The publisher's counters (`published`: committed posts).
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -70,7 +74,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let source = self.source;
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 5] = [
+        let counters: [(&str, &str, &AtomicU64); 7] = [
             (
                 "events_received_total",
                 "Posts a source produced, before dedup and filters.",
@@ -78,8 +82,13 @@ impl Metrics {
             ),
             (
                 "events_published_total",
-                "Posts the broker acknowledged.",
+                "Posts committed to Kafka.",
                 &self.stats.published,
+            ),
+            (
+                "transactions_committed_total",
+                "Transactions committed: posts and the source position together.",
+                &self.stats.transactions,
             ),
             (
                 "events_duplicate_total",
@@ -90,6 +99,11 @@ impl Metrics {
                 "events_malformed_total",
                 "Input the source could not use.",
                 &self.malformed,
+            ),
+            (
+                "events_oversized_total",
+                "Posts or frames over source.max_post_bytes, skipped.",
+                &self.oversized,
             ),
             (
                 "reconnects_total",
@@ -166,6 +180,7 @@ mod tests {
         inc(&metrics.received);
         inc(&metrics.filtered_language);
         inc(&metrics.reconnects);
+        inc(&metrics.oversized);
         let text = metrics.render();
         for line in [
             "trends_producer_events_received_total{source=\"bluesky\"} 2\n",
@@ -173,6 +188,8 @@ mod tests {
             "trends_producer_events_duplicate_total{source=\"bluesky\"} 0\n",
             "trends_producer_events_malformed_total{source=\"bluesky\"} 0\n",
             "trends_producer_reconnects_total{source=\"bluesky\"} 1\n",
+            "trends_producer_events_oversized_total{source=\"bluesky\"} 1\n",
+            "trends_producer_transactions_committed_total{source=\"bluesky\"} 0\n",
             "trends_producer_events_filtered_total{source=\"bluesky\",reason=\"keyword\"} 0\n",
             "trends_producer_events_filtered_total{source=\"bluesky\",reason=\"language\"} 1\n",
             "# TYPE trends_producer_events_filtered_total counter\n",

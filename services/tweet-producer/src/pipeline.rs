@@ -1,13 +1,23 @@
-//! The publisher side of the source channel: dedup, filters, publish, resume positions.
+//! The publisher side of the source channel: resume filter, dedup, filters, size limit,
+//! publish, and one transaction per commit interval holding the posts and the position.
 //!
-//! Why one place: every source gets the same dedup ([`Dedup`]), the same filters ([`Filters`]),
-//! the same counters and the same rule for resume positions: a position is stored only when
-//! Kafka acknowledged every post up to it ([`CursorTracker`]), at most once per
-//! [`CURSOR_INTERVAL`], and once more after the final flush.
+//! Why one place: every source gets the same dedup ([`Dedup`]), the same filters
+//! ([`Filters`]), the same limit on a record's size, the same counters and the same rule for
+//! positions ([`Tracker`]): an event moves the position once it is handled (its post queued in
+//! the open transaction, or dropped for a reason that holds on a replay), and every
+//! [`PipelineOptions::commit_interval`] (or [`PipelineOptions::commit_max_posts`] posts,
+//! whichever comes first) one transaction commits the posts sent since the last commit
+//! together with the position reached. So the committed position always covers exactly the
+//! committed posts.
 //!
 //! The channel from the source is bounded and this loop takes from it only after
-//! [`Publisher::send`] returned, which waits while too many records are unacknowledged: a slow
+//! [`Publisher::send`] returned, which waits while too many records are undelivered: a slow
 //! broker therefore stops this loop, which fills the channel, which stops the source.
+//!
+//! Oversized posts: a post whose record (key + value) is over `source.max_post_bytes` (or what
+//! the topic accepts) is skipped, counted (`trends_producer_events_oversized_total`) and logged
+//! with its id and size, and the position moves past it. Sending it would fail the
+//! transaction, and the restart would meet it again: a crash loop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,144 +26,219 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cursor::{CursorStore, CursorTracker};
 use crate::dedup::Dedup;
 use crate::filter::{Drop, Filters};
 use crate::metrics::{Metrics, inc};
-use crate::publisher::Publisher;
+use crate::position::{Mark, Position, ResumeFilter, Tracker};
+use crate::publisher::{Publisher, Sent};
 use crate::source::{SourceEvent, SourcePost};
 
-/// How often, at most, the resume position is written.
-pub const CURSOR_INTERVAL: Duration = Duration::from_secs(1);
+/// How a pipeline commits and what it accepts.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Commit at least this often while posts or a new position are pending.
+    pub commit_interval: Duration,
+    /// Commit as soon as a transaction holds this many posts.
+    pub commit_max_posts: u64,
+    /// The largest record (key + value) sent; larger posts are skipped and counted.
+    pub max_record_bytes: usize,
+    /// The offsets topic and this source's key in it.
+    pub offsets_topic: String,
+    pub source_key: String,
+}
 
-/// Dedup, filters and resume positions between a source and the publisher.
+/// Resume filter, dedup, filters and positions between a source and the publisher.
 #[derive(Debug)]
 pub struct Pipeline {
     dedup: Dedup,
     filters: Filters,
     metrics: Arc<Metrics>,
-    cursor: Option<CursorStore>,
-    tracker: CursorTracker,
-    stored: Option<i64>,
+    tracker: Tracker,
+    resume: Option<ResumeFilter>,
+    options: PipelineOptions,
+    /// The last position committed.
+    committed: Option<Position>,
 }
 
 impl Pipeline {
+    /// `start`: the position loaded from the offsets topic (the source resumes from it).
     pub fn new(
         dedup: Dedup,
         filters: Filters,
         metrics: Arc<Metrics>,
-        cursor: Option<CursorStore>,
+        start: Option<Position>,
+        options: PipelineOptions,
     ) -> Pipeline {
         Pipeline {
             dedup,
             filters,
             metrics,
-            cursor,
-            tracker: CursorTracker::default(),
-            stored: None,
+            resume: ResumeFilter::new(start.as_ref()),
+            committed: start.clone(),
+            tracker: Tracker::new(start),
+            options,
         }
     }
 
     /// Publishes what the source sends until the channel closes (the source ended) or
-    /// `shutdown`. Fails on a failed delivery or an unwritable cursor file.
+    /// `shutdown`, committing every interval, then commits what is left. Fails on any
+    /// transaction error; the caller then aborts and exits.
     pub async fn run(
         &mut self,
         rx: &mut mpsc::Receiver<SourceEvent>,
         publisher: &mut Publisher,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let mut tick = tokio::time::interval(CURSOR_INTERVAL);
+        let mut tick = tokio::time::interval(self.options.commit_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let persist = self.cursor.is_some();
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                // Failures surface while idle too, not only at the next send.
+                () = shutdown.cancelled() => break,
+                // Failures surface while idle too, not only at the next commit.
                 Some(report) = publisher.next_delivery() => report?,
-                _ = tick.tick(), if persist => self.checkpoint(publisher.acked_prefix()).await?,
+                _ = tick.tick() => self.commit(publisher).await?,
                 event = rx.recv() => match event {
-                    None => return Ok(()),
-                    Some(SourceEvent::Position(position)) => {
-                        self.tracker.push(publisher.sent(), position);
-                    }
+                    None => break,
+                    Some(SourceEvent::Position(mark)) => self.tracker.observe(mark, None),
                     Some(SourceEvent::Post(post)) => {
-                        if !self.publish(post, publisher, shutdown).await? {
-                            return Ok(());
+                        if !self.publish(*post, publisher, shutdown).await? {
+                            break;
+                        }
+                        if publisher.pending_posts() >= self.options.commit_max_posts {
+                            self.commit(publisher).await?;
+                            tick.reset();
                         }
                     }
                 },
             }
         }
+        self.commit(publisher).await
     }
 
-    /// Dedups, filters and sends one post; `false` if shutdown interrupted the send.
+    /// Resume filter, dedup, filters, size check, send; `false` if shutdown interrupted the
+    /// send (the post was not sent, and the position did not move past it).
     async fn publish(
         &mut self,
-        post: Box<SourcePost>,
+        post: SourcePost,
         publisher: &mut Publisher,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<bool> {
-        let post = *post;
-        let keep = if !self.dedup.first_time(&post.post.id) {
+        let id = post.post.id.as_str();
+        let repeated = match (&mut self.resume, post.position) {
+            (Some(resume), Some(mark)) => resume.already_published(mark, id),
+            _ => false,
+        };
+        if repeated || !self.dedup.first_time(id) {
             inc(&self.metrics.duplicates);
-            false
-        } else {
-            match self
-                .filters
-                .check(&post.post.text, post.post.lang.as_deref())
-            {
-                Ok(()) => true,
-                Err(Drop::Keyword) => {
-                    inc(&self.metrics.filtered_keyword);
-                    false
-                }
-                Err(Drop::Language) => {
-                    inc(&self.metrics.filtered_language);
-                    false
-                }
-            }
-        };
-        if !keep {
-            if let Some(position) = post.position {
-                self.tracker.push(publisher.sent(), position);
-            }
-            return Ok(true);
+            return Ok(self.handled(post.position, None));
         }
-        let payload = match post.payload {
-            Some(bytes) => bytes,
-            None => serde_json::to_vec(&post.post).context("cannot serialize a post")?,
+        match self
+            .filters
+            .check(&post.post.text, post.post.lang.as_deref())
+        {
+            Ok(()) => {}
+            Err(Drop::Keyword) => {
+                inc(&self.metrics.filtered_keyword);
+                return Ok(self.handled(post.position, None));
+            }
+            Err(Drop::Language) => {
+                inc(&self.metrics.filtered_language);
+                return Ok(self.handled(post.position, None));
+            }
+        }
+        let payload = match &post.payload {
+            Some(bytes) => std::borrow::Cow::Borrowed(bytes.as_slice()),
+            None => std::borrow::Cow::Owned(
+                serde_json::to_vec(&post.post).context("cannot serialize a post")?,
+            ),
         };
-        let seq = tokio::select! {
+        let size = id.len() + payload.len();
+        if size > self.options.max_record_bytes {
+            inc(&self.metrics.oversized);
+            tracing::warn!(
+                id = shorten(id),
+                bytes = size,
+                limit = self.options.max_record_bytes,
+                "skipping a post over the size limit (source.max_post_bytes)"
+            );
+            return Ok(self.handled(post.position, None));
+        }
+        let sent = tokio::select! {
             () = shutdown.cancelled() => return Ok(false),
-            sent = publisher.send(&post.post.id, &payload, post.event_time) => sent?,
+            sent = publisher.send(id, &payload) => sent?,
         };
-        if let Some(position) = post.position {
-            self.tracker.push(seq, position);
+        match sent {
+            Sent::Queued => Ok(self.handled(post.position, Some(id))),
+            Sent::Refused(code) => {
+                if matches!(
+                    code,
+                    rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge
+                        | rdkafka::types::RDKafkaErrorCode::InvalidMessageSize
+                ) {
+                    inc(&self.metrics.oversized);
+                } else {
+                    inc(&self.metrics.malformed);
+                }
+                tracing::warn!(
+                    id = shorten(id),
+                    bytes = size,
+                    error = %code,
+                    "skipping a post Kafka refuses"
+                );
+                Ok(self.handled(post.position, None))
+            }
         }
-        Ok(true)
     }
 
-    /// Stores the latest durable position if it changed (`acked`: the publisher's
-    /// acknowledged prefix).
-    pub async fn checkpoint(&mut self, acked: u64) -> anyhow::Result<()> {
-        let Some(store) = self.cursor.clone() else {
-            return Ok(());
-        };
-        let Some(durable) = self.tracker.advance(acked) else {
-            return Ok(());
-        };
-        if self.stored == Some(durable) {
-            return Ok(());
+    /// Moves the position past an event; `published`: its post is in the open transaction.
+    fn handled(&mut self, mark: Option<Mark>, published: Option<&str>) -> bool {
+        if let Some(mark) = mark {
+            self.tracker.observe(mark, published);
         }
-        tokio::task::spawn_blocking(move || store.store(durable))
-            .await
-            .context("the cursor writer panicked")??;
-        self.stored = Some(durable);
+        true
+    }
+
+    /// Commits the open transaction with the position reached, if anything changed.
+    pub async fn commit(&mut self, publisher: &mut Publisher) -> anyhow::Result<()> {
+        let position = self.tracker.take_changed();
+        let value = position.as_ref().map(Position::encode);
+        let record = value
+            .as_deref()
+            .map(|value| (self.options.source_key.as_str(), value));
+        publisher
+            .commit(record, &self.options.offsets_topic)
+            .await?;
+        if position.is_some() {
+            self.committed = position;
+        }
         Ok(())
     }
 
-    /// The last position written.
-    pub fn stored(&self) -> Option<i64> {
-        self.stored
+    /// The last position committed (or loaded at start).
+    pub fn committed(&self) -> Option<&Position> {
+        self.committed.as_ref()
+    }
+}
+
+/// At most 200 bytes of an id for a log line (ids come from the network).
+fn shorten(id: &str) -> &str {
+    let mut end = id.len().min(200);
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &id[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_in_logs_are_cut_on_a_character_boundary() {
+        assert_eq!(shorten("bsky:a/b"), "bsky:a/b");
+        let long = "é".repeat(150);
+        let cut = shorten(&long);
+        assert!(cut.len() <= 200 && long.starts_with(cut));
+        assert_eq!(cut.chars().count(), 100);
     }
 }

@@ -13,10 +13,10 @@
 //! | `source.keywords` | `""` | comma-separated; when set, only posts whose text contains one of them (any of, case-insensitive) are published |
 //! | `source.languages` | `""` | comma-separated language codes; when set, only posts in one of them (`en` also takes `en-US`) are published; posts without a language are dropped |
 //! | `source.dedup_capacity` | `100000` | how many recent post ids are remembered to drop re-delivered posts (a bounded horizon; 0 disables) |
+//! | `source.max_post_bytes` | `524288` | the largest post record (key + value) published, 1024 to 991,808 (`MESSAGE_MAX_BYTES` − 8 KiB); a larger post, Jetstream frame or file line is skipped and counted |
 //! | `source.reconnect.min_ms` | `500` | first reconnect delay of `bluesky` and `mastodon`; doubles per failed attempt, with jitter (`x` follows X's documented policy, `source.x.backoff`) |
 //! | `source.reconnect.max_ms` | `30000` | longest reconnect delay |
 //! | `source.bluesky.host` | `wss://jetstream2.us-east.bsky.network` | the Jetstream instance (`wss://` or `ws://`, no path) |
-//! | `source.bluesky.cursor_file` | `""` | where the resume cursor (`time_us` of the last post Kafka acknowledged) is kept; empty = start live at every start |
 //! | `source.bluesky.rewind_secs` | `3` | on a reconnect within a run, resume this far before the last event seen (repeats are dropped by the dedup) |
 //! | `source.mastodon.base_url` | `https://mastodon.social` | the Mastodon server the token belongs to (`https://` or `http://`, no path); its host is part of every post id |
 //! | `source.mastodon.streaming_url` | `""` | where the streaming API is served; empty = discovered from the server's `GET /api/v2/instance` (`configuration.urls.streaming`), else `base_url` |
@@ -31,6 +31,9 @@
 //! | `source.x.backoff.http_min_ms` / `http_max_ms` | `5000` / `320000` | after an HTTP error, wait 5 s, doubling per attempt, at most 320 s |
 //! | `source.x.backoff.rate_limit_min_ms` / `rate_limit_max_ms` | `60000` / `900000` | after a 429, wait until `x-rate-limit-reset`, or else 1 min doubling per attempt; at most 15 min either way |
 //! | `producer.metrics_addr` | `0.0.0.0:9101` | where `GET /metrics` (Prometheus text) is served |
+//! | `producer.transactional_id` | `""` | the producer's `transactional.id`; empty = `tweet-producer-<source key>` (see [`crate::offsets::source_key`]), stable per source and topic. A restart with the same id fences its predecessor; two producers with the same id fence each other |
+//! | `producer.commit_interval_ms` | `500` | how often a transaction commits the posts sent since the last one and the source position, 10–60,000 |
+//! | `producer.commit_max_posts` | `10000` | a transaction commits as soon as it holds this many posts, 1–1,000,000 |
 //! | `source.synthetic.rate` | `50.0` | posts per second, a finite number ≥ 0; `0` means as fast as the broker takes them |
 //! | `source.synthetic.seed` | `42` | seed of the generator: the same seed gives the same posts (except `created_at`, which is the time of generation) |
 //! | `source.synthetic.vocabulary` | `400` | number of distinct hashtags, 1–1,000,000; the vocabulary depends only on this number, not on the seed |
@@ -41,9 +44,15 @@
 //! | `source.file.pace` | `fast` | `fast`: publish as fast as possible; `original`: wait between posts as long as their `created_at` differ, at most 5 s per gap |
 //!
 //! plus the shared sections: `kafka.bootstrap_servers`, `kafka.replication_factor`,
-//! `topics.tweets` (the topic written to, default `tweets`), `topics.partitions` (partitions
-//! when the producer creates the topic, default 12), `log.format`, `log.filter`. `topics.counts`,
-//! `topics.dlq` and `windows.*` are accepted (the sections are shared) but not used.
+//! `topics.tweets` (the topic written to, default `tweets`), `topics.source_offsets` (the
+//! compacted topic of resume positions, default `tweet-producer-offsets`), `topics.partitions`
+//! (partitions when the producer creates `tweets`, default 12), `log.format`, `log.filter`.
+//! `topics.counts`, `topics.dlq` and `windows.*` are accepted (the sections are shared) but not
+//! used.
+//!
+//! `source.bluesky.cursor_file` was removed: positions are kept in `topics.source_offsets`,
+//! written in the same transaction as the posts. Setting it stops the service at start with a
+//! message saying so.
 
 use std::collections::HashMap;
 
@@ -74,6 +83,10 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct ProducerSettings {
     pub metrics_addr: String,
+    /// Empty: derived from the source ([`Settings::transactional_id`]).
+    pub transactional_id: String,
+    pub commit_interval_ms: u64,
+    pub commit_max_posts: u64,
 }
 
 /// `[source]`: where posts come from.
@@ -87,6 +100,8 @@ pub struct SourceSettings {
     /// Comma-separated language codes; empty = no language filter.
     pub languages: String,
     pub dedup_capacity: usize,
+    /// The largest post record (key + value) published.
+    pub max_post_bytes: usize,
     pub reconnect: ReconnectSettings,
     pub synthetic: SyntheticSettings,
     pub file: FileSettings,
@@ -168,7 +183,6 @@ pub struct ReconnectSettings {
 #[serde(deny_unknown_fields)]
 pub struct BlueskySettings {
     pub host: String,
-    pub cursor_file: String,
     pub rewind_secs: u64,
 }
 
@@ -299,10 +313,22 @@ impl TryFrom<String> for Pace {
 /// The largest vocabulary accepted (the generator keeps it in memory).
 pub const MAX_VOCABULARY: usize = 1_000_000;
 
+/// The smallest `source.max_post_bytes` accepted.
+pub const MIN_POST_BYTES: usize = 1024;
+/// The largest `source.max_post_bytes` accepted: the client's record limit less room for the
+/// record's framing.
+pub const MAX_POST_BYTES: usize = trends_common::kafka::MESSAGE_MAX_BYTES - 8 * 1024;
+
+/// What a leftover `source.bluesky.cursor_file` is told.
+const CURSOR_FILE_REMOVED: &str = "source.bluesky.cursor_file (TRENDS__SOURCE__BLUESKY__CURSOR_FILE) was removed: the Bluesky resume position is now kept in the Kafka topic topics.source_offsets (default tweet-producer-offsets), committed in the same transaction as the posts, so no file or volume is needed; remove the setting";
+
 /// The producer's own defaults, appended to [`SHARED_DEFAULTS`].
 pub const DEFAULTS: &str = r#"
 [producer]
 metrics_addr = "0.0.0.0:9101"
+transactional_id = ""
+commit_interval_ms = 500
+commit_max_posts = 10000
 
 [source]
 kind = "synthetic"
@@ -310,6 +336,7 @@ buffer = 1024
 keywords = ""
 languages = ""
 dedup_capacity = 100000
+max_post_bytes = 524288
 
 [source.reconnect]
 min_ms = 500
@@ -317,7 +344,6 @@ max_ms = 30000
 
 [source.bluesky]
 host = "wss://jetstream2.us-east.bsky.network"
-cursor_file = ""
 rewind_secs = 3
 
 [source.mastodon]
@@ -371,7 +397,13 @@ impl Settings {
     /// token of the configured source (if it needs one) is read too, its variable looked up in
     /// `vars`, so a missing token stops the service at start like any bad setting.
     pub fn load_from(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
-        let mut settings: Settings = config::load_from(&defaults(), vars)?;
+        let mut settings: Settings = config::load_from(&defaults(), vars).map_err(|e| {
+            if e.0.contains("`cursor_file`") {
+                ConfigError(CURSOR_FILE_REMOVED.to_owned())
+            } else {
+                e
+            }
+        })?;
         settings.validate()?;
         settings.resolve_token(vars)?;
         Ok(settings)
@@ -414,6 +446,31 @@ impl Settings {
         }
         if self.topics.partitions < 1 {
             return bad("topics.partitions must be at least 1");
+        }
+        if self.topics.source_offsets.trim().is_empty() {
+            return bad("topics.source_offsets must not be empty");
+        }
+        if self.topics.source_offsets.trim() == self.topics.tweets.trim() {
+            return bad("topics.source_offsets must not be topics.tweets");
+        }
+        if !(MIN_POST_BYTES..=MAX_POST_BYTES).contains(&self.source.max_post_bytes) {
+            return Err(ConfigError(format!(
+                "source.max_post_bytes must be within {MIN_POST_BYTES}..={MAX_POST_BYTES}, got {}",
+                self.source.max_post_bytes
+            )));
+        }
+        let producer = &self.producer;
+        if !(10..=60_000).contains(&producer.commit_interval_ms) {
+            return Err(ConfigError(format!(
+                "producer.commit_interval_ms must be within 10..=60000, got {}",
+                producer.commit_interval_ms
+            )));
+        }
+        if !(1..=1_000_000).contains(&producer.commit_max_posts) {
+            return Err(ConfigError(format!(
+                "producer.commit_max_posts must be within 1..=1000000, got {}",
+                producer.commit_max_posts
+            )));
         }
         let synthetic = &self.source.synthetic;
         if !synthetic.rate.is_finite() || synthetic.rate < 0.0 {
@@ -514,6 +571,15 @@ impl Settings {
         Ok(())
     }
 
+    /// The producer's `transactional.id`: `producer.transactional_id`, or
+    /// `tweet-producer-<source key>` when that is empty.
+    pub fn transactional_id(&self) -> String {
+        match self.producer.transactional_id.trim() {
+            "" => format!("tweet-producer-{}", crate::offsets::source_key(self)),
+            id => id.to_owned(),
+        }
+    }
+
     /// `producer.metrics_addr` as a socket address.
     pub fn metrics_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
         self.producer.metrics_addr.parse().map_err(|e| {
@@ -591,7 +657,11 @@ mod tests {
             s.source.bluesky.host,
             "wss://jetstream2.us-east.bsky.network"
         );
-        assert_eq!(s.source.bluesky.cursor_file, "");
+        assert_eq!(s.source.max_post_bytes, 512 * 1024);
+        assert_eq!(s.topics.source_offsets, "tweet-producer-offsets");
+        assert_eq!(s.producer.commit_interval_ms, 500);
+        assert_eq!(s.producer.commit_max_posts, 10_000);
+        assert_eq!(s.transactional_id(), "tweet-producer-synthetic@tweets");
         assert_eq!(s.source.bluesky.rewind_secs, 3);
         assert_eq!(s.source.mastodon.base_url, "https://mastodon.social");
         assert_eq!(s.source.mastodon.streaming_url, "");
@@ -804,18 +874,49 @@ mod tests {
             ("TRENDS__SOURCE__KIND", "bluesky"),
             ("TRENDS__SOURCE__KEYWORDS", " Rust, kafka ,,"),
             ("TRENDS__SOURCE__LANGUAGES", "en,ja"),
-            ("TRENDS__SOURCE__BLUESKY__HOST", "ws://127.0.0.1:1234"),
-            (
-                "TRENDS__SOURCE__BLUESKY__CURSOR_FILE",
-                "/data/bluesky.cursor",
-            ),
+            ("TRENDS__SOURCE__BLUESKY__HOST", "ws://127.0.0.1:1234/"),
+            ("TRENDS__TOPICS__SOURCE_OFFSETS", "positions"),
         ])
         .expect("valid");
         assert_eq!(s.source.kind, SourceKind::Bluesky);
         assert_eq!(s.source.keyword_list(), ["Rust", "kafka"]);
         assert_eq!(s.source.language_list(), ["en", "ja"]);
-        assert_eq!(s.source.bluesky.host, "ws://127.0.0.1:1234");
-        assert_eq!(s.source.bluesky.cursor_file, "/data/bluesky.cursor");
+        assert_eq!(s.source.bluesky.host, "ws://127.0.0.1:1234/");
+        assert_eq!(s.topics.source_offsets, "positions");
+        assert_eq!(
+            crate::offsets::source_key(&s),
+            "bluesky:ws://127.0.0.1:1234@tweets"
+        );
+        assert_eq!(
+            s.transactional_id(),
+            "tweet-producer-bluesky:ws://127.0.0.1:1234@tweets"
+        );
+        let s = load(&[
+            ("TRENDS__SOURCE__KIND", "bluesky"),
+            ("TRENDS__PRODUCER__TRANSACTIONAL_ID", "producer-7"),
+        ])
+        .expect("valid");
+        assert_eq!(s.transactional_id(), "producer-7");
+    }
+
+    #[test]
+    fn a_leftover_cursor_file_says_what_replaced_it() {
+        let message = error_of(&[
+            ("TRENDS__SOURCE__KIND", "bluesky"),
+            (
+                "TRENDS__SOURCE__BLUESKY__CURSOR_FILE",
+                "/var/lib/tweet-producer/bluesky.cursor",
+            ),
+        ]);
+        assert!(message.contains("source.bluesky.cursor_file"), "{message}");
+        assert!(message.contains("topics.source_offsets"), "{message}");
+        assert!(message.contains("was removed"), "{message}");
+        // In a config file too.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("producer.toml");
+        std::fs::write(&file, "[source.bluesky]\ncursor_file = \"/tmp/c\"\n").expect("write");
+        let message = error_of(&[("TRENDS_CONFIG_FILE", file.to_str().expect("utf-8"))]);
+        assert!(message.contains("was removed"), "{message}");
     }
 
     #[test]
@@ -883,6 +984,30 @@ mod tests {
             ),
             (&[("TRENDS__TOPICS__PARTITIONS", "0")], "topics.partitions"),
             (&[("TRENDS__TOPICS__TWEETS", "")], "topics.tweets"),
+            (
+                &[("TRENDS__TOPICS__SOURCE_OFFSETS", " ")],
+                "topics.source_offsets",
+            ),
+            (
+                &[("TRENDS__TOPICS__SOURCE_OFFSETS", "tweets")],
+                "topics.source_offsets",
+            ),
+            (
+                &[("TRENDS__SOURCE__MAX_POST_BYTES", "1000000")],
+                "source.max_post_bytes",
+            ),
+            (
+                &[("TRENDS__SOURCE__MAX_POST_BYTES", "100")],
+                "source.max_post_bytes",
+            ),
+            (
+                &[("TRENDS__PRODUCER__COMMIT_INTERVAL_MS", "0")],
+                "producer.commit_interval_ms",
+            ),
+            (
+                &[("TRENDS__PRODUCER__COMMIT_MAX_POSTS", "0")],
+                "producer.commit_max_posts",
+            ),
             (
                 &[("TRENDS__KAFKA__BOOTSTRAP_SERVERS", "")],
                 "kafka.bootstrap_servers",

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio::io::BufReader;
+use tokio::io::{AsyncSeekExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +31,7 @@ use crate::generator::{Generator, GeneratorConfig};
 use crate::mastodon::{self, MastodonConfig};
 use crate::metrics::{Metrics, inc};
 use crate::pacing::{Schedule, replay_gap};
+use crate::position::{Mark, Position};
 use crate::settings::{FileSettings, Pace, Settings, SourceKind, SyntheticSettings};
 use crate::x::{self, XConfig};
 use crate::{MAX_REPLAY_GAP, now_ms};
@@ -42,22 +43,23 @@ const UNPACED_BATCH: u64 = 512;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceEvent {
     Post(Box<SourcePost>),
-    /// A resume position with nothing to publish (an event of the stream that is not a new
-    /// post): it becomes durable once everything before it is acknowledged.
-    Position(i64),
+    /// An event of the stream with nothing to publish (not a new post, an oversized frame, a
+    /// bad line): only the resume position moves past it.
+    Position(Mark),
 }
 
 /// One post in the raw post contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePost {
     pub post: RawPost,
-    /// `created_at` in epoch milliseconds: the Kafka record timestamp.
+    /// `created_at` in epoch milliseconds (paces a replayed file; the record carries no
+    /// timestamp of its own: Kafka stamps it).
     pub event_time: EpochMillis,
     /// Bytes to publish as they are (a replayed file keeps fields the contract does not know);
     /// `None`: `post` is serialized.
     pub payload: Option<Vec<u8>>,
-    /// The source's resume position after this post (live sources), if any.
-    pub position: Option<i64>,
+    /// Where this post is in its stream (`bluesky`, `file`), for the resume position.
+    pub position: Option<Mark>,
 }
 
 /// What a running source is given: the channel, the metrics, the shutdown token.
@@ -99,21 +101,46 @@ impl SourceContext {
 #[derive(Debug, Clone)]
 pub enum Source {
     Synthetic(SyntheticSettings),
-    File(FileSettings),
+    File(FileConfig),
     Bluesky(BlueskyConfig),
     Mastodon(Box<MastodonConfig>),
     X(Box<XConfig>),
 }
 
 impl Source {
-    /// The source `settings.source.kind` names; `start` is the resume position loaded from
-    /// durable storage (live sources).
-    pub fn from_settings(settings: &Settings, start: Option<i64>) -> anyhow::Result<Source> {
+    /// The source `settings.source.kind` names; `start` is the resume position read from the
+    /// offsets topic (`bluesky`, `file`). A position of another kind than the source's is an
+    /// error.
+    pub fn from_settings(settings: &Settings, start: Option<&Position>) -> anyhow::Result<Source> {
         let source = &settings.source;
+        let mismatch = || {
+            anyhow::anyhow!(
+                "the stored position {start:?} is not one of a {} source",
+                source.kind.name()
+            )
+        };
         Ok(match source.kind {
             SourceKind::Synthetic => Source::Synthetic(source.synthetic.clone()),
-            SourceKind::File => Source::File(source.file.clone()),
-            SourceKind::Bluesky => Source::Bluesky(BlueskyConfig::from_settings(source, start)),
+            SourceKind::File => {
+                let start = match start {
+                    None => None,
+                    Some(Position::File { offset, line }) => Some((*offset, *line)),
+                    Some(_) => return Err(mismatch()),
+                };
+                Source::File(FileConfig {
+                    settings: source.file.clone(),
+                    max_line_bytes: source.max_post_bytes,
+                    start,
+                })
+            }
+            SourceKind::Bluesky => {
+                let cursor = match start {
+                    None => None,
+                    Some(Position::Jetstream { cursor, .. }) => Some(*cursor),
+                    Some(_) => return Err(mismatch()),
+                };
+                Source::Bluesky(BlueskyConfig::from_settings(source, cursor))
+            }
             SourceKind::Mastodon => {
                 Source::Mastodon(Box::new(MastodonConfig::from_settings(source)?))
             }
@@ -126,7 +153,7 @@ impl Source {
     pub async fn run(self, ctx: SourceContext) -> anyhow::Result<u64> {
         match self {
             Source::Synthetic(settings) => run_synthetic(&settings, &ctx).await,
-            Source::File(settings) => run_file(&settings, &ctx).await,
+            Source::File(config) => run_file(&config, &ctx).await,
             Source::Bluesky(config) => bluesky::run(&config, &ctx).await,
             Source::Mastodon(config) => mastodon::run(&config, &ctx).await,
             Source::X(config) => x::run(&config, &ctx).await,
@@ -180,14 +207,51 @@ async fn run_synthetic(settings: &SyntheticSettings, ctx: &SourceContext) -> any
     Ok(0)
 }
 
-/// The file source: every valid line until EOF or shutdown; bad lines are skipped, logged
-/// with their number and counted as malformed.
-async fn run_file(settings: &FileSettings, ctx: &SourceContext) -> anyhow::Result<u64> {
+/// A file source: its settings, the line limit, and where to resume (byte offset, line number).
+#[derive(Debug, Clone)]
+pub struct FileConfig {
+    pub settings: FileSettings,
+    pub max_line_bytes: usize,
+    pub start: Option<(u64, u64)>,
+}
+
+/// The file source: every valid line until EOF or shutdown, from the resume position if there
+/// is one; bad lines (and lines over the limit) are skipped, logged with their number and
+/// counted as malformed. Every line moves the position, so a restart re-reads none of them.
+async fn run_file(config: &FileConfig, ctx: &SourceContext) -> anyhow::Result<u64> {
+    let settings = &config.settings;
     let path = settings.path.as_str();
-    let file = tokio::fs::File::open(path)
+    let mut file = tokio::fs::File::open(path)
         .await
         .with_context(|| format!("cannot open {path:?} (source.file.path)"))?;
-    let mut lines = JsonLines::new(BufReader::with_capacity(256 * 1024, file));
+    let (offset, line) = config.start.unwrap_or((0, 1));
+    if offset > 0 {
+        let length = file
+            .metadata()
+            .await
+            .with_context(|| format!("cannot read {path:?} (source.file.path)"))?
+            .len();
+        if length < offset {
+            anyhow::bail!(
+                "{path:?} has {length} bytes, fewer than the position committed for it (byte {offset}, line {line}): the file was replaced or truncated; replay it under another path, or reset its position in the offsets topic"
+            );
+        }
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .with_context(|| format!("cannot seek in {path:?} (source.file.path)"))?;
+        tracing::info!(
+            path,
+            offset,
+            line,
+            "resuming the file where the last run committed"
+        );
+    }
+    let mut lines = JsonLines::resuming(
+        BufReader::with_capacity(256 * 1024, file),
+        config.max_line_bytes,
+        offset,
+        line,
+    );
     let mut previous: Option<EpochMillis> = None;
     let mut skipped = 0u64;
     while !ctx.shutdown.is_cancelled() {
@@ -195,19 +259,46 @@ async fn run_file(settings: &FileSettings, ctx: &SourceContext) -> anyhow::Resul
             .next_line()
             .await
             .with_context(|| format!("cannot read {path:?} (source.file.path)"))?;
+        let Some(line) = line else {
+            tracing::info!(path, skipped, "end of file");
+            break;
+        };
+        let mark = Mark::FileLine {
+            next_offset: lines.offset(),
+            number: line.number(),
+        };
         let (bytes, parsed) = match line {
-            None => {
-                tracing::info!(path, skipped, "end of file");
-                break;
+            Line::Blank { .. } => {
+                if !ctx.emit(SourceEvent::Position(mark)).await {
+                    break;
+                }
+                continue;
             }
-            Some(Line::Blank { .. }) => continue,
-            Some(Line::Bad { number, error }) => {
+            Line::Bad { number, error } => {
                 skipped += 1;
                 inc(&ctx.metrics.malformed);
                 tracing::warn!(path, line = number, error = %error, "skipping a line that is not a valid post");
+                if !ctx.emit(SourceEvent::Position(mark)).await {
+                    break;
+                }
                 continue;
             }
-            Some(Line::Post { bytes, parsed, .. }) => (bytes, parsed),
+            Line::TooLong { number, length } => {
+                skipped += 1;
+                inc(&ctx.metrics.malformed);
+                tracing::warn!(
+                    path,
+                    line = number,
+                    bytes = length,
+                    limit = config.max_line_bytes,
+                    "skipping a line over the size limit (source.max_post_bytes)"
+                );
+                if !ctx.emit(SourceEvent::Position(mark)).await {
+                    break;
+                }
+                continue;
+            }
+            Line::Post { bytes, parsed, .. } => (bytes, parsed),
         };
         if settings.pace == Pace::Original {
             let gap = replay_gap(previous, parsed.event_time, MAX_REPLAY_GAP);
@@ -223,7 +314,7 @@ async fn run_file(settings: &FileSettings, ctx: &SourceContext) -> anyhow::Resul
             post: parsed.post,
             event_time: parsed.event_time,
             payload: Some(bytes),
-            position: None,
+            position: Some(mark),
         }));
         if !ctx.emit(event).await {
             break;

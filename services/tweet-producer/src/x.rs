@@ -15,7 +15,12 @@
 //! 20 s as keep-alive. Mapping ([`map_line`], pure): id `x:<id>`, `text`, `created_at`, `lang`,
 //! `author_id`, `source` = `x`, `hashtags` = `data.entities.hashtags[].tag`. A line with only
 //! `errors` (e.g. an operational disconnect notice) is logged; a line that is not a valid post
-//! is skipped and counted as malformed.
+//! is skipped and counted as malformed (a line over [`MAX_LINE_BYTES`] too; a post whose
+//! record is over `source.max_post_bytes` is skipped and counted as oversized by the pipeline).
+//!
+//! No resume position: the stream cannot be resumed without recovery features not every plan
+//! has, so after a restart it starts live. Posts made while the producer was down are missed;
+//! none is published twice (what the killed run had not committed is discarded by Kafka).
 //!
 //! Reconnects follow X's documented policy ([`Backoff`]), not the shared one: an established
 //! connection that drops is reconnected at once; then network errors (refused, reset,

@@ -1,8 +1,8 @@
 //! The `bluesky` source against a local fake Jetstream (a real WebSocket server on a loopback
 //! port, serving frames shaped like Jetstream's documented events) and a real Kafka broker
 //! (from `test_kafka`): what reaches the topic is exactly the expected set of posts, through a
-//! dropped connection, a restart from the cursor file, malformed frames and refused
-//! connections.
+//! dropped connection, a restart from the position committed in the offsets topic (including
+//! two posts sharing a `time_us`), malformed and oversized frames, and refused connections.
 
 // The handshake callback's error type (an HTTP response) is tungstenite's, not ours.
 #![allow(clippy::result_large_err)]
@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use common::{ids, read_posts, settings, start, wait_until};
+use common::{ids, read_committed, read_posts, settings, start, wait_until};
 use futures_util::{SinkExt, StreamExt};
 use test_kafka::{KafkaBroker, unique_name};
 use tokio::net::TcpListener;
@@ -61,6 +61,17 @@ fn like_frame(i: i64) -> (i64, Message) {
     )
 }
 
+/// A post commit event with its own `time_us`, id `bsky:did:plc:author<i % 3>/3l3qo2vuowo<i>`,
+/// and a text of `text_bytes` letters.
+fn post_frame_at(i: i64, time_us: i64, text_bytes: usize) -> (i64, Message) {
+    let text = "x".repeat(text_bytes);
+    let frame = format!(
+        r#"{{"did":"did:plc:author{a}","time_us":{time_us},"kind":"commit","commit":{{"rev":"3l3qo2vutsw{i:02}","operation":"create","collection":"app.bsky.feed.post","rkey":"3l3qo2vuowo{i:02}","record":{{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:02.{i:03}Z","langs":["en"],"text":"post {i} {text} #Rust"}},"cid":"bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"}}}}"#,
+        a = i % 3
+    );
+    (time_us, Message::text(frame))
+}
+
 /// What the fake server does with one connection.
 #[derive(Debug, Clone, Copy)]
 enum Plan {
@@ -69,6 +80,8 @@ enum Plan {
     /// Serve the events from the cursor on; after `limit` frames drop the TCP connection
     /// without a close frame, else keep it open.
     Serve { limit: Option<usize> },
+    /// Serve `frames` frames from the cursor on, then keep the connection open, silent.
+    Hold { frames: usize },
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +90,11 @@ struct Seen {
     cursors: Vec<Option<i64>>,
     /// Frames written to clients.
     served: usize,
+    /// What the next connections get (see [`FakeJetstream::replace`]).
+    frames: Vec<(i64, Message)>,
+    plans: Vec<Plan>,
+    /// Connections accepted since the last replacement.
+    connections: usize,
 }
 
 /// A fake Jetstream on a loopback port. Frames without a time (malformed ones) carry the time
@@ -90,14 +108,20 @@ impl FakeJetstream {
     async fn start(frames: Vec<(i64, Message)>, plans: Vec<Plan>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("ws://{}", listener.local_addr()?);
-        let seen = Arc::new(Mutex::new(Seen::default()));
+        let seen = Arc::new(Mutex::new(Seen {
+            frames,
+            plans,
+            ..Seen::default()
+        }));
         let state = Arc::clone(&seen);
         tokio::spawn(async move {
-            let mut connection = 0usize;
             while let Ok((tcp, _)) = listener.accept().await {
-                let plan = plans[connection.min(plans.len() - 1)];
-                connection += 1;
-                let frames = frames.clone();
+                let (plan, frames) = {
+                    let mut seen = state.lock().unwrap_or_else(|p| p.into_inner());
+                    let plan = seen.plans[seen.connections.min(seen.plans.len() - 1)];
+                    seen.connections += 1;
+                    (plan, seen.frames.clone())
+                };
                 let state = Arc::clone(&state);
                 tokio::spawn(async move {
                     let cursor = Arc::new(Mutex::new(None));
@@ -131,9 +155,10 @@ impl FakeJetstream {
                         return;
                     };
                     let from = *cursor.lock().unwrap_or_else(|p| p.into_inner());
-                    let limit = match plan {
-                        Plan::Serve { limit } => limit,
-                        Plan::Refuse => Some(0),
+                    let (limit, hold) = match plan {
+                        Plan::Serve { limit } => (limit, None),
+                        Plan::Hold { frames } => (None, Some(frames)),
+                        Plan::Refuse => (Some(0), None),
                     };
                     let mut sent = 0usize;
                     for (time_us, frame) in frames {
@@ -142,6 +167,9 @@ impl FakeJetstream {
                         }
                         if limit.is_some_and(|l| sent >= l) {
                             return; // dropped without a close frame
+                        }
+                        if hold.is_some_and(|h| sent >= h) {
+                            break;
                         }
                         if ws.send(frame).await.is_err() {
                             return;
@@ -160,6 +188,17 @@ impl FakeJetstream {
         Ok(FakeJetstream { url, seen })
     }
 
+    /// The same server (address, so the same source key) serving other frames and plans from
+    /// its next connection on, as a Jetstream that went on while the producer was stopped;
+    /// what it saw is forgotten.
+    fn replace(&self, frames: Vec<(i64, Message)>, plans: Vec<Plan>) {
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Seen {
+            frames,
+            plans,
+            ..Seen::default()
+        };
+    }
+
     fn cursors(&self) -> Vec<Option<i64>> {
         self.seen
             .lock()
@@ -173,35 +212,54 @@ impl FakeJetstream {
     }
 }
 
-/// Settings of a producer reading the fake Jetstream at `host`.
+/// Settings of a producer reading the fake Jetstream at `host`, keeping its position in
+/// `offsets` (a topic of the test's own, so that other tests' producers never touch it).
 fn bluesky_settings(
     bootstrap: &str,
     topic: &str,
     host: &str,
-    cursor_file: &str,
+    offsets: &str,
+    extra: &[(&str, &str)],
 ) -> anyhow::Result<Settings> {
-    settings(&[
+    let mut pairs = vec![
         ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bootstrap),
         ("TRENDS__TOPICS__TWEETS", topic),
+        ("TRENDS__TOPICS__SOURCE_OFFSETS", offsets),
         ("TRENDS__PRODUCER__METRICS_ADDR", "127.0.0.1:0"),
+        ("TRENDS__PRODUCER__COMMIT_INTERVAL_MS", "100"),
         ("TRENDS__SOURCE__KIND", "bluesky"),
         ("TRENDS__SOURCE__BLUESKY__HOST", host),
-        ("TRENDS__SOURCE__BLUESKY__CURSOR_FILE", cursor_file),
         ("TRENDS__SOURCE__BLUESKY__REWIND_SECS", "3"),
         ("TRENDS__SOURCE__RECONNECT__MIN_MS", "1"),
         ("TRENDS__SOURCE__RECONNECT__MAX_MS", "20"),
-    ])
+    ];
+    pairs.extend_from_slice(extra);
+    settings(&pairs)
+}
+
+/// The committed value of the offsets record `key`, as JSON (`None`: no record).
+fn stored_position(
+    bootstrap: &str,
+    offsets: &str,
+    key: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let last = read_committed(bootstrap, offsets)?
+        .into_iter()
+        .rev()
+        .find(|r| r.key.as_deref() == Some(key.as_bytes()));
+    match last.and_then(|r| r.payload) {
+        None => Ok(None),
+        Some(value) => Ok(Some(serde_json::from_slice(&value)?)),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_connection_and_a_restart_resume_from_the_cursor_without_gap_or_duplicate()
+async fn a_dropped_connection_and_a_restart_resume_from_the_committed_position_without_gap_or_duplicate()
 -> anyhow::Result<()> {
     let broker = KafkaBroker::shared();
     let bootstrap = broker.bootstrap_servers().to_owned();
     let topic = unique_name("tweets-bluesky");
-    let dir = tempfile::tempdir()?;
-    let cursor_file = dir.path().join("bluesky.cursor");
-    let cursor_path = cursor_file.display().to_string();
+    let offsets = unique_name("offsets-bluesky");
 
     // Posts 1–10 with a like and an identity event among them; two malformed frames at the end
     // (they carry the time of the event before them).
@@ -227,7 +285,7 @@ async fn a_dropped_connection_and_a_restart_resume_from_the_cursor_without_gap_o
     )
     .await?;
     let running = start(
-        bluesky_settings(&bootstrap, &topic, &server.url, &cursor_path)?,
+        bluesky_settings(&bootstrap, &topic, &server.url, &offsets, &[])?,
         "bluesky",
     );
     let total_frames = 6 + frames.len(); // everything is re-served: the rewind covers it all
@@ -249,17 +307,18 @@ async fn a_dropped_connection_and_a_restart_resume_from_the_cursor_without_gap_o
     );
     let cursors = server.cursors();
     assert_eq!(cursors.len(), 2);
-    assert_eq!(cursors[0], None, "no cursor file yet: a live start");
+    assert_eq!(cursors[0], None, "no position yet: a live start");
     let fifth = post_frame(5).0;
     assert_eq!(
         cursors[1],
         Some(fifth - 3_000_000),
         "last seen, rewound 3 s"
     );
+    let key = format!("bluesky:{}@{topic}", server.url);
     assert_eq!(
-        std::fs::read_to_string(&cursor_file)?.trim(),
-        last_time.to_string(),
-        "the cursor file holds the last event, all acknowledged"
+        stored_position(&bootstrap, &offsets, &key)?,
+        Some(serde_json::json!({"kind": "jetstream", "cursor": last_time, "skip": []})),
+        "the committed position is the last event, which published nothing"
     );
 
     let posts = read_posts(&bootstrap, &topic)?;
@@ -283,13 +342,14 @@ async fn a_dropped_connection_and_a_restart_resume_from_the_cursor_without_gap_o
         Some(vec!["Rust".to_owned(), "jetstream7".to_owned()])
     );
 
-    // A restart with the same cursor file resumes just after it: posts 11 and 12 only.
+    // A restart reads the committed position and resumes at it: posts 41 and 42 only. The
+    // same fake address, so the same source key (the first fake is still listening).
     let mut more = frames.clone();
     more.push(post_frame(41));
     more.push(post_frame(42));
-    let server = FakeJetstream::start(more, vec![Plan::Serve { limit: None }]).await?;
+    server.replace(more, vec![Plan::Serve { limit: None }]);
     let running = start(
-        bluesky_settings(&bootstrap, &topic, &server.url, &cursor_path)?,
+        bluesky_settings(&bootstrap, &topic, &server.url, &offsets, &[])?,
         "bluesky",
     );
     wait_until("posts 41 and 42 published", || {
@@ -298,7 +358,11 @@ async fn a_dropped_connection_and_a_restart_resume_from_the_cursor_without_gap_o
     .await?;
     let metrics = Arc::clone(&running.metrics);
     running.stop().await?;
-    assert_eq!(server.cursors(), [Some(last_time + 1)]);
+    assert_eq!(
+        server.cursors(),
+        [Some(last_time)],
+        "Jetstream's cursor is inclusive"
+    );
     assert_eq!(get(&metrics.duplicates), 0);
     let posts = read_posts(&bootstrap, &topic)?;
     let mut expected = expected;
@@ -331,8 +395,9 @@ async fn refused_connections_back_off_and_reconnect() -> anyhow::Result<()> {
         vec![Plan::Refuse, Plan::Refuse, Plan::Serve { limit: None }],
     )
     .await?;
+    let offsets = unique_name("offsets-bluesky-refused");
     let running = start(
-        bluesky_settings(&bootstrap, &topic, &server.url, "")?,
+        bluesky_settings(&bootstrap, &topic, &server.url, &offsets, &[])?,
         "bluesky",
     );
     wait_until("3 posts published", || {
@@ -353,12 +418,145 @@ async fn refused_connections_back_off_and_reconnect() -> anyhow::Result<()> {
     let closed = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}", closed.local_addr()?);
     drop(closed);
-    let running = start(bluesky_settings(&bootstrap, &topic, &url, "")?, "bluesky");
+    let running = start(
+        bluesky_settings(&bootstrap, &topic, &url, &offsets, &[])?,
+        "bluesky",
+    );
     wait_until("3 reconnect attempts", || {
         get(&running.metrics.reconnects) >= 3
     })
     .await?;
     let summary = running.stop().await?;
     assert_eq!(summary.published, 0);
+    Ok(())
+}
+
+/// Two posts share a `time_us`, and the producer stops (committing) between them: the restart
+/// resumes at that `time_us` (Jetstream's cursor is inclusive), drops the one already
+/// published and publishes the other. Neither is lost nor repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_between_two_posts_of_one_time_us_loses_and_repeats_neither() -> anyhow::Result<()>
+{
+    let broker = KafkaBroker::shared();
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let topic = unique_name("tweets-bluesky-same-time");
+    let offsets = unique_name("offsets-bluesky-same-time");
+    let shared = T0 + 3_000;
+    let frames = vec![
+        post_frame_at(1, T0 + 1_000, 10),
+        post_frame_at(2, T0 + 2_000, 10),
+        post_frame_at(3, shared, 10),
+        post_frame_at(4, shared, 10),
+        post_frame_at(5, T0 + 4_000, 10),
+    ];
+    // The first run gets posts 1–3, then silence.
+    let server = FakeJetstream::start(frames.clone(), vec![Plan::Hold { frames: 3 }]).await?;
+    let running = start(
+        bluesky_settings(&bootstrap, &topic, &server.url, &offsets, &[])?,
+        "bluesky",
+    );
+    wait_until("posts 1–3 committed", || {
+        get(&running.metrics.stats().published) == 3
+    })
+    .await?;
+    running.stop().await?;
+    let key = format!("bluesky:{}@{topic}", server.url);
+    assert_eq!(
+        stored_position(&bootstrap, &offsets, &key)?,
+        Some(serde_json::json!({
+            "kind": "jetstream",
+            "cursor": shared,
+            "skip": [post_id(3)],
+        })),
+    );
+
+    server.replace(frames, vec![Plan::Serve { limit: None }]);
+    let running = start(
+        bluesky_settings(&bootstrap, &topic, &server.url, &offsets, &[])?,
+        "bluesky",
+    );
+    wait_until("posts 4 and 5 committed", || {
+        get(&running.metrics.stats().published) == 2
+    })
+    .await?;
+    let metrics = Arc::clone(&running.metrics);
+    running.stop().await?;
+    assert_eq!(server.cursors(), [Some(shared)]);
+    assert_eq!(
+        get(&metrics.received),
+        3,
+        "posts 3, 4, 5 from the cursor on"
+    );
+    assert_eq!(get(&metrics.duplicates), 1, "post 3, published before");
+    let mut expected: Vec<String> = (1..=5).map(post_id).collect();
+    expected.sort();
+    assert_eq!(ids(&read_posts(&bootstrap, &topic)?), expected);
+    Ok(())
+}
+
+/// A frame over `source.max_post_bytes` is skipped and counted, and the position moves past
+/// it: the restart does not meet it again (before: a failed publish, and a crash loop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_is_skipped_counted_and_never_met_again() -> anyhow::Result<()> {
+    let broker = KafkaBroker::shared();
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let topic = unique_name("tweets-bluesky-oversized");
+    let offsets = unique_name("offsets-bluesky-oversized");
+    common::logs(); // capture from here on
+    let limit = 4096;
+    let (big_time, big) = post_frame_at(2, T0 + 2_000, 3 * 1024 * 1024);
+    let mut frames = vec![
+        post_frame_at(1, T0 + 1_000, 10),
+        (big_time, big),
+        post_frame_at(3, T0 + 3_000, 10),
+    ];
+    let server = FakeJetstream::start(frames.clone(), vec![Plan::Serve { limit: None }]).await?;
+    let extra = [("TRENDS__SOURCE__MAX_POST_BYTES", "4096")];
+    let running = start(
+        bluesky_settings(&bootstrap, &topic, &server.url, &offsets, &extra)?,
+        "bluesky",
+    );
+    wait_until("posts 1 and 3 committed", || {
+        get(&running.metrics.stats().published) == 2
+    })
+    .await?;
+    let metrics = Arc::clone(&running.metrics);
+    running.stop().await?;
+    assert_eq!(get(&metrics.oversized), 1);
+    assert_eq!(get(&metrics.malformed), 0);
+    assert_eq!(
+        get(&metrics.reconnects),
+        0,
+        "the big frame did not end the connection"
+    );
+    assert!(
+        common::logs()
+            .text()
+            .contains("skipping a Jetstream frame over the size limit"),
+        "logged"
+    );
+
+    frames.push(post_frame_at(4, T0 + 4_000, limit));
+    server.replace(frames, vec![Plan::Serve { limit: None }]);
+    let running = start(
+        bluesky_settings(&bootstrap, &topic, &server.url, &offsets, &extra)?,
+        "bluesky",
+    );
+    wait_until("the restart handled post 4", || {
+        get(&running.metrics.oversized) == 1
+    })
+    .await?;
+    let metrics = Arc::clone(&running.metrics);
+    running.stop().await?;
+    assert_eq!(server.cursors(), [Some(T0 + 3_000)], "past the big frame");
+    assert_eq!(
+        get(&metrics.stats().published),
+        0,
+        "post 4's frame is over the limit too"
+    );
+    assert_eq!(get(&metrics.duplicates), 1, "post 3, published before");
+    let mut expected = vec![post_id(1), post_id(3)];
+    expected.sort();
+    assert_eq!(ids(&read_posts(&bootstrap, &topic)?), expected);
     Ok(())
 }

@@ -1,10 +1,14 @@
 //! The producer against a real Kafka broker (from `test_kafka`): what arrives in the topic is
-//! exactly what was meant to, keyed and timestamped by the contract, and a SIGTERM loses
-//! nothing that was acknowledged.
+//! exactly what was meant to, keyed by the contract and timestamped by the broker, a SIGTERM
+//! loses nothing that was sent, a `kill -9` of a file replay repeats nothing, and a post too
+//! large for the topic or the client is skipped and counted instead of stopping the service.
+
+mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use trends_common::kafka::partition_count;
 use trends_common::settings::KafkaSettings;
 use trends_core::post::parse_post;
+use tweet_producer::metrics::{Metrics, get};
+use tweet_producer::publisher::{Publisher, PublisherOptions, Sent, Stats};
 use tweet_producer::settings::Settings;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -27,7 +33,7 @@ struct Record {
     partition: i32,
     key: String,
     payload: Vec<u8>,
-    timestamp: Option<i64>,
+    timestamp: Timestamp,
 }
 
 fn kafka_settings(bootstrap: &str) -> KafkaSettings {
@@ -38,11 +44,14 @@ fn kafka_settings(bootstrap: &str) -> KafkaSettings {
     }
 }
 
-/// The environment that points the producer at the test broker and topic.
+/// The environment that points the producer at the test broker and topic (and an offsets
+/// topic of its own).
 fn base_env(bootstrap: &str, topic: &str) -> Vec<(String, String)> {
+    let offsets = format!("{topic}-offsets");
     [
         ("TRENDS__KAFKA__BOOTSTRAP_SERVERS", bootstrap),
         ("TRENDS__TOPICS__TWEETS", topic),
+        ("TRENDS__TOPICS__SOURCE_OFFSETS", offsets.as_str()),
         ("TRENDS__LOG__FORMAT", "json"),
         ("TRENDS__PRODUCER__METRICS_ADDR", "127.0.0.1:0"),
         ("TRENDS__LOG__FILTER", "info,librdkafka=warn,rdkafka=warn"),
@@ -65,13 +74,14 @@ fn wait_for_topic(bootstrap: &str, topic: &str) -> anyhow::Result<i32> {
     }
 }
 
-/// A consumer assigned to every partition of `topic` from the beginning.
+/// A consumer of committed records assigned to every partition of `topic` from the beginning.
 fn consumer_from_start(bootstrap: &str, topic: &str) -> anyhow::Result<(BaseConsumer, i32)> {
     let partitions = wait_for_topic(bootstrap, topic)?;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique_name("reader"))
         .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
         .create()?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions {
@@ -90,40 +100,28 @@ fn poll_record(consumer: &BaseConsumer) -> anyhow::Result<Option<Record>> {
         partition: message.partition(),
         key: String::from_utf8(message.key().context("record without key")?.to_vec())?,
         payload: message.payload().context("record without value")?.to_vec(),
-        timestamp: match message.timestamp() {
-            Timestamp::CreateTime(ms) => Some(ms),
-            _ => None,
-        },
+        timestamp: message.timestamp(),
     }))
 }
 
-/// Every record of `topic`: all partitions from the beginning up to their high watermarks, so
-/// the count is exact without waiting for "no more records". Returns the partition count too.
+/// Every committed record of `topic` (read with `read_committed` to the end of every
+/// partition). Returns the partition count too.
 fn read_all(bootstrap: &str, topic: &str) -> anyhow::Result<(Vec<Record>, i32)> {
-    let (consumer, partitions) = consumer_from_start(bootstrap, topic)?;
-    let mut total = 0;
-    for partition in 0..partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
-        total += high - low;
-    }
-    let total = usize::try_from(total)?;
-    let mut records = Vec::with_capacity(total);
-    let deadline = Instant::now() + TIMEOUT;
-    while records.len() < total {
-        ensure!(
-            Instant::now() < deadline,
-            "read {} of {total} records from {topic}",
-            records.len()
-        );
-        if let Some(record) = poll_record(&consumer)? {
-            records.push(record);
-        }
+    let partitions = wait_for_topic(bootstrap, topic)?;
+    let mut records = Vec::new();
+    for record in common::read_committed(bootstrap, topic)? {
+        records.push(Record {
+            partition: record.partition,
+            key: String::from_utf8(record.key.context("record without key")?)?,
+            payload: record.payload.context("record without value")?,
+            timestamp: record.timestamp,
+        });
     }
     Ok((records, partitions))
 }
 
-/// Checks every record against the contract: a valid post, key = id, Kafka timestamp =
-/// `created_at`, ids unique. Returns the ids.
+/// Checks every record against the contract: a valid post, key = id, the broker's timestamp
+/// (`LogAppendTime`: the producer sets none), ids unique. Returns the ids.
 fn check_contract(records: &[Record]) -> anyhow::Result<HashSet<String>> {
     let mut ids = HashSet::new();
     for record in records {
@@ -136,10 +134,10 @@ fn check_contract(records: &[Record]) -> anyhow::Result<HashSet<String>> {
             parsed.post.id
         );
         ensure!(
-            record.timestamp == Some(parsed.event_time),
-            "timestamp {:?} for created_at {}",
+            matches!(record.timestamp, Timestamp::LogAppendTime(t) if t > 0),
+            "timestamp {:?} for post {}",
             record.timestamp,
-            parsed.post.created_at
+            parsed.post.id
         );
         ensure!(
             ids.insert(parsed.post.id.clone()),
@@ -207,7 +205,8 @@ fn logged_published(log: &str) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn synthetic_posts_arrive_exactly_once_keyed_and_timestamped() -> anyhow::Result<()> {
+async fn synthetic_posts_arrive_exactly_once_keyed_and_stamped_by_the_broker() -> anyhow::Result<()>
+{
     let broker = KafkaBroker::shared();
     let topic = unique_name("tweets-synthetic");
     let mut env: HashMap<String, String> = base_env(broker.bootstrap_servers(), &topic)
@@ -225,8 +224,17 @@ async fn synthetic_posts_arrive_exactly_once_keyed_and_timestamped() -> anyhow::
     let (records, partitions) =
         tokio::task::spawn_blocking(move || read_all(&bootstrap, &topic)).await??;
     assert_eq!(partitions, 12, "topics.partitions default");
-    assert_eq!(records.len(), 2000);
     let ids = check_contract(&records)?;
+    let expected: HashSet<String> = (0..2000).map(|i| format!("syn-42-{i}")).collect();
+    let mut missing: Vec<_> = expected.difference(&ids).collect();
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "{} missing: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+    assert_eq!(records.len(), 2000);
     assert_eq!(
         ids,
         (0..2000)
@@ -378,35 +386,55 @@ fn a_bad_setting_exits_2_naming_the_key() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Text that lz4 cannot shrink much: `len` pseudo-random letters.
+fn incompressible(len: usize, seed: u64) -> String {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            char::from(b'a' + u8::try_from((x >> 33) % 26).unwrap_or(0))
+        })
+        .collect()
+}
+
+/// A topic someone created with a small `max.message.bytes` refuses larger records at the
+/// broker, which would fail the whole transaction, and the restart would meet the post again.
+/// The producer reads the topic's limit at start: a post over it is skipped and counted, the
+/// others are published, and the run ends cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_delivery_stops_the_service_with_an_error() -> anyhow::Result<()> {
+async fn a_post_the_topic_would_refuse_is_skipped_and_counted() -> anyhow::Result<()> {
     let broker = KafkaBroker::shared();
     let topic = unique_name("tweets-tiny");
-    // The broker refuses record batches over 1 KiB in this topic; the producer leaves an
-    // existing topic as it is.
     trends_common::kafka::ensure_topics(
         &kafka_settings(broker.bootstrap_servers()),
         &[trends_common::kafka::TopicSpec {
             name: &topic,
             partitions: 1,
-            config: vec![("max.message.bytes", "1024")],
+            config: vec![
+                ("max.message.bytes", "1024"),
+                ("message.timestamp.type", "LogAppendTime"),
+            ],
         }],
     )
     .await?;
-    // Text that lz4 cannot shrink below the limit.
-    let mut x: u64 = 1;
-    let text: String = (0..4_000)
-        .map(|_| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            char::from(b'a' + u8::try_from((x >> 33) % 26).unwrap_or(0))
-        })
-        .collect();
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("big.jsonl");
-    std::fs::write(
-        &path,
-        format!(r#"{{"id":"big","text":"{text}","created_at":"2026-11-22T10:00:00Z"}}"#),
-    )?;
+    let small: Vec<String> = (0..20)
+        .map(|i| {
+            format!(
+                r#"{{"id":"small-{i}","text":"{} #rust","created_at":"2026-11-22T10:00:00Z"}}"#,
+                incompressible(150, i)
+            )
+        })
+        .collect();
+    let big = format!(
+        r#"{{"id":"big","text":"{}","created_at":"2026-11-22T10:00:00Z"}}"#,
+        incompressible(4_000, 99)
+    );
+    let mut lines = small[..10].to_vec();
+    lines.push(big);
+    lines.extend_from_slice(&small[10..]);
+    std::fs::write(&path, lines.join("\n") + "\n")?;
     let mut env: HashMap<String, String> = base_env(broker.bootstrap_servers(), &topic)
         .into_iter()
         .collect();
@@ -416,13 +444,167 @@ async fn a_failed_delivery_stops_the_service_with_an_error() -> anyhow::Result<(
         path.display().to_string(),
     );
     let settings = Settings::load_from(&env)?;
+    let stats = Arc::new(Stats::default());
+    let metrics = Arc::new(Metrics::new("file", Arc::clone(&stats)));
 
-    let result = tokio::time::timeout(
+    let summary = tokio::time::timeout(
         TIMEOUT,
-        tweet_producer::run(settings, CancellationToken::new()),
+        tweet_producer::run_with_metrics(
+            settings,
+            CancellationToken::new(),
+            Arc::clone(&metrics),
+            stats,
+        ),
+    )
+    .await??;
+    assert_eq!(summary.published, 20);
+    assert_eq!(get(&metrics.oversized), 1);
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let (records, _) = tokio::task::spawn_blocking(move || read_all(&bootstrap, &topic)).await??;
+    let ids = check_contract(&records)?;
+    assert_eq!(
+        ids,
+        (0..20)
+            .map(|i| format!("small-{i}"))
+            .collect::<HashSet<_>>()
+    );
+    Ok(())
+}
+
+/// A record librdkafka refuses synchronously for its content (over `message.max.bytes`) is
+/// returned as refused, never queued: the transaction goes on and commits the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_client_refuses_leaves_the_transaction_intact() -> anyhow::Result<()> {
+    let broker = KafkaBroker::shared();
+    let topic = unique_name("tweets-refused");
+    let offsets = unique_name("offsets-refused");
+    let kafka = kafka_settings(broker.bootstrap_servers());
+    trends_common::kafka::ensure_topics(
+        &kafka,
+        &[
+            trends_common::kafka::TopicSpec::tweets(&topic, 2),
+            tweet_producer::offsets::topic_spec(&offsets),
+        ],
     )
     .await?;
-    let error = format!("{:#}", result.expect_err("the broker rejects the record"));
-    assert!(error.contains("delivery of post big"), "{error}");
+    let stats = Arc::new(Stats::default());
+    let mut publisher = Publisher::start(
+        &kafka,
+        &topic,
+        &PublisherOptions {
+            transactional_id: unique_name("refused"),
+            max_in_flight: 100,
+            batch_bytes: 1_000_000,
+        },
+        Arc::clone(&stats),
+    )
+    .await?;
+    let post = |id: &str, text: &str| {
+        format!(r#"{{"id":"{id}","text":"{text}","created_at":"2026-11-22T10:00:00Z"}}"#)
+    };
+    let huge = post(
+        "huge",
+        &incompressible(trends_common::kafka::MESSAGE_MAX_BYTES, 5),
+    );
+    assert_eq!(
+        publisher.send("a", post("a", "#one").as_bytes()).await?,
+        Sent::Queued
+    );
+    assert_eq!(
+        publisher.send("huge", huge.as_bytes()).await?,
+        Sent::Refused(rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge)
+    );
+    assert_eq!(
+        publisher.send("b", post("b", "#two").as_bytes()).await?,
+        Sent::Queued
+    );
+    let committed = publisher
+        .commit(Some(("test-source", b"{}".as_slice())), &offsets)
+        .await?;
+    assert_eq!(committed, 2);
+    assert_eq!(stats.published(), 2);
+    assert_eq!(stats.transactions(), 1);
+    let bootstrap = broker.bootstrap_servers().to_owned();
+    let (records, _) = tokio::task::spawn_blocking(move || read_all(&bootstrap, &topic)).await??;
+    let ids = check_contract(&records)?;
+    assert_eq!(ids, HashSet::from(["a".to_owned(), "b".to_owned()]));
+    Ok(())
+}
+
+/// A file replay killed with `kill -9` part-way and started again publishes every line exactly
+/// once: the restart resumes at the byte offset committed with the last transaction.
+#[test]
+fn a_killed_file_replay_resumes_where_its_last_transaction_ended() -> anyhow::Result<()> {
+    let broker = KafkaBroker::shared();
+    let topic = unique_name("tweets-file-kill");
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("posts.jsonl");
+    let total = 3_000;
+    let mut lines = Vec::new();
+    for i in 0..total {
+        if i % 500 == 250 {
+            lines.push("not a post".to_owned());
+        }
+        // One post a millisecond: paced, the replay takes about 3 s.
+        let (s, ms) = (i / 1000, i % 1000);
+        lines.push(format!(
+            r#"{{"id":"line-{i}","text":"post {i} #kill","created_at":"2026-11-22T10:00:{s:02}.{ms:03}Z"}}"#
+        ));
+    }
+    std::fs::write(&path, lines.join("\n") + "\n")?;
+    let mut env = base_env(broker.bootstrap_servers(), &topic);
+    env.push(("TRENDS__SOURCE__KIND".into(), "file".into()));
+    env.push((
+        "TRENDS__SOURCE__FILE__PATH".into(),
+        path.display().to_string(),
+    ));
+    env.push(("TRENDS__SOURCE__FILE__PACE".into(), "original".into()));
+    env.push(("TRENDS__PRODUCER__COMMIT_INTERVAL_MS".into(), "100".into()));
+    let (mut child, stderr) = spawn_producer(&env)?;
+
+    // Kill it once some posts are committed, well before the end.
+    let (consumer, _) = consumer_from_start(broker.bootstrap_servers(), &topic)?;
+    let deadline = Instant::now() + TIMEOUT;
+    let mut seen = 0;
+    while seen < 500 {
+        if let Some(status) = child.try_wait()? {
+            bail!("tweet-producer exited early ({status})");
+        }
+        ensure!(Instant::now() < deadline, "only {seen} committed posts");
+        if poll_record(&consumer)?.is_some() {
+            seen += 1;
+        }
+    }
+    child.kill()?;
+    child.wait()?;
+    let first_log = stderr
+        .join()
+        .map_err(|_| anyhow::anyhow!("stderr reader panicked"))?;
+
+    let (mut child, stderr) = spawn_producer(&env)?;
+    let status = wait_exit(&mut child, TIMEOUT)?;
+    let log = stderr
+        .join()
+        .map_err(|_| anyhow::anyhow!("stderr reader panicked"))?;
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert!(
+        log.contains("resuming the file where the last run committed"),
+        "first run:\n{first_log}\nsecond run:\n{log}"
+    );
+    let (records, _) = read_all(broker.bootstrap_servers(), &topic)?;
+    let ids = check_contract(&records)?;
+    assert_eq!(records.len(), total, "no line twice");
+    assert_eq!(
+        ids,
+        (0..total)
+            .map(|i| format!("line-{i}"))
+            .collect::<HashSet<_>>(),
+        "no line lost"
+    );
+    let published = logged_published(&log).context("a summary")?;
+    assert!(
+        published < total as u64,
+        "the restart published only the rest ({published})"
+    );
     Ok(())
 }

@@ -153,6 +153,42 @@ impl Bench {
             .collect()
     }
 
+    /// The committed records of `topic` (read to its end with `read_committed`). Offsets
+    /// alone overcount a transactionally written topic: each transaction leaves a commit
+    /// marker in every partition it wrote to.
+    fn count_committed(&self, topic: &str) -> anyhow::Result<i64> {
+        let consumer: BaseConsumer = self
+            .client()
+            .set("group.id", unique_name("bench-count"))
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create()?;
+        let ends = self.end_offsets(topic)?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..ends.len() as i32 {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let mut at_end = std::collections::HashSet::new();
+        let mut count = 0i64;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while at_end.len() < ends.len() {
+            ensure!(
+                Instant::now() < deadline,
+                "counting {topic} took over 600 s"
+            );
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(_)) => count += 1,
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => {}
+            }
+        }
+        Ok(count)
+    }
+
     /// The sum over `topic`'s partitions of `group`'s committed offsets.
     fn committed(&self, group: &str, topic: &str, partitions: usize) -> anyhow::Result<i64> {
         let consumer: BaseConsumer = self.client().set("group.id", group).create()?;
@@ -409,8 +445,7 @@ async fn producer_phase(bench: &mut Bench) -> anyhow::Result<String> {
             "tweet-producer failed: {}",
             tail(&producer.log(), 20)
         );
-        let ends = bench.end_offsets(&topic)?;
-        let total: i64 = ends.iter().sum();
+        let total = bench.count_committed(&topic)?;
         ensure!(
             total == bench.posts as i64,
             "{total} records in {topic}, expected {}",

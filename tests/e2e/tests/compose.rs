@@ -128,6 +128,30 @@ fn one_variable_switches_the_source() {
     }
 }
 
+/// The producer keeps no local state (its resume positions are committed to a Kafka topic with
+/// its posts), so it has no volume; an environment still naming the old cursor file is refused
+/// with a message saying what replaced it.
+#[test]
+fn the_producer_needs_no_volume_and_a_leftover_cursor_file_is_explained() {
+    let compose = compose();
+    let producer = service(&compose, "tweet-producer");
+    assert!(producer.get("volumes").is_none(), "no volume");
+    assert!(compose.get("volumes").is_none(), "no named volume left");
+    let mut env = environment(producer);
+    assert!(!env.keys().any(|k| k.contains("CURSOR_FILE")));
+    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).expect("Dockerfile");
+    assert!(!dockerfile.contains("/var/lib/tweet-producer"));
+    env.insert(
+        "TRENDS__SOURCE__BLUESKY__CURSOR_FILE".into(),
+        "/var/lib/tweet-producer/bluesky.cursor".into(),
+    );
+    let error = tweet_producer::settings::Settings::load_from(&env)
+        .expect_err("the cursor file is gone")
+        .to_string();
+    assert!(error.contains("was removed"), "{error}");
+    assert!(error.contains("tweet-producer-offsets"), "{error}");
+}
+
 #[test]
 fn services_are_built_from_this_repository_and_run_their_binary() {
     let compose = compose();

@@ -3,8 +3,9 @@
 //! `tweet-producer` binary, whose posts the real aggregator counts and the real API serves.
 //!
 //! The fake drops the first connection without a close frame halfway through, so the producer
-//! must resume from its cursor (rewound a little, as it does) and drop the repeats: a duplicate
-//! anywhere in the chain would show as a count one too high. The expected counts are computed
+//! must resume from the last event it saw (rewound a little, as it does) and drop the repeats:
+//! a duplicate anywhere in the chain would show as a count one too high. (Restarts of the
+//! producer, `kill -9` included, are `source_exactly_once.rs`.) The expected counts are computed
 //! here from the frames the test wrote, independently of the product's mapping code: a post's
 //! hashtags are its facet tags plus `record.tags`, lowercased, each once per post.
 
@@ -237,15 +238,14 @@ async fn a_fake_jetstream_feeds_the_pipeline_to_the_api_exactly_through_a_droppe
     let bootstrap = KafkaBroker::shared().bootstrap_servers();
     let env = |extra: &[(&str, String)]| topics.env(bootstrap, 4, extra);
     let producer_metrics = format!("127.0.0.1:{}", free_port());
-    let cursor_dir = tempfile::tempdir().expect("tempdir");
     let _producer = ServiceProcess::start(
         "tweet-producer",
         &env(&[
             ("TRENDS__SOURCE__KIND", "bluesky".into()),
             ("TRENDS__SOURCE__BLUESKY__HOST", host),
             (
-                "TRENDS__SOURCE__BLUESKY__CURSOR_FILE",
-                cursor_dir.path().join("cursor").display().to_string(),
+                "TRENDS__TOPICS__SOURCE_OFFSETS",
+                unique_name("producer-offsets"),
             ),
             ("TRENDS__SOURCE__RECONNECT__MIN_MS", "10".into()),
             ("TRENDS__SOURCE__RECONNECT__MAX_MS", "100".into()),

@@ -83,42 +83,90 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) -> anyh
     Ok(())
 }
 
-/// Every record of `topic` (all partitions up to their high watermarks), checked against the
-/// contract (valid post, key = id, timestamp = created_at).
-pub fn read_posts(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<RawPost>> {
+/// One record read back.
+#[derive(Debug)]
+pub struct Record {
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub timestamp: Timestamp,
+}
+
+/// Every committed record of `topic`: all partitions from the beginning, with
+/// `read_committed`, until the consumer's position reaches each partition's end (its position
+/// moves past aborted records and transaction markers too), so the set is exact without
+/// waiting for "no more records".
+pub fn read_committed(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Record>> {
     let kafka = KafkaSettings {
         bootstrap_servers: bootstrap.to_owned(),
         replication_factor: 1,
         debug: String::new(),
     };
     let partitions = partition_count(&kafka, topic, Duration::from_secs(10))?
-        .context("the producer created the topic")?;
+        .with_context(|| format!("topic {topic} exists"))?;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique_name("reader"))
         .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
         .create()?;
     let mut assignment = TopicPartitionList::new();
-    let mut total = 0;
+    let mut ends = Vec::new();
     for partition in 0..partitions {
-        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
-        total += high - low;
+        let (low, high) = probe.fetch_watermarks(topic, partition, TIMEOUT)?;
+        if high > low {
+            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+            ends.push((partition, high));
+        }
     }
     consumer.assign(&assignment)?;
-    let mut posts = Vec::new();
+    let mut records = Vec::new();
     let deadline = Instant::now() + TIMEOUT;
-    while posts.len() < usize::try_from(total)? {
-        ensure!(Instant::now() < deadline, "read {} of {total}", posts.len());
+    loop {
+        let position = consumer.position()?;
+        let done = ends.iter().all(|(partition, end)| {
+            position
+                .find_partition(topic, *partition)
+                .is_some_and(|p| matches!(p.offset(), Offset::Offset(at) if at >= *end))
+        });
+        if done {
+            return Ok(records);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "read {} records of {topic}, not to its end",
+            records.len()
+        );
         let Some(message) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
         let message = message?;
-        let parsed = parse_post(message.payload().context("value")?)?;
-        ensure!(message.key() == Some(parsed.post.id.as_bytes()), "key = id");
+        records.push(Record {
+            partition: message.partition(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            timestamp: message.timestamp(),
+        });
+    }
+}
+
+/// Every committed post of `topic`, checked against the contract (valid post, key = id,
+/// timestamp the broker's: the producer creates `tweets` with `LogAppendTime`).
+pub fn read_posts(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<RawPost>> {
+    let mut posts = Vec::new();
+    for record in read_committed(bootstrap, topic)? {
+        let parsed = parse_post(record.payload.as_deref().context("value")?)?;
         ensure!(
-            message.timestamp() == Timestamp::CreateTime(parsed.event_time),
-            "timestamp = created_at"
+            record.key.as_deref() == Some(parsed.post.id.as_bytes()),
+            "key = id"
+        );
+        ensure!(
+            matches!(record.timestamp, Timestamp::LogAppendTime(t) if t > 0),
+            "the broker's timestamp, got {:?}",
+            record.timestamp
         );
         posts.push(parsed.post);
     }

@@ -332,6 +332,10 @@ auto.create.topics.enable=false
 num.partitions=1
 # Consumer groups start at once instead of waiting 3 s for more members.
 group.initial.rebalance.delay.ms=0
+# No deletion by age: tests write records stamped with fixed dates (CreateTime), which the
+# default 7-day retention would delete once those dates are a week old, mid-test, making a
+# test's outcome depend on the day it runs.
+log.retention.ms=-1
 # Keep the JVM small on a 2-core machine.
 num.network.threads=2
 num.io.threads=2

@@ -4,6 +4,8 @@
 //! The binaries are taken from the same target directory as the test executable, so build them
 //! first (`cargo build --workspace --bins`; `scripts/test.sh` does).
 
+pub mod jetstream;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::TcpListener;
@@ -69,6 +71,62 @@ impl Topics {
         .collect();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         env
+    }
+}
+
+/// A service started for a test, and where to reach it.
+#[derive(Debug)]
+pub struct Started {
+    pub process: ServiceProcess,
+    /// `http://127.0.0.1:<port>`: the API's base URL, or the aggregator's metrics URL
+    /// (`…/metrics`).
+    pub url: String,
+}
+
+impl Topics {
+    /// Starts an aggregator of consumer group `group` on these topics, committing every 200 ms,
+    /// with its metrics on a free port (`url` is their URL), plus `extra` settings.
+    pub fn start_aggregator(
+        &self,
+        bootstrap: &str,
+        partitions: i32,
+        group: &str,
+        extra: &[(&str, String)],
+    ) -> Started {
+        let port = free_port();
+        let mut settings = vec![
+            ("TRENDS__AGGREGATOR__GROUP_ID", group.to_string()),
+            ("TRENDS__AGGREGATOR__COMMIT_INTERVAL_MS", "200".to_string()),
+            (
+                "TRENDS__AGGREGATOR__METRICS_ADDR",
+                format!("127.0.0.1:{port}"),
+            ),
+        ];
+        settings.extend(extra.iter().cloned());
+        let process = ServiceProcess::start(
+            "hashtag-aggregator",
+            &self.env(bootstrap, partitions, &settings),
+        )
+        .expect("start hashtag-aggregator");
+        Started {
+            process,
+            url: format!("http://127.0.0.1:{port}/metrics"),
+        }
+    }
+
+    /// Starts the API on these topics on a free port (`url` is its base URL).
+    pub fn start_api(&self, bootstrap: &str, partitions: i32) -> Started {
+        let port = free_port();
+        let env = self.env(
+            bootstrap,
+            partitions,
+            &[("TRENDS__HTTP__ADDR", format!("127.0.0.1:{port}"))],
+        );
+        let process = ServiceProcess::start("trends-api", &env).expect("start trends-api");
+        Started {
+            process,
+            url: format!("http://127.0.0.1:{port}"),
+        }
     }
 }
 
@@ -367,4 +425,88 @@ pub async fn create_topic(name: &str, partitions: i32) {
     for r in results {
         r.expect("topic created");
     }
+}
+
+/// One record of a dead-letter topic as read back: its key, value and headers.
+pub struct DeadLetter {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+impl DeadLetter {
+    /// A header's value, empty when absent.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+
+    /// The key as text (lossy), empty when absent.
+    pub fn key_text(&self) -> String {
+        self.key
+            .as_deref()
+            .map(|k| String::from_utf8_lossy(k).to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// Sizes, not megabytes of bytes, in failure messages.
+impl std::fmt::Debug for DeadLetter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetter")
+            .field("key", &self.key.as_ref().map(|k| &k[..k.len().min(40)]))
+            .field("value_bytes", &self.value.len())
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+/// Reads up to `n` records from the start of a topic on the shared test broker
+/// (`read_committed`), waiting at most `timeout` for them.
+pub async fn read_dead_letters(topic: &str, n: usize, timeout: Duration) -> Vec<DeadLetter> {
+    use rdkafka::ClientConfig;
+    use rdkafka::Message as _;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers as _;
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set(
+                "bootstrap.servers",
+                test_kafka::KafkaBroker::shared().bootstrap_servers(),
+            )
+            .set("group.id", test_kafka::unique_name("dlq-reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[&topic]).expect("subscribe");
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while out.len() < n && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                (
+                                    x.key.to_string(),
+                                    String::from_utf8_lossy(x.value.unwrap_or_default())
+                                        .to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(DeadLetter {
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
+            }
+        }
+        out
+    })
+    .await
+    .expect("reader")
 }

@@ -26,12 +26,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use e2e::{
-    ServiceProcess, Topics, free_port, get_json, get_text, metric_value, ranking, rfc3339, wait_for,
+    ServiceProcess, Topics, get_json, get_text, metric_value, ranking, read_dead_letters, rfc3339,
+    wait_for,
 };
 use rdkafka::ClientConfig;
-use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -102,44 +100,27 @@ struct Stack {
 
 impl Stack {
     fn aggregator(topics: &Topics, group: &str) -> (ServiceProcess, String) {
-        let port = free_port();
-        let env = topics.env(
+        let started = topics.start_aggregator(
             KafkaBroker::shared().bootstrap_servers(),
             PARTITIONS,
-            &[
-                ("TRENDS__AGGREGATOR__GROUP_ID", group.to_string()),
-                ("TRENDS__AGGREGATOR__COMMIT_INTERVAL_MS", "200".into()),
-                (
-                    "TRENDS__AGGREGATOR__METRICS_ADDR",
-                    format!("127.0.0.1:{port}"),
-                ),
-            ],
+            group,
+            &[],
         );
-        let process = ServiceProcess::start("hashtag-aggregator", &env).expect("start aggregator");
-        (process, format!("http://127.0.0.1:{port}/metrics"))
+        (started.process, started.url)
     }
 
     async fn start() -> Stack {
         let topics = Topics::unique("hostile-");
         let group = unique_name("hostile-aggregator");
         let (aggregator, metrics_url) = Stack::aggregator(&topics, &group);
-        let port = free_port();
-        let api = ServiceProcess::start(
-            "trends-api",
-            &topics.env(
-                KafkaBroker::shared().bootstrap_servers(),
-                PARTITIONS,
-                &[("TRENDS__HTTP__ADDR", format!("127.0.0.1:{port}"))],
-            ),
-        )
-        .expect("start api");
+        let api = topics.start_api(KafkaBroker::shared().bootstrap_servers(), PARTITIONS);
         let stack = Stack {
             topics,
             group,
             aggregator,
             metrics_url,
-            base: format!("http://127.0.0.1:{port}"),
-            _api: api,
+            base: api.url,
+            _api: api.process,
             producer: big_producer(),
             client: reqwest::Client::new(),
             truth: Truth::default(),
@@ -230,70 +211,6 @@ impl Stack {
     }
 }
 
-/// One dead letter as read back.
-struct DeadLetter {
-    key: Option<Vec<u8>>,
-    value: Vec<u8>,
-    headers: BTreeMap<String, String>,
-}
-
-/// Sizes, not megabytes of bytes, in failure messages.
-impl std::fmt::Debug for DeadLetter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeadLetter")
-            .field("key", &self.key.as_ref().map(|k| &k[..k.len().min(40)]))
-            .field("value_bytes", &self.value.len())
-            .field("headers", &self.headers)
-            .finish()
-    }
-}
-
-/// Reads `n` records from the start of the dead-letter topic (`read_committed`).
-async fn read_dead_letters(topic: &str, n: usize) -> Vec<DeadLetter> {
-    let topic = topic.to_string();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set(
-                "bootstrap.servers",
-                KafkaBroker::shared().bootstrap_servers(),
-            )
-            .set("group.id", unique_name("hostile-dlq-reader"))
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            .create()
-            .expect("consumer");
-        consumer.subscribe(&[&topic]).expect("subscribe");
-        let deadline = std::time::Instant::now() + WAIT;
-        let mut out = Vec::new();
-        while out.len() < n && std::time::Instant::now() < deadline {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|x| {
-                                (
-                                    x.key.to_string(),
-                                    String::from_utf8_lossy(x.value.unwrap_or_default())
-                                        .to_string(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push(DeadLetter {
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().unwrap_or_default().to_vec(),
-                    headers,
-                });
-            }
-        }
-        out
-    })
-    .await
-    .expect("reader")
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -347,7 +264,7 @@ async fn oversized_and_malformed_records_are_dead_lettered_or_dropped_and_counti
     stack.ordinary_batch_counted("166,000 tags in a post").await;
 
     // Every dead letter, and what it says.
-    let dead = read_dead_letters(&stack.topics.dlq, stack.truth.dead_letters).await;
+    let dead = read_dead_letters(&stack.topics.dlq, stack.truth.dead_letters, WAIT).await;
     assert_eq!(dead.len(), stack.truth.dead_letters, "{dead:?}");
     let by_key = |key: &[u8]| {
         dead.iter()
@@ -472,7 +389,7 @@ async fn a_post_dated_ahead_cannot_move_the_windows() {
     }
     stack.wait_all("posts dated ahead").await;
 
-    let dead = read_dead_letters(&stack.topics.dlq, stack.truth.dead_letters).await;
+    let dead = read_dead_letters(&stack.topics.dlq, stack.truth.dead_letters, WAIT).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].headers["dlq.error.code"], "future_timestamp");
     assert!(

@@ -9,21 +9,14 @@
 //! here from the frames the test wrote, independently of the product's mapping code: a post's
 //! hashtags are its facet tags plus `record.tags`, lowercased, each once per post.
 
-// The handshake callback's error type (an HTTP response) is tungstenite's, not ours.
-#![allow(clippy::result_large_err)]
-
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use e2e::jetstream::{FakeJetstream, FakeJetstreamOptions, JetstreamFrame};
 use e2e::{
     Lcg, ServiceProcess, Topics, free_port, get_json, get_text, metric_value, ranking, wait_for,
 };
-use futures_util::{SinkExt, StreamExt};
 use test_kafka::{KafkaBroker, unique_name};
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
 const WAIT: Duration = Duration::from_secs(120);
 const POSTS: usize = 600;
@@ -139,73 +132,25 @@ fn frames(now_ms: i64) -> Vec<Frame> {
     out
 }
 
-/// What the fake saw: the `cursor` of each connection and the malformed frames it wrote
-/// (a resume re-sends some; the producer counts each one it receives).
-#[derive(Debug, Default)]
-struct Seen {
-    cursors: Vec<Option<i64>>,
-    malformed_served: usize,
-}
-
-/// Serves `frames` from each connection's cursor on. The first connection is dropped (no close
-/// frame) after [`FIRST_CONNECTION_FRAMES`]; later ones stay open until the client leaves.
-async fn fake_jetstream(frames: Vec<Frame>) -> (String, Arc<Mutex<Seen>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("ws://{}", listener.local_addr().expect("addr"));
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let state = Arc::clone(&seen);
-    tokio::spawn(async move {
-        let mut connection = 0usize;
-        while let Ok((tcp, _)) = listener.accept().await {
-            connection += 1;
-            let first = connection == 1;
-            let frames = frames.clone();
-            let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let cursor = Arc::new(Mutex::new(None));
-                let cursor_cb = Arc::clone(&cursor);
-                let callback = move |request: &Request, response: Response| {
-                    let query = request.uri().query().unwrap_or("").to_owned();
-                    let value = query
-                        .split('&')
-                        .find_map(|kv| kv.strip_prefix("cursor="))
-                        .and_then(|v| v.parse::<i64>().ok());
-                    *cursor_cb.lock().unwrap_or_else(|p| p.into_inner()) = value;
-                    Ok(response)
-                };
-                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
-                    return;
-                };
-                let from = *cursor.lock().unwrap_or_else(|p| p.into_inner());
-                state
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .cursors
-                    .push(from);
-                let mut sent = 0;
-                for frame in frames {
-                    if from.is_some_and(|c| frame.time_us < c) {
-                        continue;
-                    }
-                    if first && sent == FIRST_CONNECTION_FRAMES {
-                        return; // dropped without a close frame
-                    }
-                    if ws.send(Message::text(frame.text)).await.is_err() {
-                        return;
-                    }
-                    sent += 1;
-                    if frame.malformed {
-                        state
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .malformed_served += 1;
-                    }
-                }
-                while let Some(Ok(_)) = ws.next().await {}
-            });
-        }
-    });
-    (url, seen)
+/// The fake serving `frames`: the first connection is dropped (no close frame) after
+/// [`FIRST_CONNECTION_FRAMES`]; later ones stay open until the client leaves.
+async fn fake_jetstream(frames: &[Frame]) -> FakeJetstream {
+    let served = frames
+        .iter()
+        .map(|f| JetstreamFrame {
+            time_us: f.time_us,
+            text: f.text.clone(),
+            malformed: f.malformed,
+        })
+        .collect();
+    FakeJetstream::start(
+        served,
+        FakeJetstreamOptions {
+            drop_first_after: Some(FIRST_CONNECTION_FRAMES),
+            pace: None,
+        },
+    )
+    .await
 }
 
 /// Tag counts over the posts, ranked as the API ranks: count descending, then tag.
@@ -232,7 +177,7 @@ async fn a_fake_jetstream_feeds_the_pipeline_to_the_api_exactly_through_a_droppe
     let frames = frames(now_ms());
     let expected = expected_ranking(&frames);
     let last_first_connection_us = frames[FIRST_CONNECTION_FRAMES - 1].time_us;
-    let (host, seen) = fake_jetstream(frames).await;
+    let fake = fake_jetstream(&frames).await;
 
     let topics = Topics::unique("");
     let bootstrap = KafkaBroker::shared().bootstrap_servers();
@@ -242,7 +187,7 @@ async fn a_fake_jetstream_feeds_the_pipeline_to_the_api_exactly_through_a_droppe
         "tweet-producer",
         &env(&[
             ("TRENDS__SOURCE__KIND", "bluesky".into()),
-            ("TRENDS__SOURCE__BLUESKY__HOST", host),
+            ("TRENDS__SOURCE__BLUESKY__HOST", fake.url.clone()),
             (
                 "TRENDS__TOPICS__SOURCE_OFFSETS",
                 unique_name("producer-offsets"),
@@ -253,28 +198,12 @@ async fn a_fake_jetstream_feeds_the_pipeline_to_the_api_exactly_through_a_droppe
         ]),
     )
     .expect("start producer");
-    let _aggregator = ServiceProcess::start(
-        "hashtag-aggregator",
-        &env(&[
-            ("TRENDS__AGGREGATOR__GROUP_ID", unique_name("aggregator")),
-            ("TRENDS__AGGREGATOR__COMMIT_INTERVAL_MS", "200".into()),
-            (
-                "TRENDS__AGGREGATOR__METRICS_ADDR",
-                format!("127.0.0.1:{}", free_port()),
-            ),
-        ]),
-    )
-    .expect("start aggregator");
-    let api_port = free_port();
-    let _api = ServiceProcess::start(
-        "trends-api",
-        &env(&[("TRENDS__HTTP__ADDR", format!("127.0.0.1:{api_port}"))]),
-    )
-    .expect("start api");
+    let _aggregator = topics.start_aggregator(bootstrap, 4, &unique_name("aggregator"), &[]);
+    let api = topics.start_api(bootstrap, 4);
 
     let client = reqwest::Client::new();
     for window in ["all", "1h", "15m"] {
-        let url = format!("http://127.0.0.1:{api_port}/api/v1/trends?window={window}&limit=100");
+        let url = format!("{}/api/v1/trends?window={window}&limit=100", api.url);
         wait_for(&format!("window {window} to match"), WAIT, || async {
             let (_, body) = get_json(&client, &url).await?;
             let seen = ranking(&body);
@@ -290,7 +219,7 @@ async fn a_fake_jetstream_feeds_the_pipeline_to_the_api_exactly_through_a_droppe
     eprintln!("window all: {expected:?}");
 
     let (cursors, malformed) = {
-        let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = fake.seen();
         (seen.cursors.clone(), seen.malformed_served)
     };
     assert!(

@@ -10,12 +10,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use e2e::{
-    Lcg, ServiceProcess, Topics, create_topic, free_port, get_json, ranking, rfc3339, wait_for,
+    Lcg, ServiceProcess, Topics, create_topic, free_port, get_json, ranking, read_dead_letters,
+    rfc3339, wait_for,
 };
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use test_kafka::{KafkaBroker, unique_name};
@@ -346,10 +346,10 @@ async fn posts_from_a_plain_client_are_counted_exactly_and_survive_an_api_restar
     );
 
     // Every malformed record is in the dead-letter topic, with its reason.
-    let dead = read_topic(&names.dlq, malformed.len()).await;
+    let dead = read_dead_letters(&names.dlq, malformed.len(), WAIT).await;
     let mut seen: Vec<(String, String)> = dead
         .iter()
-        .map(|(k, code, _)| (k.clone(), code.clone()))
+        .map(|d| (d.key_text(), d.header("dlq.error.code").to_string()))
         .collect();
     seen.sort();
     let mut wanted: Vec<(String, String)> = malformed
@@ -358,7 +358,10 @@ async fn posts_from_a_plain_client_are_counted_exactly_and_survive_an_api_restar
         .collect();
     wanted.sort();
     assert_eq!(seen, wanted);
-    assert!(dead.iter().all(|(_, _, reason)| !reason.is_empty()));
+    assert!(
+        dead.iter()
+            .all(|d| !d.header("dlq.error.reason").is_empty())
+    );
 
     // The aggregator's metrics account for every record.
     let metrics = client
@@ -490,44 +493,6 @@ async fn read_raw_posts(topic: &str, n: usize) -> Vec<TestPost> {
                     time: parsed.event_time,
                     tags: post_tags.iter().map(|t| t.tag.clone()).collect(),
                 });
-            }
-        }
-        out
-    })
-    .await
-    .expect("reader")
-}
-
-/// Reads `n` records from the start of a topic: (key, dlq.error.code, dlq.error.reason).
-async fn read_topic(topic: &str, n: usize) -> Vec<(String, String, String)> {
-    let topic = topic.to_string();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set(
-                "bootstrap.servers",
-                KafkaBroker::shared().bootstrap_servers(),
-            )
-            .set("group.id", unique_name("dlq-reader"))
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            .create()
-            .expect("consumer");
-        consumer.subscribe(&[&topic]).expect("subscribe");
-        let deadline = std::time::Instant::now() + WAIT;
-        let mut out = Vec::new();
-        while out.len() < n && std::time::Instant::now() < deadline {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                let header = |name: &str| {
-                    m.headers()
-                        .and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value))
-                        .map(|v| String::from_utf8_lossy(v).to_string())
-                        .unwrap_or_default()
-                };
-                let key = m
-                    .key()
-                    .map(|k| String::from_utf8_lossy(k).to_string())
-                    .unwrap_or_default();
-                out.push((key, header("dlq.error.code"), header("dlq.error.reason")));
             }
         }
         out

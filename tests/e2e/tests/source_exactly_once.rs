@@ -11,24 +11,18 @@
 //! does not count), and the real aggregator and API must serve exactly the tag counts this test
 //! computes from the feed, independently of the product's mapping code.
 
-// The handshake callback's error type (an HTTP response) is tungstenite's, not ours.
-#![allow(clippy::result_large_err)]
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use e2e::jetstream::{FakeJetstream, FakeJetstreamOptions, JetstreamFrame};
 use e2e::{
     Lcg, ServiceProcess, Topics, free_port, get_json, get_text, metric_value, ranking, wait_for,
 };
-use futures_util::{SinkExt, StreamExt};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 use test_kafka::{KafkaBroker, unique_name};
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
 const WAIT: Duration = Duration::from_secs(180);
 /// Posts in the feed (in pairs sharing a `time_us`).
@@ -123,72 +117,25 @@ fn feed(now_ms: i64) -> Vec<Frame> {
     out
 }
 
-/// What the fake saw.
-#[derive(Debug, Default)]
-struct Seen {
-    /// The `cursor` of each connection, in order.
-    cursors: Vec<Option<i64>>,
-    /// Frames written on the latest connection.
-    served_latest: usize,
-}
-
-/// Serves `frames` from each connection's cursor on, [`FRAMES_PER_TICK`] per [`PACE_TICK`],
-/// then holds the connection open until the client leaves.
-async fn fake_jetstream(frames: Vec<Frame>) -> (String, Arc<Mutex<Seen>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("ws://{}", listener.local_addr().expect("addr"));
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let state = Arc::clone(&seen);
-    let frames = Arc::new(frames);
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let frames = Arc::clone(&frames);
-            let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let cursor = Arc::new(Mutex::new(None));
-                let cursor_cb = Arc::clone(&cursor);
-                let callback = move |request: &Request, response: Response| {
-                    let query = request.uri().query().unwrap_or("").to_owned();
-                    let value = query
-                        .split('&')
-                        .find_map(|kv| kv.strip_prefix("cursor="))
-                        .and_then(|v| v.parse::<i64>().ok());
-                    *cursor_cb.lock().unwrap_or_else(|p| p.into_inner()) = value;
-                    Ok(response)
-                };
-                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
-                    return;
-                };
-                let from = *cursor.lock().unwrap_or_else(|p| p.into_inner());
-                let connection = {
-                    let mut seen = state.lock().unwrap_or_else(|p| p.into_inner());
-                    seen.cursors.push(from);
-                    seen.served_latest = 0;
-                    seen.cursors.len()
-                };
-                let mut tick = tokio::time::interval(PACE_TICK);
-                let pending = frames
-                    .iter()
-                    .filter(|f| from.is_none_or(|c| f.time_us >= c));
-                let mut in_tick = 0;
-                for frame in pending {
-                    if in_tick == 0 {
-                        tick.tick().await;
-                    }
-                    in_tick = (in_tick + 1) % FRAMES_PER_TICK;
-                    if ws.send(Message::text(frame.text.clone())).await.is_err() {
-                        return;
-                    }
-                    let mut seen = state.lock().unwrap_or_else(|p| p.into_inner());
-                    if seen.cursors.len() == connection {
-                        seen.served_latest += 1;
-                    }
-                }
-                while let Some(Ok(_)) = ws.next().await {}
-            });
-        }
-    });
-    (url, seen)
+/// The fake serving `frames` from each connection's cursor on, [`FRAMES_PER_TICK`] per
+/// [`PACE_TICK`], then holding the connection open until the client leaves.
+async fn fake_jetstream(frames: &[Frame]) -> FakeJetstream {
+    let served = frames
+        .iter()
+        .map(|f| JetstreamFrame {
+            time_us: f.time_us,
+            text: f.text.clone(),
+            malformed: false,
+        })
+        .collect();
+    FakeJetstream::start(
+        served,
+        FakeJetstreamOptions {
+            drop_first_after: None,
+            pace: Some((FRAMES_PER_TICK, PACE_TICK)),
+        },
+    )
+    .await
 }
 
 /// Tag counts over the posts, ranked as the API ranks: count descending, then tag.
@@ -283,7 +230,8 @@ async fn kill_9_of_the_producer_neither_loses_nor_repeats_a_post_of_the_feed() {
         .filter_map(|f| f.post.as_ref().map(|(id, _)| id.clone()))
         .collect();
     assert_eq!(post_ids.len(), POSTS);
-    let (host, seen) = fake_jetstream(frames).await;
+    let fake = fake_jetstream(&frames).await;
+    let host = fake.url.clone();
 
     let topics = Topics::unique("eo-");
     let offsets = unique_name("eo-producer-offsets");
@@ -304,8 +252,8 @@ async fn kill_9_of_the_producer_neither_loses_nor_repeats_a_post_of_the_feed() {
             ],
         )
     };
-    let served_latest = || seen.lock().unwrap_or_else(|p| p.into_inner()).served_latest;
-    let connections = || seen.lock().unwrap_or_else(|p| p.into_inner()).cursors.len();
+    let served_latest = || fake.seen().served_latest;
+    let connections = || fake.seen().cursors.len();
 
     // 1. Early: as soon as the producer is receiving (before or around its first commit).
     let metrics = format!("127.0.0.1:{}", free_port());
@@ -409,11 +357,7 @@ async fn kill_9_of_the_producer_neither_loses_nor_repeats_a_post_of_the_feed() {
     );
 
     // Every run after the first resumed from a committed position, never live.
-    let cursors = seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .cursors
-        .clone();
+    let cursors = fake.seen().cursors.clone();
     assert!(cursors.len() >= 4, "{cursors:?}");
     assert_eq!(cursors[0], None, "the first start is live");
     assert!(
@@ -477,26 +421,10 @@ async fn kill_9_of_the_producer_neither_loses_nor_repeats_a_post_of_the_feed() {
     );
 
     // The counts: the aggregator and the API over what the producer committed.
-    let env = |extra: &[(&str, String)]| topics.env(bootstrap, PARTITIONS, extra);
-    let _aggregator = ServiceProcess::start(
-        "hashtag-aggregator",
-        &env(&[
-            ("TRENDS__AGGREGATOR__GROUP_ID", unique_name("eo-aggregator")),
-            ("TRENDS__AGGREGATOR__COMMIT_INTERVAL_MS", "200".into()),
-            (
-                "TRENDS__AGGREGATOR__METRICS_ADDR",
-                format!("127.0.0.1:{}", free_port()),
-            ),
-        ]),
-    )
-    .expect("start aggregator");
-    let api_port = free_port();
-    let _api = ServiceProcess::start(
-        "trends-api",
-        &env(&[("TRENDS__HTTP__ADDR", format!("127.0.0.1:{api_port}"))]),
-    )
-    .expect("start api");
-    let url = format!("http://127.0.0.1:{api_port}/api/v1/trends?window=all&limit=100");
+    let _aggregator =
+        topics.start_aggregator(bootstrap, PARTITIONS, &unique_name("eo-aggregator"), &[]);
+    let api = topics.start_api(bootstrap, PARTITIONS);
+    let url = format!("{}/api/v1/trends?window=all&limit=100", api.url);
     wait_for("window all to match the feed", WAIT, || async {
         let (_, body) = get_json(&client, &url).await?;
         let served = ranking(&body);

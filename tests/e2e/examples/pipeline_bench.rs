@@ -468,7 +468,7 @@ async fn producer_phase(bench: &mut Bench) -> anyhow::Result<String> {
     bench.section(
         "producer",
         format!(
-            "| synthetic source → Kafka (idempotent, lz4), {} posts | {rate:.0} posts/s |",
+            "| synthetic source → Kafka (transactional, lz4), {} posts | {rate:.0} posts/s |",
             bench.posts
         ),
     );

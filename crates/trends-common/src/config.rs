@@ -25,6 +25,37 @@ pub const CONFIG_FILE_ENV: &str = "TRENDS_CONFIG_FILE";
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
 
+/// A service's settings: their defaults, their checks, and how they load.
+///
+/// Each service implements it once for its `Settings`; `Settings::load()` and
+/// `Settings::load_from(&vars)` then layer [`crate::settings::SHARED_DEFAULTS`] and the
+/// service's [`Load::DEFAULTS`], the optional file and the environment, deserialize (unknown keys
+/// refused) and [`Load::validate`].
+pub trait Load: DeserializeOwned {
+    /// The service's own defaults, as TOML (appended to the shared sections' defaults).
+    const DEFAULTS: &'static str;
+
+    /// Checks what the types cannot say; the error names the key.
+    fn validate(&self) -> Result<(), ConfigError>;
+
+    /// The `[log]` section, for the service skeleton ([`crate::service::run`]).
+    fn log(&self) -> &crate::settings::LogSettings;
+
+    /// Loads and validates settings from the process environment.
+    fn load() -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::load_from(&vars)
+    }
+
+    /// Loads and validates settings from an explicit environment (tests, config checks).
+    fn load_from(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let defaults = format!("{}{}", crate::settings::SHARED_DEFAULTS, Self::DEFAULTS);
+        let settings: Self = load_from(&defaults, vars)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
 /// Loads settings from the process environment.
 pub fn load<T: DeserializeOwned>(defaults_toml: &str) -> Result<T, ConfigError> {
     let vars: HashMap<String, String> = std::env::vars().collect();

@@ -6,10 +6,16 @@
 //! - [`shutdown`]: SIGTERM/Ctrl-C turned into a [`tokio_util::sync::CancellationToken`], and a
 //!   task group where one failing task stops the others.
 //! - [`kafka`]: the single place where Kafka clients are configured and topics created.
-//! - [`settings`]: the config sections the services have in common.
+//! - [`settings`]: the config sections the services have in common, and their checks.
+//! - [`service`]: the skeleton every `main` runs (load → telemetry → signals → run → exit code).
+//! - [`metrics`]: a registry per service and the one `/metrics` server.
+//! - [`time`]: the wall clock in the pipeline's unit.
 
 pub mod config;
 pub mod kafka;
+pub mod metrics;
+pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod time;

@@ -21,6 +21,23 @@ pub struct KafkaSettings {
     pub debug: String,
 }
 
+impl KafkaSettings {
+    /// Checks what every service needs of the cluster settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.bootstrap_servers.trim().is_empty() {
+            return Err(ConfigError(
+                "kafka.bootstrap_servers must not be empty".into(),
+            ));
+        }
+        if self.replication_factor < 1 {
+            return Err(ConfigError(
+                "kafka.replication_factor must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[topics]`: topic names and the partition count of topics the services create.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +55,45 @@ pub struct TopicSettings {
     /// Partitions of the raw-posts topic when a service creates it. The counts topic always gets
     /// the same number, since it is co-partitioned with the input.
     pub partitions: i32,
+}
+
+impl TopicSettings {
+    /// Every name a valid Kafka topic name (1–249 of `a-z A-Z 0-9 . _ -`, not `.` or `..`),
+    /// no two the same (a service writing its counts into its input would loop), and at least
+    /// one partition.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let names = [
+            ("topics.tweets", &self.tweets),
+            ("topics.counts", &self.counts),
+            ("topics.dlq", &self.dlq),
+            ("topics.source_offsets", &self.source_offsets),
+        ];
+        for (key, name) in names {
+            let valid = !name.is_empty()
+                && name.len() <= 249
+                && name != "."
+                && name != ".."
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !valid {
+                return Err(ConfigError(format!(
+                    "{key} {name:?} is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"
+                )));
+            }
+        }
+        for (i, (key, name)) in names.iter().enumerate() {
+            if let Some((other, _)) = names[..i].iter().find(|(_, n)| n == name) {
+                return Err(ConfigError(format!(
+                    "{key} must differ from {other} (both are {name:?})"
+                )));
+            }
+        }
+        if self.partitions < 1 {
+            return Err(ConfigError("topics.partitions must be at least 1".into()));
+        }
+        Ok(())
+    }
 }
 
 /// `[log]`: logging.
@@ -95,3 +151,53 @@ filter = "info,librdkafka=warn,rdkafka=warn"
 fine_bucket_secs = 10
 coarse_bucket_secs = 300
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics() -> TopicSettings {
+        TopicSettings {
+            tweets: "tweets".into(),
+            counts: "hashtag-counts".into(),
+            dlq: "tweets-dlq".into(),
+            source_offsets: "tweet-producer-offsets".into(),
+            partitions: 12,
+        }
+    }
+
+    #[test]
+    fn topic_names_are_checked_and_named_in_the_error() {
+        assert!(topics().validate().is_ok());
+        for (change, key) in [
+            (
+                (|t: &mut TopicSettings| t.counts = String::new()) as fn(&mut TopicSettings),
+                "topics.counts",
+            ),
+            (|t| t.dlq = "dead letters".into(), "topics.dlq"),
+            (|t| t.tweets = "x".repeat(250), "topics.tweets"),
+            (|t| t.source_offsets = "..".into(), "topics.source_offsets"),
+            (|t| t.counts = "tweets".into(), "topics.counts must differ from topics.tweets"),
+            (|t| t.partitions = 0, "topics.partitions"),
+        ] {
+            let mut t = topics();
+            change(&mut t);
+            let err = t.validate().expect_err(key);
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_cluster_settings_are_checked() {
+        let kafka = |servers: &str, rf: i32| KafkaSettings {
+            bootstrap_servers: servers.into(),
+            replication_factor: rf,
+            debug: String::new(),
+        };
+        assert!(kafka("k:9092", 1).validate().is_ok());
+        let err = kafka(" ", 1).validate().expect_err("empty");
+        assert!(err.to_string().contains("kafka.bootstrap_servers"), "{err}");
+        let err = kafka("k:9092", 0).validate().expect_err("zero");
+        assert!(err.to_string().contains("kafka.replication_factor"), "{err}");
+    }
+}

@@ -28,12 +28,13 @@ use trends_common::kafka::client_config;
 use trends_core::counter::{PartitionCounter, Recorded};
 use trends_core::post::{MAX_REASON_BYTES, PostError, event_time_at_ingest, parse_post};
 use trends_core::tags::extract_post_tags;
+use trends_common::time::now_ms;
 use trends_core::{EpochMillis, truncate_utf8};
 
 use crate::dead_letter::DeadLetter;
-use crate::metrics::{CommitPhase, Metrics, add, inc};
+use crate::metrics::{CommitPhase, DropReason, Metrics, RefusedTopic};
 use crate::restore::restore_partition;
-use crate::settings::Settings;
+use crate::settings::{Settings, millis};
 use crate::watchdog::Watchdog;
 
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -207,41 +208,35 @@ impl Engine {
         }
         if !self.counters.contains_key(&partition) {
             let started = Instant::now();
-            let lateness = self
-                .settings
-                .aggregator
-                .allowed_lateness_secs
-                .saturating_mul(1000);
+            let lateness = millis(self.settings.aggregator.allowed_lateness);
             let restored = {
                 let _armed = self.watchdog.arm("restore partition", RESTORE_LIMIT);
                 restore_partition(&self.settings, partition)?
             };
             let counter = restored.counter.with_allowed_lateness(lateness);
-            add(&self.metrics.counts_records_skipped, restored.skipped);
+            self.metrics.counts_records_skipped.inc_by(restored.skipped);
             self.metrics.restored(started.elapsed());
             self.counters.insert(partition, counter);
         }
         self.begin_if_needed()?;
-        let max_skew_ms = self
-            .settings
-            .aggregator
-            .max_future_skew_secs
-            .saturating_mul(1000);
-        let ingest = ingest_time(message.timestamp(), now_millis(), max_skew_ms);
+        let max_skew_ms = millis(self.settings.aggregator.max_future_skew);
+        let ingest = ingest_time(message.timestamp(), now_ms(), max_skew_ms);
         let parsed = parse_post(message.payload().unwrap_or_default()).and_then(|p| {
             event_time_at_ingest(&p, ingest, max_skew_ms).map(|event_time| (p, event_time))
         });
         match parsed {
             Ok((parsed, event_time)) => {
                 if event_time < parsed.event_time {
-                    inc(&self.metrics.records_clamped);
+                    self.metrics.records_clamped.inc();
                 }
                 let tags =
                     extract_post_tags(&parsed.post, self.settings.aggregator.max_tags_per_post);
-                add(&self.metrics.tags_too_long, u64::from(tags.too_long));
+                self.metrics
+                    .tags_dropped(DropReason::TooLong, u64::from(tags.too_long));
                 if tags.over_limit > 0 {
-                    inc(&self.metrics.posts_over_tag_limit);
-                    add(&self.metrics.tags_over_limit, u64::from(tags.over_limit));
+                    self.metrics.posts_over_tag_limit.inc();
+                    self.metrics
+                        .tags_dropped(DropReason::OverLimit, u64::from(tags.over_limit));
                     tracing::debug!(
                         partition,
                         offset = message.offset(),
@@ -251,13 +246,13 @@ impl Engine {
                 }
                 if let Some(counter) = self.counters.get_mut(&partition) {
                     if counter.record(event_time, &tags.tags) == Recorded::Late {
-                        inc(&self.metrics.records_late);
+                        self.metrics.records_late.inc();
                     }
                 }
             }
             Err(reason) => self.dead_letter(message, &reason)?,
         }
-        inc(&self.metrics.records_processed);
+        self.metrics.records_processed.inc();
         self.offsets.insert(partition, message.offset() + 1);
         Ok(())
     }
@@ -332,9 +327,9 @@ impl Engine {
         }
         match self.send(record)? {
             Sent::Queued => {
-                inc(&self.metrics.records_dead_lettered);
+                self.metrics.records_dead_lettered.inc();
                 if letter.truncated.is_some() {
-                    inc(&self.metrics.dead_letters_truncated);
+                    self.metrics.dead_letters_truncated.inc();
                 }
                 tracing::warn!(
                     partition = message.partition(),
@@ -346,7 +341,7 @@ impl Engine {
                 );
             }
             Sent::Refused(error) => {
-                inc(&self.metrics.dead_letters_refused);
+                self.metrics.refused(RefusedTopic::Dlq);
                 tracing::error!(
                     partition = message.partition(),
                     offset = message.offset(),
@@ -368,7 +363,9 @@ impl Engine {
         if result.is_err() && self.in_transaction {
             self.in_transaction = false;
             match self.abort() {
-                Ok(()) => inc(&self.metrics.transactions_aborted),
+                Ok(()) => {
+                    self.metrics.transactions_aborted.inc();
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot abort the transaction (fenced?)"),
             }
         }
@@ -378,7 +375,7 @@ impl Engine {
     /// Aborts the open transaction after a processing error (best effort; the process exits).
     fn commit_failed(&mut self) {
         if std::mem::take(&mut self.in_transaction) && self.abort().is_ok() {
-            inc(&self.metrics.transactions_aborted);
+            self.metrics.transactions_aborted.inc();
         }
     }
 
@@ -429,7 +426,7 @@ impl Engine {
                 // Tags are capped at 140 characters and spellings at 8, so a counts record is
                 // a few KiB at most; this is a defect, not an input, and one record must not
                 // stop the partition.
-                inc(&self.metrics.counts_records_refused);
+                self.metrics.refused(RefusedTopic::Counts);
                 tracing::error!(
                     partition,
                     key = &*truncate_utf8(&key, 200),
@@ -481,12 +478,12 @@ impl Engine {
         }
         self.in_transaction = false;
         self.offsets.clear();
-        inc(&self.metrics.transactions_committed);
+        self.metrics.transactions_committed.inc();
         Ok(())
     }
 
     fn on_revoke(&mut self, consumer: &AggregatorConsumer, partitions: &[i32], lost: bool) {
-        inc(&self.metrics.rebalances);
+        self.metrics.rebalances.inc();
         tracing::info!(?partitions, lost, "partitions revoked");
         if lost {
             // Another member may own these already: our open transaction would be fenced.
@@ -517,7 +514,7 @@ impl Engine {
     }
 
     fn on_assign(&mut self, partitions: &[i32]) {
-        inc(&self.metrics.rebalances);
+        self.metrics.rebalances.inc();
         tracing::info!(?partitions, "partitions assigned");
         self.assigned.extend(partitions.iter().copied());
         self.assignment_changed();
@@ -543,7 +540,7 @@ fn transactional_producer(
         .set("queue.buffering.max.messages", "1000000")
         .set(
             "transaction.timeout.ms",
-            settings.aggregator.transaction_timeout_ms.to_string(),
+            millis(settings.aggregator.transaction_timeout).to_string(),
         )
         .create()
         .context("create producer")?;
@@ -595,10 +592,10 @@ pub fn run_blocking(
         .set("isolation.level", "read_committed")
         .set("statistics.interval.ms", "5000")
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("session.timeout.ms", a.session_timeout_ms.to_string())
+        .set("session.timeout.ms", millis(a.session_timeout).to_string())
         .set(
             "heartbeat.interval.ms",
-            (a.session_timeout_ms / 4).max(100).to_string(),
+            (millis(a.session_timeout) / 4).max(100).to_string(),
         )
         .create_with_context(context)
         .context("create consumer")?;
@@ -606,7 +603,7 @@ pub fn run_blocking(
         .subscribe(&[settings.topics.tweets.as_str()])
         .context("subscribe")?;
 
-    let interval = Duration::from_millis(a.commit_interval_ms);
+    let interval = a.commit_interval;
     let mut last_commit = Instant::now();
     let mut last_log = Instant::now();
     let mut logged_processed = 0;
@@ -635,13 +632,13 @@ pub fn run_blocking(
             engine.commit(&consumer)?;
             last_commit = Instant::now();
         }
-        let processed = Metrics::get(&metrics.records_processed);
+        let processed = metrics.records_processed.get();
         if last_log.elapsed() >= Duration::from_secs(10) && processed != logged_processed {
             tracing::info!(
                 processed,
-                dead_lettered = Metrics::get(&metrics.records_dead_lettered),
-                late = Metrics::get(&metrics.records_late),
-                transactions = Metrics::get(&metrics.transactions_committed),
+                dead_lettered = metrics.records_dead_lettered.get(),
+                late = metrics.records_late.get(),
+                transactions = metrics.transactions_committed.get(),
                 partitions = engine.assigned.len(),
                 "progress"
             );
@@ -652,8 +649,8 @@ pub fn run_blocking(
     consumer.context().engine().commit(&consumer)?;
     consumer.unsubscribe();
     tracing::info!(
-        processed = Metrics::get(&metrics.records_processed),
-        transactions = Metrics::get(&metrics.transactions_committed),
+        processed = metrics.records_processed.get(),
+        transactions = metrics.transactions_committed.get(),
         "hashtag-aggregator stopped cleanly"
     );
     Ok(())
@@ -671,12 +668,6 @@ pub fn ingest_time(timestamp: Timestamp, now: EpochMillis, max_skew_ms: i64) -> 
     }
 }
 
-/// Milliseconds since the Unix epoch by this machine's clock.
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 #[cfg(test)]
 mod tests {

@@ -34,6 +34,8 @@ pub mod watchdog;
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -57,14 +59,17 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         "hashtag-aggregator starting"
     );
     let limits = record_limits(&settings).await;
-    let metrics = Arc::new(Metrics::default());
-    let listener = tokio::net::TcpListener::bind(settings.metrics_addr()?).await?;
+    let metrics = Arc::new(Metrics::new());
+    let addr = settings.aggregator.metrics_addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (aggregator.metrics_addr)"))?;
     tracing::info!(addr = %listener.local_addr()?, "serving metrics on /metrics");
 
     let mut tasks = TaskGroup::new(shutdown.clone());
     tasks.spawn(
         "metrics server",
-        metrics::serve(listener, metrics.clone(), shutdown.clone()),
+        trends_common::metrics::serve(listener, metrics.registry(), shutdown.clone()),
     );
     let engine_shutdown = shutdown.clone();
     tasks.spawn("consumer", async move {

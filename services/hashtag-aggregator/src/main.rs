@@ -1,6 +1,8 @@
 //! `hashtag-aggregator`: see the library docs. `main` only dispatches and runs.
 //!
-//! - `hashtag-aggregator` runs the service (settings from the environment, see the README).
+//! - `hashtag-aggregator` runs the service (settings from the environment, see the README)
+//!   in the shared skeleton ([`trends_common::service::run`]: exit 0 after a clean stop, 1 on
+//!   a failure, 2 for a configuration it refuses).
 //! - `hashtag-aggregator extract` reads JSON strings from stdin and prints their hashtags.
 
 use std::process::ExitCode;
@@ -44,30 +46,5 @@ fn main() -> ExitCode {
 }
 
 fn serve() -> ExitCode {
-    let settings = match hashtag_aggregator::settings::Settings::load() {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    trends_common::telemetry::init(&settings.log);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let token = tokio_util::sync::CancellationToken::new();
-        trends_common::shutdown::cancel_on_signal(token.clone());
-        match hashtag_aggregator::run(settings, token).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "hashtag-aggregator stopped");
-                ExitCode::FAILURE
-            }
-        }
-    })
+    trends_common::service::run("hashtag-aggregator", hashtag_aggregator::run)
 }

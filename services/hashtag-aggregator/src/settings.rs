@@ -15,11 +15,13 @@
 //!
 //! plus the shared `kafka`, `topics`, `log` and `windows` sections.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use serde::Deserialize;
-use trends_common::config::{self, ConfigError};
-use trends_common::settings::{
-    KafkaSettings, LogSettings, SHARED_DEFAULTS, TopicSettings, WindowSettings,
-};
+use serde_with::{DurationMilliSeconds, DurationSeconds, serde_as};
+use trends_common::config::{ConfigError, Load};
+use trends_common::settings::{KafkaSettings, LogSettings, TopicSettings, WindowSettings};
 use trends_core::window::BucketLayout;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,27 +34,41 @@ pub struct Settings {
     pub aggregator: AggregatorSettings,
 }
 
+/// `[aggregator]`. The keys keep their unit in their name (`…_ms`, `…_secs`); the fields are
+/// typed.
+#[serde_as]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregatorSettings {
     pub group_id: String,
     #[serde(default)]
     pub instance_id: Option<String>,
-    pub commit_interval_ms: u64,
-    pub transaction_timeout_ms: u64,
-    pub session_timeout_ms: u64,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "commit_interval_ms")]
+    pub commit_interval: Duration,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "transaction_timeout_ms")]
+    pub transaction_timeout: Duration,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "session_timeout_ms")]
+    pub session_timeout: Duration,
     pub static_membership: bool,
-    pub allowed_lateness_secs: i64,
-    pub max_future_skew_secs: i64,
+    #[serde_as(as = "DurationSeconds<u64>")]
+    #[serde(rename = "allowed_lateness_secs")]
+    pub allowed_lateness: Duration,
+    #[serde_as(as = "DurationSeconds<u64>")]
+    #[serde(rename = "max_future_skew_secs")]
+    pub max_future_skew: Duration,
     pub max_tags_per_post: usize,
-    pub metrics_addr: String,
+    pub metrics_addr: SocketAddr,
 }
 
 /// The largest `aggregator.max_tags_per_post`: a post's work stays bounded by
 /// [`trends_core::tags::MAX_OCCURRENCES_EXAMINED`] occurrences anyway.
 pub const MAX_TAGS_PER_POST: usize = 1000;
 
-const DEFAULTS: &str = r#"
+impl Load for Settings {
+    const DEFAULTS: &'static str = r#"
 [aggregator]
 group_id = "hashtag-aggregator"
 commit_interval_ms = 1000
@@ -65,42 +81,22 @@ max_tags_per_post = 30
 metrics_addr = "0.0.0.0:9100"
 "#;
 
-impl Settings {
-    /// Loads and validates settings from the environment (see [`trends_common::config`]).
-    pub fn load() -> Result<Settings, ConfigError> {
-        let settings: Settings = config::load(&format!("{SHARED_DEFAULTS}{DEFAULTS}"))?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Loads from an explicit environment map (tests, config checks).
-    pub fn load_from(
-        vars: &std::collections::HashMap<String, String>,
-    ) -> Result<Settings, ConfigError> {
-        let settings: Settings = config::load_from(&format!("{SHARED_DEFAULTS}{DEFAULTS}"), vars)?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
+        self.kafka.validate()?;
+        self.topics.validate()?;
         self.windows.layout()?;
         let a = &self.aggregator;
         if a.group_id.trim().is_empty() {
             return Err(ConfigError("aggregator.group_id must not be empty".into()));
         }
-        if !(10..=60_000).contains(&a.commit_interval_ms) {
+        if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&a.commit_interval) {
             return Err(ConfigError(
                 "aggregator.commit_interval_ms must be within 10..=60000".into(),
             ));
         }
-        if a.transaction_timeout_ms <= a.commit_interval_ms {
+        if a.transaction_timeout <= a.commit_interval {
             return Err(ConfigError(
                 "aggregator.transaction_timeout_ms must be larger than aggregator.commit_interval_ms".into(),
-            ));
-        }
-        if a.allowed_lateness_secs < 0 {
-            return Err(ConfigError(
-                "aggregator.allowed_lateness_secs must not be negative".into(),
             ));
         }
         if !(1..=MAX_TAGS_PER_POST).contains(&a.max_tags_per_post) {
@@ -108,27 +104,15 @@ impl Settings {
                 "aggregator.max_tags_per_post must be within 1..={MAX_TAGS_PER_POST}"
             )));
         }
-        if a.max_future_skew_secs < 0 {
-            return Err(ConfigError(
-                "aggregator.max_future_skew_secs must not be negative".into(),
-            ));
-        }
-        self.metrics_addr()?;
-        if self.topics.partitions < 1 {
-            return Err(ConfigError("topics.partitions must be at least 1".into()));
-        }
         Ok(())
     }
 
-    pub fn metrics_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
-        self.aggregator.metrics_addr.parse().map_err(|e| {
-            ConfigError(format!(
-                "aggregator.metrics_addr {:?} is not a socket address: {e}",
-                self.aggregator.metrics_addr
-            ))
-        })
+    fn log(&self) -> &LogSettings {
+        &self.log
     }
+}
 
+impl Settings {
     pub fn layout(&self) -> BucketLayout {
         self.windows.layout().unwrap_or_default()
     }
@@ -142,6 +126,11 @@ impl Settings {
             .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| format!("pid{}-{}", std::process::id(), random_suffix()))
     }
+}
+
+/// Milliseconds in `d`, as Kafka's `…ms` settings and the event-time arithmetic want them.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn random_suffix() -> u64 {
@@ -162,6 +151,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        use trends_common::config::Load as _;
         let vars: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -963,7 +963,7 @@ async fn latency_phase(bench: &mut Bench) -> anyhow::Result<()> {
             metric_value(
                 text,
                 &format!(
-                    "trends_aggregator_transaction_duration_seconds_total{{phase=\"{phase}\"}}"
+                    "trends_aggregator_transaction_duration_seconds_sum{{phase=\"{phase}\"}}"
                 ),
             )
             .unwrap_or(0.0)

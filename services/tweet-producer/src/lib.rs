@@ -3,34 +3,35 @@
 //! raw-posts topic (`topics.tweets`).
 //!
 //! Why it exists: the aggregator and the API need traffic, reproducibly without a paid
-//! firehose, and live when a user wants real trends. Sources ([`source`]) all feed one
-//! bounded channel to the publisher, so a slow broker slows the source down:
+//! firehose, and live when a user wants real trends. Sources ([`sources`], one folder each)
+//! all feed one bounded channel to the pipeline, so a slow broker slows the source down:
 //!
-//! - **synthetic** ([`generator`]): an endless, seeded stream of multilingual posts with
-//!   Zipf-distributed hashtags and periodic bursts, at a fixed rate or as fast as possible;
-//! - **file** ([`file_source`]): a JSON-lines file replayed as fast as possible or with its
+//! - **synthetic** ([`sources::synthetic`]): an endless, seeded stream of multilingual posts
+//!   with Zipf-distributed hashtags and periodic bursts, at a fixed rate or as fast as possible;
+//! - **file** ([`sources::file`]): a JSON-lines file replayed as fast as possible or with its
 //!   original timing;
-//! - **bluesky** ([`bluesky`]): Bluesky's public Jetstream, live, resumed exactly where the
-//!   last transaction ended;
-//! - **mastodon** ([`mastodon`]): a Mastodon server's streaming API (Server-Sent Events,
-//!   [`sse`]), statuses' HTML turned into text ([`html`]), with a user token;
-//! - **x** ([`x`]): the X API v2 filtered stream (chunked JSON lines), its rules synced from
-//!   config, X's documented reconnect policy, with an app bearer token.
+//! - **bluesky** ([`sources::bluesky`]): Bluesky's public Jetstream, live, resumed exactly where
+//!   the last transaction ended;
+//! - **mastodon** ([`sources::mastodon`]): a Mastodon server's streaming API (Server-Sent
+//!   Events), statuses' HTML turned into text, with a user token;
+//! - **x** ([`sources::x`]): the X API v2 filtered stream (chunked JSON lines), its rules synced
+//!   from config, X's documented reconnect policy, with an app bearer token.
 //!
-//! Between the channel and Kafka ([`pipeline`]): the resume filter and the position
-//! ([`position`]), a bounded-horizon dedup of post ids ([`dedup`]), keyword and language
-//! filters ([`filter`]), the record size limit, and per-source counters ([`metrics`],
-//! Prometheus text on `producer.metrics_addr`). Secrets for token-based sources are [`secret`]
-//! types; [`http`] holds what the two HTTP streaming sources share.
+//! The live ones share their machinery ([`sources::live`]): reconnecting under a back-off
+//! policy, HTTP requests and streaming bodies, framing. Between the channel and Kafka
+//! ([`pipeline`]): the resume filter and the position ([`sources::position`]), a
+//! bounded-horizon dedup of post ids, keyword and language filters, the record size limit, and
+//! per-source counters ([`metrics`], Prometheus text on `producer.metrics_addr`). Secrets for
+//! token-based sources are [`secret`] types.
 //!
 //! **Exactly once from the source into `tweets`** (KIP-618 style): the producer is
 //! transactional ([`publisher`]); every `producer.commit_interval_ms` one transaction commits
 //! the posts sent since the last commit together with the source's resume position, a record
-//! keyed by source in the compacted offsets topic ([`offsets`]). At start the producer fences
-//! its predecessor (`init_transactions`), reads its position from that topic with
-//! `read_committed`, and the source resumes there. A crash loses the open transaction's posts
-//! and its position together; the restart sends them again, once. Sources whose APIs cannot
-//! resume (Mastodon, X) start live after a restart; the synthetic generator starts over.
+//! keyed by source in the compacted offsets topic ([`pipeline::offsets`]). At start the
+//! producer fences its predecessor (`init_transactions`), reads its position from that topic
+//! with `read_committed`, and the source resumes there. A crash loses the open transaction's
+//! posts and its position together; the restart sends them again, once. Sources whose APIs
+//! cannot resume (Mastodon, X) start live after a restart; the synthetic generator starts over.
 //!
 //! Publishing: record key = post id (so a post always lands in the same partition), value =
 //! the JSON, no timestamp of ours (the `tweets` topic is `LogAppendTime`: the broker's clock
@@ -40,7 +41,8 @@
 //!
 //! Lifecycle ([`run`]): SIGTERM/Ctrl-C (or the end of the source: EOF, `limit` reached) stops
 //! reading; what was sent is committed with the position; the number of published posts is
-//! logged; `run` returns `Ok`. Progress is logged every 10 s.
+//! logged; `run` returns `Ok`. Progress is logged every 10 s. This file only wires source →
+//! pipeline → publisher: it names no source (the registry in [`sources`] does).
 //!
 //! `main.rs` only loads [`settings::Settings`] and calls [`run`]: everything is testable
 //! in-process. Settings are documented in [`settings`].
@@ -56,31 +58,15 @@
 //! Sending pauses while a transaction commits (its flush and the broker's round trips), so a
 //! shorter commit interval costs throughput and a longer one adds latency.
 
-pub mod bluesky;
-pub mod dedup;
-pub mod file_source;
-pub mod filter;
-pub mod generator;
-pub mod html;
-pub mod http;
-pub mod lang;
-pub mod mastodon;
 pub mod metrics;
-pub mod offsets;
-pub mod pacing;
 pub mod pipeline;
-pub mod position;
 pub mod publisher;
-pub mod rng;
 pub mod secret;
 pub mod settings;
-pub mod source;
-pub mod sse;
-pub mod vocabulary;
-pub mod x;
+pub mod sources;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::time::Instant;
@@ -88,23 +74,20 @@ use tokio_util::sync::CancellationToken;
 use trends_common::kafka::{
     MESSAGE_MAX_BYTES, TOPIC_MAX_MESSAGE_BYTES, TopicSpec, ensure_topics, topic_max_message_bytes,
 };
-use trends_core::EpochMillis;
 
-use crate::dedup::Dedup;
-use crate::filter::Filters;
 use crate::metrics::Metrics;
+use crate::pipeline::dedup::Dedup;
+use crate::pipeline::filter::Filters;
+use crate::pipeline::offsets;
 use crate::pipeline::{Pipeline, PipelineOptions};
-use crate::position::Position;
 use crate::publisher::{Publisher, PublisherOptions, Stats};
-use crate::settings::{Settings, SourceKind};
-use crate::source::{Source, SourceContext};
+use crate::settings::Settings;
+use crate::sources::SourceContext;
 
 /// At most this many records are sent and not yet delivered.
 pub const MAX_IN_FLIGHT: usize = 10_000;
 /// How often progress is logged.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
-/// A replayed file (`pace = "original"`) never waits longer than this between two posts.
-pub const MAX_REPLAY_GAP: Duration = Duration::from_secs(5);
 /// Room for a record's framing in a batch, below a topic's `max.message.bytes`.
 const RECORD_OVERHEAD_BYTES: usize = 512;
 
@@ -154,11 +137,6 @@ pub async fn run_with_metrics(
     stop_metrics.cancel();
     let _ = metrics_server.await;
     result
-}
-
-/// Whether a source kind can resume from a stored position.
-fn resumable(kind: SourceKind) -> bool {
-    matches!(kind, SourceKind::Bluesky | SourceKind::File)
 }
 
 /// The largest record sent: `source.max_post_bytes`, or less when the `tweets` topic accepts
@@ -214,7 +192,7 @@ async fn publish(
     }
     let (max_record_bytes, batch_bytes) = record_limits(&settings, topic).await;
 
-    let source_key = offsets::source_key(&settings);
+    let source_key = settings.source_key();
     let transactional_id = settings.transactional_id();
     tracing::info!(transactional_id, "initializing the transactional producer");
     // Fences a predecessor with the same id and aborts its open transaction, so its last
@@ -231,7 +209,8 @@ async fn publish(
         }
         started = Publisher::start(&settings.kafka, topic, &options, Arc::clone(&stats)) => started?,
     };
-    let start = if resumable(settings.source.kind) {
+    let source = settings.source.selected();
+    let start = if source.resumes() {
         let read = offsets::read_position(&settings.kafka, offsets_topic, &source_key);
         tokio::select! {
             () = shutdown.cancelled() => {
@@ -243,8 +222,12 @@ async fn publish(
     } else {
         None
     };
-    let source = Source::from_settings(&settings, start.as_ref())?;
-    log_start(&settings, topic, &source_key, start.as_ref());
+    // The source stops on shutdown, or when the pipeline fails.
+    let stop_source = shutdown.child_token();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(settings.source.buffer);
+    let ctx = SourceContext::new(tx, Arc::clone(&metrics), stop_source.clone());
+    let source_task = settings.source.start(start.as_ref(), ctx)?;
+    source.log_start(topic, &source_key, start.as_ref());
 
     let stop_progress = CancellationToken::new();
     let progress = tokio::spawn(report_progress(
@@ -253,11 +236,7 @@ async fn publish(
         PROGRESS_INTERVAL,
     ));
 
-    // The source stops on shutdown, or when the pipeline fails.
-    let stop_source = shutdown.child_token();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(settings.source.buffer);
-    let ctx = SourceContext::new(tx, Arc::clone(&metrics), stop_source.clone());
-    let source_task = tokio::spawn(source.run(ctx));
+    let source_task = tokio::spawn(source_task);
     let mut pipeline = Pipeline::new(
         Dedup::new(settings.source.dedup_capacity),
         Filters::new(
@@ -306,47 +285,6 @@ async fn publish(
     Ok(summary)
 }
 
-fn log_start(settings: &Settings, topic: &str, source_key: &str, start: Option<&Position>) {
-    let source = &settings.source;
-    match source.kind {
-        SourceKind::Synthetic => tracing::info!(
-            topic,
-            rate = source.synthetic.rate,
-            seed = source.synthetic.seed,
-            limit = source.synthetic.limit,
-            "publishing synthetic posts"
-        ),
-        SourceKind::File => tracing::info!(
-            topic,
-            path = %source.file.path,
-            pace = ?source.file.pace,
-            source_key,
-            position = ?start,
-            "publishing posts from a file"
-        ),
-        SourceKind::Bluesky => tracing::info!(
-            topic,
-            host = %source.bluesky.host,
-            source_key,
-            position = ?start,
-            "publishing live posts from Bluesky Jetstream"
-        ),
-        SourceKind::Mastodon => tracing::info!(
-            topic,
-            base_url = %source.mastodon.base_url,
-            stream = ?source.mastodon.stream,
-            tag = %source.mastodon.tag,
-            "publishing live posts from a Mastodon server"
-        ),
-        SourceKind::X => tracing::info!(
-            topic,
-            base_url = %source.x.base_url,
-            rules = ?source.x.rule_list(),
-            "publishing live posts from the X filtered stream"
-        ),
-    }
-}
-
 /// Logs the published count and rate every `interval` until `stop`.
 async fn report_progress(stats: Arc<Stats>, stop: CancellationToken, interval: Duration) {
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
@@ -370,11 +308,4 @@ async fn report_progress(stats: Arc<Stats>, stop: CancellationToken, interval: D
         );
         last = (now, published);
     }
-}
-
-/// Wall-clock now in epoch milliseconds: the `created_at` of generated posts.
-pub fn now_ms() -> EpochMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use trends_common::config::ConfigError;
 
 /// Where a secret is read from: `env` (an environment variable's name) or `file` (a path whose
 /// content, trimmed of surrounding whitespace, is the secret). Exactly one must be set.
@@ -43,6 +44,16 @@ pub enum SecretError {
 }
 
 impl SecretRef {
+    /// [`SecretRef::resolve`], failing as a configuration error (the service does not start).
+    pub fn load(
+        &self,
+        key: &str,
+        vars: &HashMap<String, String>,
+    ) -> Result<SecretString, ConfigError> {
+        self.resolve(key, vars)
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
     /// Reads the secret named by this reference (`key` is its config key, for errors), looking
     /// variables up in `vars`.
     pub fn resolve(

@@ -1,49 +1,27 @@
-//! Settings of the tweet producer.
+//! Settings of the tweet producer: `[producer]` here, `[source]` from [`crate::sources`] (the
+//! section's common keys, and one section per source, each defined, defaulted, checked and
+//! documented in its source's folder).
 //!
 //! Loaded by [`trends_common::config`]: built-in defaults, then the TOML file named by
 //! `TRENDS_CONFIG_FILE`, then `TRENDS__SECTION__KEY` environment variables (for nested keys
 //! every level is separated by `__`, e.g. `TRENDS__SOURCE__SYNTHETIC__RATE=500`). Unknown keys
 //! and bad values stop the service at start with a message naming the key, because a typo that
-//! silently falls back to a default produces the wrong traffic without anyone noticing.
+//! silently falls back to a default produces the wrong traffic without anyone noticing. The
+//! token of the selected source (if it needs one) is read at load too.
 //!
 //! | key | default | meaning |
 //! |-----|---------|---------|
-//! | `source.kind` | `synthetic` | where posts come from: `synthetic` (generated), `file` (a JSON-lines file), `bluesky` (Jetstream, live), `mastodon` (a server's streaming API, live), `x` (X API v2 filtered stream, live) |
-//! | `source.buffer` | `1024` | posts a source may have read ahead of the publisher (a bounded channel: a slow broker slows the source down, memory stays bounded) |
-//! | `source.keywords` | `""` | comma-separated; when set, only posts whose text contains one of them (any of, case-insensitive) are published |
-//! | `source.languages` | `""` | comma-separated language codes; when set, only posts in one of them (`en` also takes `en-US`) are published; posts without a language are dropped |
-//! | `source.dedup_capacity` | `100000` | how many recent post ids are remembered to drop re-delivered posts (a bounded horizon; 0 disables) |
-//! | `source.max_post_bytes` | `524288` | the largest post record (key + value) published, 1024 to 991,808 (`MESSAGE_MAX_BYTES` − 8 KiB); a larger post, Jetstream frame or file line is skipped and counted |
-//! | `source.reconnect.min_ms` | `500` | first reconnect delay of `bluesky` and `mastodon`; doubles per failed attempt, with jitter (`x` follows X's documented policy, `source.x.backoff`) |
-//! | `source.reconnect.max_ms` | `30000` | longest reconnect delay |
-//! | `source.bluesky.host` | `wss://jetstream2.us-east.bsky.network` | the Jetstream instance (`wss://` or `ws://`, no path) |
-//! | `source.bluesky.rewind_secs` | `3` | on a reconnect within a run, resume this far before the last event seen (repeats are dropped by the dedup) |
-//! | `source.mastodon.base_url` | `https://mastodon.social` | the Mastodon server the token belongs to (`https://` or `http://`, no path); its host is part of every post id |
-//! | `source.mastodon.streaming_url` | `""` | where the streaming API is served; empty = discovered from the server's `GET /api/v2/instance` (`configuration.urls.streaming`), else `base_url` |
-//! | `source.mastodon.stream` | `public` | `public` (the federated timeline), `public:local` (posts of this server) or `hashtag` (with `source.mastodon.tag`) |
-//! | `source.mastodon.tag` | `""` | the hashtag (without `#`) of `stream = "hashtag"` |
-//! | `source.mastodon.token.env` / `.file` | `""` | where the access token (scope `read:statuses`) is: an environment variable's name, or a file; exactly one, required for `kind = "mastodon"` |
-//! | `source.x.base_url` | `https://api.x.com` | the X API |
-//! | `source.x.rules` | `""` | comma-separated filtered-stream rule values; at start the server's rules are made exactly these; required for `kind = "x"` |
-//! | `source.x.tag` | `hashtag-trends` | the tag given to every rule (X echoes it in `matching_rules`); empty = no tag |
-//! | `source.x.token.env` / `.file` | `""` | where the app's bearer token is (as for Mastodon); required for `kind = "x"` |
-//! | `source.x.backoff.network_step_ms` / `network_max_ms` | `250` / `16000` | after a network error, wait 250 ms more per attempt, at most 16 s (X's documented policy) |
-//! | `source.x.backoff.http_min_ms` / `http_max_ms` | `5000` / `320000` | after an HTTP error, wait 5 s, doubling per attempt, at most 320 s |
-//! | `source.x.backoff.rate_limit_min_ms` / `rate_limit_max_ms` | `60000` / `900000` | after a 429, wait until `x-rate-limit-reset`, or else 1 min doubling per attempt; at most 15 min either way |
 //! | `producer.metrics_addr` | `0.0.0.0:9101` | where `GET /metrics` (Prometheus text) is served |
-//! | `producer.transactional_id` | `""` | the producer's `transactional.id`; empty = `tweet-producer-<source key>` (see [`crate::offsets::source_key`]), stable per source and topic. A restart with the same id fences its predecessor; two producers with the same id fence each other |
+//! | `producer.transactional_id` | `""` | the producer's `transactional.id`; empty = `tweet-producer-<source key>` (see [`Settings::source_key`]), stable per source and topic. A restart with the same id fences its predecessor; two producers with the same id fence each other |
 //! | `producer.commit_interval_ms` | `500` | how often a transaction commits the posts sent since the last one and the source position, 10–60,000 |
 //! | `producer.commit_max_posts` | `10000` | a transaction commits as soon as it holds this many posts, 1–1,000,000 |
-//! | `source.synthetic.rate` | `50.0` | posts per second, a finite number ≥ 0; `0` means as fast as the broker takes them |
-//! | `source.synthetic.seed` | `42` | seed of the generator: the same seed gives the same posts (except `created_at`, which is the time of generation) |
-//! | `source.synthetic.vocabulary` | `400` | number of distinct hashtags, 1–1,000,000; the vocabulary depends only on this number, not on the seed |
-//! | `source.synthetic.limit` | `0` | stop (flush, exit 0) after this many posts; `0` runs until SIGTERM/Ctrl-C |
-//! | `source.synthetic.burst_every_secs` | `60` | every this many seconds one tag from outside the top 10 bursts; `0` disables bursts |
-//! | `source.synthetic.burst_secs` | `15` | how long a burst lasts; at most `burst_every_secs` |
-//! | `source.file.path` | `""` | the JSON-lines file of posts (one `RawPost` per line); required when `source.kind = "file"` |
-//! | `source.file.pace` | `fast` | `fast`: publish as fast as possible; `original`: wait between posts as long as their `created_at` differ, at most 5 s per gap |
 //!
-//! plus the shared sections: `kafka.bootstrap_servers`, `kafka.replication_factor`,
+//! `[source]`: see [`crate::sources`] (`kind`, `buffer`, `keywords`, `languages`,
+//! `dedup_capacity`, `max_post_bytes`), [`crate::sources::live`] (`reconnect.*`) and each
+//! source: [`crate::sources::synthetic`], [`crate::sources::file`],
+//! [`crate::sources::bluesky`], [`crate::sources::mastodon`], [`crate::sources::x`].
+//!
+//! Plus the shared sections: `kafka.bootstrap_servers`, `kafka.replication_factor`,
 //! `topics.tweets` (the topic written to, default `tweets`), `topics.source_offsets` (the
 //! compacted topic of resume positions, default `tweet-producer-offsets`), `topics.partitions`
 //! (partitions when the producer creates `tweets`, default 12), `log.format`, `log.filter`.
@@ -56,14 +34,13 @@
 
 use std::collections::HashMap;
 
-use secrecy::SecretString;
 use serde::Deserialize;
 use trends_common::config::{self, ConfigError};
 use trends_common::settings::{
     KafkaSettings, LogSettings, SHARED_DEFAULTS, TopicSettings, WindowSettings,
 };
 
-use crate::secret::SecretRef;
+pub use crate::sources::{SourceKind, SourceSettings};
 
 /// Everything the producer is configured with.
 #[derive(Debug, Clone, Deserialize)]
@@ -89,301 +66,17 @@ pub struct ProducerSettings {
     pub commit_max_posts: u64,
 }
 
-/// `[source]`: where posts come from.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceSettings {
-    pub kind: SourceKind,
-    pub buffer: usize,
-    /// Comma-separated keywords (any of); empty = no keyword filter.
-    pub keywords: String,
-    /// Comma-separated language codes; empty = no language filter.
-    pub languages: String,
-    pub dedup_capacity: usize,
-    /// The largest post record (key + value) published.
-    pub max_post_bytes: usize,
-    pub reconnect: ReconnectSettings,
-    pub synthetic: SyntheticSettings,
-    pub file: FileSettings,
-    pub bluesky: BlueskySettings,
-    pub mastodon: MastodonSettings,
-    pub x: XSettings,
-}
-
-impl SourceSettings {
-    /// The keywords, trimmed, without empty entries.
-    pub fn keyword_list(&self) -> Vec<String> {
-        split_list(&self.keywords)
-    }
-
-    /// The language codes, trimmed, without empty entries.
-    pub fn language_list(&self) -> Vec<String> {
-        split_list(&self.languages)
-    }
-}
-
-fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum SourceKind {
-    Synthetic,
-    File,
-    Bluesky,
-    Mastodon,
-    X,
-}
-
-impl SourceKind {
-    /// The name used in config, logs and metric labels.
-    pub fn name(self) -> &'static str {
-        match self {
-            SourceKind::Synthetic => "synthetic",
-            SourceKind::File => "file",
-            SourceKind::Bluesky => "bluesky",
-            SourceKind::Mastodon => "mastodon",
-            SourceKind::X => "x",
-        }
-    }
-}
-
-impl TryFrom<String> for SourceKind {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        match value.as_str() {
-            "synthetic" => Ok(SourceKind::Synthetic),
-            "file" => Ok(SourceKind::File),
-            "bluesky" => Ok(SourceKind::Bluesky),
-            "mastodon" => Ok(SourceKind::Mastodon),
-            "x" => Ok(SourceKind::X),
-            _ => Err(format!(
-                "expected one of \"synthetic\", \"file\", \"bluesky\", \"mastodon\", \"x\", got {value:?}"
-            )),
-        }
-    }
-}
-
-/// `[source.reconnect]`: back-off of live sources.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReconnectSettings {
-    pub min_ms: u64,
-    pub max_ms: u64,
-}
-
-/// `[source.bluesky]`: Jetstream.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BlueskySettings {
-    pub host: String,
-    pub rewind_secs: u64,
-}
-
-/// `[source.mastodon]`: a Mastodon server's streaming API.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MastodonSettings {
-    pub base_url: String,
-    pub streaming_url: String,
-    pub stream: MastodonStream,
-    pub tag: String,
-    /// Where the access token is; the token itself is in [`MastodonSettings::resolved_token`].
-    pub token: SecretRef,
-    /// The token, read at load when `source.kind = "mastodon"` (never from a config file).
-    #[serde(skip)]
-    pub resolved_token: Option<SecretString>,
-}
-
-/// Which Mastodon timeline is streamed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum MastodonStream {
-    /// The federated timeline: every public post the server knows.
-    Public,
-    /// Public posts of the server's own users.
-    PublicLocal,
-    /// Public posts with one hashtag.
-    Hashtag,
-}
-
-impl TryFrom<String> for MastodonStream {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        match value.as_str() {
-            "public" => Ok(MastodonStream::Public),
-            "public:local" => Ok(MastodonStream::PublicLocal),
-            "hashtag" => Ok(MastodonStream::Hashtag),
-            _ => Err(format!(
-                "expected \"public\", \"public:local\" or \"hashtag\", got {value:?}"
-            )),
-        }
-    }
-}
-
-/// `[source.x]`: the X API v2 filtered stream.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct XSettings {
-    pub base_url: String,
-    /// Comma-separated rule values.
-    pub rules: String,
-    pub tag: String,
-    pub token: SecretRef,
-    pub backoff: XBackoffSettings,
-    /// The bearer token, read at load when `source.kind = "x"`.
-    #[serde(skip)]
-    pub resolved_token: Option<SecretString>,
-}
-
-impl XSettings {
-    /// The rule values, trimmed, without empty entries, once each.
-    pub fn rule_list(&self) -> Vec<String> {
-        let mut rules: Vec<String> = Vec::new();
-        for rule in split_list(&self.rules) {
-            if !rules.contains(&rule) {
-                rules.push(rule);
-            }
-        }
-        rules
-    }
-}
-
-/// `[source.x.backoff]`: X's documented reconnect policy, in milliseconds.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct XBackoffSettings {
-    pub network_step_ms: u64,
-    pub network_max_ms: u64,
-    pub http_min_ms: u64,
-    pub http_max_ms: u64,
-    pub rate_limit_min_ms: u64,
-    pub rate_limit_max_ms: u64,
-}
-
-/// `[source.synthetic]`: the generator.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SyntheticSettings {
-    pub rate: f64,
-    pub seed: u64,
-    pub vocabulary: usize,
-    pub limit: u64,
-    pub burst_every_secs: u64,
-    pub burst_secs: u64,
-}
-
-/// `[source.file]`: a JSON-lines file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSettings {
-    pub path: String,
-    pub pace: Pace,
-}
-
-/// How fast a file is replayed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum Pace {
-    /// As fast as possible.
-    Fast,
-    /// Sleep the gap between consecutive `created_at`, capped per gap.
-    Original,
-}
-
-impl TryFrom<String> for Pace {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        match value.as_str() {
-            "fast" => Ok(Pace::Fast),
-            "original" => Ok(Pace::Original),
-            _ => Err(format!("expected \"fast\" or \"original\", got {value:?}")),
-        }
-    }
-}
-
-/// The largest vocabulary accepted (the generator keeps it in memory).
-pub const MAX_VOCABULARY: usize = 1_000_000;
-
-/// The smallest `source.max_post_bytes` accepted.
-pub const MIN_POST_BYTES: usize = 1024;
-/// The largest `source.max_post_bytes` accepted: the client's record limit less room for the
-/// record's framing.
-pub const MAX_POST_BYTES: usize = trends_common::kafka::MESSAGE_MAX_BYTES - 8 * 1024;
-
 /// What a leftover `source.bluesky.cursor_file` is told.
 const CURSOR_FILE_REMOVED: &str = "source.bluesky.cursor_file (TRENDS__SOURCE__BLUESKY__CURSOR_FILE) was removed: the Bluesky resume position is now kept in the Kafka topic topics.source_offsets (default tweet-producer-offsets), committed in the same transaction as the posts, so no file or volume is needed; remove the setting";
 
-/// The producer's own defaults, appended to [`SHARED_DEFAULTS`].
+/// The producer's own defaults (`[producer]`), appended to [`SHARED_DEFAULTS`] together with
+/// [`SourceSettings::defaults`].
 pub const DEFAULTS: &str = r#"
 [producer]
 metrics_addr = "0.0.0.0:9101"
 transactional_id = ""
 commit_interval_ms = 500
 commit_max_posts = 10000
-
-[source]
-kind = "synthetic"
-buffer = 1024
-keywords = ""
-languages = ""
-dedup_capacity = 100000
-max_post_bytes = 524288
-
-[source.reconnect]
-min_ms = 500
-max_ms = 30000
-
-[source.bluesky]
-host = "wss://jetstream2.us-east.bsky.network"
-rewind_secs = 3
-
-[source.mastodon]
-base_url = "https://mastodon.social"
-streaming_url = ""
-stream = "public"
-tag = ""
-
-[source.mastodon.token]
-env = ""
-file = ""
-
-[source.x]
-base_url = "https://api.x.com"
-rules = ""
-tag = "hashtag-trends"
-
-[source.x.token]
-env = ""
-file = ""
-
-[source.x.backoff]
-network_step_ms = 250
-network_max_ms = 16000
-http_min_ms = 5000
-http_max_ms = 320000
-rate_limit_min_ms = 60000
-rate_limit_max_ms = 900000
-
-[source.synthetic]
-rate = 50.0
-seed = 42
-vocabulary = 400
-limit = 0
-burst_every_secs = 60
-burst_secs = 15
-
-[source.file]
-path = ""
-pace = "fast"
 "#;
 
 impl Settings {
@@ -405,31 +98,8 @@ impl Settings {
             }
         })?;
         settings.validate()?;
-        settings.resolve_token(vars)?;
+        settings.source.resolve_secrets(vars)?;
         Ok(settings)
-    }
-
-    /// Reads the token of the configured source (`mastodon`, `x`). Errors name the key and the
-    /// variable or file, never the token.
-    fn resolve_token(&mut self, vars: &HashMap<String, String>) -> Result<(), ConfigError> {
-        let source = &mut self.source;
-        let resolved = |secret: &SecretRef, key: &str| {
-            secret
-                .resolve(key, vars)
-                .map(Some)
-                .map_err(|e| ConfigError(e.to_string()))
-        };
-        match source.kind {
-            SourceKind::Mastodon => {
-                source.mastodon.resolved_token =
-                    resolved(&source.mastodon.token, "source.mastodon.token")?;
-            }
-            SourceKind::X => {
-                source.x.resolved_token = resolved(&source.x.token, "source.x.token")?;
-            }
-            SourceKind::Synthetic | SourceKind::File | SourceKind::Bluesky => {}
-        }
-        Ok(())
     }
 
     /// Checks what the types alone do not; every error names its key.
@@ -453,12 +123,6 @@ impl Settings {
         if self.topics.source_offsets.trim() == self.topics.tweets.trim() {
             return bad("topics.source_offsets must not be topics.tweets");
         }
-        if !(MIN_POST_BYTES..=MAX_POST_BYTES).contains(&self.source.max_post_bytes) {
-            return Err(ConfigError(format!(
-                "source.max_post_bytes must be within {MIN_POST_BYTES}..={MAX_POST_BYTES}, got {}",
-                self.source.max_post_bytes
-            )));
-        }
         let producer = &self.producer;
         if !(10..=60_000).contains(&producer.commit_interval_ms) {
             return Err(ConfigError(format!(
@@ -472,110 +136,24 @@ impl Settings {
                 producer.commit_max_posts
             )));
         }
-        let synthetic = &self.source.synthetic;
-        if !synthetic.rate.is_finite() || synthetic.rate < 0.0 {
-            return Err(ConfigError(format!(
-                "source.synthetic.rate must be a number ≥ 0 (posts per second, 0 = as fast as possible), got {}",
-                synthetic.rate
-            )));
-        }
-        if !(1..=MAX_VOCABULARY).contains(&synthetic.vocabulary) {
-            return Err(ConfigError(format!(
-                "source.synthetic.vocabulary must be within 1..={MAX_VOCABULARY}, got {}",
-                synthetic.vocabulary
-            )));
-        }
-        if synthetic.burst_every_secs > 0 && synthetic.burst_secs > synthetic.burst_every_secs {
-            return bad(
-                "source.synthetic.burst_secs must not exceed source.synthetic.burst_every_secs",
-            );
-        }
-        if self.source.kind == SourceKind::File && self.source.file.path.trim().is_empty() {
-            return bad("source.file.path must name a JSON-lines file when source.kind = \"file\"");
-        }
-        if self.source.buffer < 1 {
-            return bad("source.buffer must be at least 1");
-        }
-        let reconnect = &self.source.reconnect;
-        if reconnect.min_ms < 1 || reconnect.max_ms < reconnect.min_ms {
-            return bad(
-                "source.reconnect.min_ms must be at least 1 and source.reconnect.max_ms at least min_ms",
-            );
-        }
-        let host = self.source.bluesky.host.trim();
-        if !(host.starts_with("wss://") || host.starts_with("ws://"))
-            || host.len() <= "wss://".len()
-        {
-            return Err(ConfigError(format!(
-                "source.bluesky.host must be a ws:// or wss:// URL without a path, got {host:?}"
-            )));
-        }
-        if self.source.kind == SourceKind::Mastodon {
-            self.validate_mastodon()?;
-        }
-        if self.source.kind == SourceKind::X {
-            self.validate_x()?;
-        }
+        self.source.validate()?;
         self.metrics_addr()?;
         Ok(())
     }
 
-    fn validate_mastodon(&self) -> Result<(), ConfigError> {
-        let mastodon = &self.source.mastodon;
-        check_http_url("source.mastodon.base_url", &mastodon.base_url, false)?;
-        if !mastodon.streaming_url.trim().is_empty() {
-            check_http_url(
-                "source.mastodon.streaming_url",
-                &crate::mastodon::http_base(&mastodon.streaming_url),
-                true,
-            )?;
-        }
-        let tag = mastodon.tag.trim().trim_start_matches('#');
-        if mastodon.stream == MastodonStream::Hashtag && tag.is_empty() {
-            return Err(ConfigError(
-                "source.mastodon.tag must name a hashtag when source.mastodon.stream = \"hashtag\""
-                    .to_owned(),
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_x(&self) -> Result<(), ConfigError> {
-        let x = &self.source.x;
-        check_http_url("source.x.base_url", &x.base_url, false)?;
-        if x.rule_list().is_empty() {
-            return Err(ConfigError(
-                "source.x.rules must list at least one filtered-stream rule (comma-separated) when source.kind = \"x\""
-                    .to_owned(),
-            ));
-        }
-        let b = &x.backoff;
-        if b.network_step_ms < 1 || b.network_max_ms < b.network_step_ms {
-            return Err(ConfigError(
-                "source.x.backoff.network_step_ms must be at least 1 and network_max_ms at least network_step_ms"
-                    .to_owned(),
-            ));
-        }
-        if b.http_min_ms < 1 || b.http_max_ms < b.http_min_ms {
-            return Err(ConfigError(
-                "source.x.backoff.http_min_ms must be at least 1 and http_max_ms at least http_min_ms"
-                    .to_owned(),
-            ));
-        }
-        if b.rate_limit_min_ms < 1 || b.rate_limit_max_ms < b.rate_limit_min_ms {
-            return Err(ConfigError(
-                "source.x.backoff.rate_limit_min_ms must be at least 1 and rate_limit_max_ms at least rate_limit_min_ms"
-                    .to_owned(),
-            ));
-        }
-        Ok(())
+    /// The source's key in the offsets topic (and the base of its default
+    /// `transactional.id`): `<origin>@<tweets topic>`, the origin being the selected source's
+    /// ([`crate::sources::Source::origin`]), e.g.
+    /// `bluesky:wss://jetstream2.us-east.bsky.network@tweets`.
+    pub fn source_key(&self) -> String {
+        format!("{}@{}", self.source.selected().origin(), self.topics.tweets)
     }
 
     /// The producer's `transactional.id`: `producer.transactional_id`, or
     /// `tweet-producer-<source key>` when that is empty.
     pub fn transactional_id(&self) -> String {
         match self.producer.transactional_id.trim() {
-            "" => format!("tweet-producer-{}", crate::offsets::source_key(self)),
+            "" => format!("tweet-producer-{}", self.source_key()),
             id => id.to_owned(),
         }
     }
@@ -591,35 +169,16 @@ impl Settings {
     }
 }
 
-/// Checks that `value` is an `http://` or `https://` URL with a host (and, unless
-/// `path_allowed`, no path beyond `/`).
-fn check_http_url(key: &str, value: &str, path_allowed: bool) -> Result<(), ConfigError> {
-    let value = value.trim();
-    let bad = || {
-        ConfigError(format!(
-            "{key} must be an http:// or https:// URL{}, got {value:?}",
-            if path_allowed { "" } else { " without a path" }
-        ))
-    };
-    let url = reqwest::Url::parse(value).map_err(|_| bad())?;
-    let path_ok = path_allowed || url.path().trim_end_matches('/').is_empty();
-    if !matches!(url.scheme(), "http" | "https")
-        || url.host_str().is_none_or(str::is_empty)
-        || !path_ok
-        || url.query().is_some()
-    {
-        return Err(bad());
-    }
-    Ok(())
-}
-
 fn defaults() -> String {
-    format!("{SHARED_DEFAULTS}{DEFAULTS}")
+    format!("{SHARED_DEFAULTS}{DEFAULTS}{}", SourceSettings::defaults())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::SecretRef;
+    use crate::sources::file::Pace;
+    use crate::sources::mastodon::MastodonStream;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let vars = pairs
@@ -883,10 +442,7 @@ mod tests {
         assert_eq!(s.source.language_list(), ["en", "ja"]);
         assert_eq!(s.source.bluesky.host, "ws://127.0.0.1:1234/");
         assert_eq!(s.topics.source_offsets, "positions");
-        assert_eq!(
-            crate::offsets::source_key(&s),
-            "bluesky:ws://127.0.0.1:1234@tweets"
-        );
+        assert_eq!(s.source_key(), "bluesky:ws://127.0.0.1:1234@tweets");
         assert_eq!(
             s.transactional_id(),
             "tweet-producer-bluesky:ws://127.0.0.1:1234@tweets"

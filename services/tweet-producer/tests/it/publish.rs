@@ -3,8 +3,6 @@
 //! loses nothing that was sent, a `kill -9` of a file replay repeats nothing, and a post too
 //! large for the topic or the client is skipped and counted instead of stopping the service.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -15,17 +13,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Timestamp;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use test_kafka::{KafkaBroker, spawn_killed_on_parent_exit, unique_name};
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::partition_count;
-use trends_common::settings::KafkaSettings;
 use trends_core::post::parse_post;
 use tweet_producer::metrics::{Metrics, get};
 use tweet_producer::publisher::{Publisher, PublisherOptions, Sent, Stats};
 use tweet_producer::settings::Settings;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+use crate::support::{self, TIMEOUT, kafka_settings};
 
 /// One record read back from the topic.
 #[derive(Debug)]
@@ -34,14 +31,6 @@ struct Record {
     key: String,
     payload: Vec<u8>,
     timestamp: Timestamp,
-}
-
-fn kafka_settings(bootstrap: &str) -> KafkaSettings {
-    KafkaSettings {
-        bootstrap_servers: bootstrap.to_owned(),
-        replication_factor: 1,
-        debug: String::new(),
-    }
 }
 
 /// The environment that points the producer at the test broker and topic (and an offsets
@@ -77,12 +66,7 @@ fn wait_for_topic(bootstrap: &str, topic: &str) -> anyhow::Result<i32> {
 /// A consumer of committed records assigned to every partition of `topic` from the beginning.
 fn consumer_from_start(bootstrap: &str, topic: &str) -> anyhow::Result<(BaseConsumer, i32)> {
     let partitions = wait_for_topic(bootstrap, topic)?;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique_name("reader"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()?;
+    let consumer = support::committed_reader(bootstrap)?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions {
         assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
@@ -109,7 +93,7 @@ fn poll_record(consumer: &BaseConsumer) -> anyhow::Result<Option<Record>> {
 fn read_all(bootstrap: &str, topic: &str) -> anyhow::Result<(Vec<Record>, i32)> {
     let partitions = wait_for_topic(bootstrap, topic)?;
     let mut records = Vec::new();
-    for record in common::read_committed(bootstrap, topic)? {
+    for record in support::read_committed(bootstrap, topic)? {
         records.push(Record {
             partition: record.partition,
             key: String::from_utf8(record.key.context("record without key")?)?,
@@ -483,7 +467,7 @@ async fn a_record_the_client_refuses_leaves_the_transaction_intact() -> anyhow::
         &kafka,
         &[
             trends_common::kafka::TopicSpec::tweets(&topic, 2),
-            tweet_producer::offsets::topic_spec(&offsets),
+            tweet_producer::pipeline::offsets::topic_spec(&offsets),
         ],
     )
     .await?;

@@ -6,7 +6,7 @@
 //! is compacted (the last value per key is all that matters) and has one partition, so the
 //! position of a source is one record to find; it needs no volume and survives the container.
 //!
-//! **Key** ([`source_key`]): `<source>@<tweets topic>`, e.g.
+//! **Key** (`crate::settings::Settings::source_key`): `<source>@<tweets topic>`, e.g.
 //! `bluesky:wss://jetstream2.us-east.bsky.network@tweets` or `file:/data/posts.jsonl@tweets`:
 //! how far *this* source has been copied into *this* topic. A different Jetstream host or
 //! target topic is a different key, and starts fresh. **Value**: [`Position`] as JSON; a
@@ -23,15 +23,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use trends_common::kafka::{ReaderContext, TopicSpec, client_config, partition_count};
 use trends_common::settings::KafkaSettings;
 
-use crate::position::Position;
-use crate::settings::{Settings, SourceKind};
+use crate::sources::position::Position;
 
 /// How long reading the position may take before the start fails.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
@@ -47,45 +46,6 @@ pub fn topic_spec(name: &str) -> TopicSpec<'_> {
         partitions: 1,
         config: vec![("cleanup.policy", "compact"), ("segment.ms", SEGMENT_MS)],
     }
-}
-
-/// The source's key in the offsets topic (and the base of its default `transactional.id`):
-/// `<kind>:<where from>@<tweets topic>`. A file's path is made absolute when it exists.
-pub fn source_key(settings: &Settings) -> String {
-    let source = &settings.source;
-    let from = match source.kind {
-        SourceKind::Synthetic => "synthetic".to_owned(),
-        SourceKind::File => {
-            let path = source.file.path.trim();
-            let path = std::fs::canonicalize(path)
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| path.to_owned());
-            format!("file:{path}")
-        }
-        SourceKind::Bluesky => format!(
-            "bluesky:{}",
-            source.bluesky.host.trim().trim_end_matches('/')
-        ),
-        SourceKind::Mastodon => {
-            let m = &source.mastodon;
-            let host = crate::mastodon::host_of(m.base_url.trim())
-                .unwrap_or_else(|| m.base_url.trim().to_owned());
-            let stream = match m.stream {
-                crate::settings::MastodonStream::Public => "public".to_owned(),
-                crate::settings::MastodonStream::PublicLocal => "public:local".to_owned(),
-                crate::settings::MastodonStream::Hashtag => {
-                    format!("hashtag:{}", m.tag.trim().trim_start_matches('#'))
-                }
-            };
-            format!("mastodon:{host}/{stream}")
-        }
-        SourceKind::X => {
-            let base = source.x.base_url.trim();
-            let host = crate::mastodon::host_of(base).unwrap_or_else(|| base.to_owned());
-            format!("x:{host}")
-        }
-    };
-    format!("{from}@{}", settings.topics.tweets)
 }
 
 /// Reads the last committed position of `key` (see the module docs). `None` when the topic has
@@ -124,20 +84,12 @@ fn read_blocking(
     // level, so it is asked of a read_uncommitted client).
     let probe: BaseConsumer<ReaderContext> =
         client_config(kafka, "tweet-producer-offsets-probe").create_with_context(ReaderContext)?;
-    let mut ends = Vec::new();
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..partitions {
-        let (low, high) = probe.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
-        if high > low {
-            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-            ends.push((partition, high));
-        }
-    }
+    let to_end = ToEnd::new(&probe, topic, partitions, Duration::from_secs(30))?;
     drop(probe);
-    if ends.is_empty() {
+    if to_end.is_empty() {
         return Ok(None);
     }
-    consumer.assign(&assignment)?;
+    consumer.assign(&to_end.assignment)?;
     let mut found: Option<Option<Vec<u8>>> = None;
     let mut records = 0u64;
     let mut waiting_logged = false;
@@ -154,14 +106,7 @@ fn read_blocking(
             Some(Err(e)) => return Err(e).context(format!("cannot read {topic}")),
             None => {}
         }
-        // The position advances past aborted records and transaction markers too.
-        let position = consumer.position()?;
-        let done = ends.iter().all(|(partition, end)| {
-            position
-                .find_partition(topic, *partition)
-                .is_some_and(|p| matches!(p.offset(), Offset::Offset(at) if at >= *end))
-        });
-        if done {
+        if to_end.reached(&consumer)? {
             break;
         }
         let elapsed = started.elapsed();
@@ -186,5 +131,60 @@ fn read_blocking(
                 "the position of {key:?} in {topic} is unusable ({e}); to start this source afresh, write a tombstone (null value) for that key"
             )
         }),
+    }
+}
+
+/// A read of a topic from its beginning to the end it has now: the partitions to read, and
+/// where each ends. `read_committed` readers use it to know they read everything committed
+/// without waiting for "no more records".
+#[derive(Debug)]
+pub struct ToEnd {
+    topic: String,
+    /// The non-empty partitions, from the beginning: what the reader is assigned.
+    pub assignment: TopicPartitionList,
+    /// (partition, end offset).
+    ends: Vec<(i32, i64)>,
+}
+
+impl ToEnd {
+    /// The non-empty partitions of `topic` (`partitions` of them) and their ends, asked of
+    /// `probe`. The ends are what the log holds, everything included: the query follows the
+    /// client's isolation level, so `probe` must read uncommitted.
+    pub fn new<C: ConsumerContext>(
+        probe: &BaseConsumer<C>,
+        topic: &str,
+        partitions: i32,
+        timeout: Duration,
+    ) -> KafkaResult<ToEnd> {
+        let mut ends = Vec::new();
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..partitions {
+            let (low, high) = probe.fetch_watermarks(topic, partition, timeout)?;
+            if high > low {
+                assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+                ends.push((partition, high));
+            }
+        }
+        Ok(ToEnd {
+            topic: topic.to_owned(),
+            assignment,
+            ends,
+        })
+    }
+
+    /// Whether there is nothing to read.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Whether `consumer` (assigned [`ToEnd::assignment`]) has read to every end. Its
+    /// position advances past aborted records and transaction markers too.
+    pub fn reached<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> KafkaResult<bool> {
+        let position = consumer.position()?;
+        Ok(self.ends.iter().all(|(partition, end)| {
+            position
+                .find_partition(&self.topic, *partition)
+                .is_some_and(|p| matches!(p.offset(), Offset::Offset(at) if at >= *end))
+        }))
     }
 }

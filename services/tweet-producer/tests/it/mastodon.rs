@@ -1,28 +1,19 @@
-//! The `mastodon` source against local fake Mastodon servers (axum on loopback ports) speaking
-//! the real wire format: the instance document pointing at a separate streaming host, and
+//! The `mastodon` source against local fake Mastodon servers ([`crate::fakes::mastodon`])
+//! speaking the real wire format: the instance document pointing at a separate streaming host, and
 //! Server-Sent Events (`event: update` / `data: <Status JSON>`, `:thump` heartbeats, events
 //! split across chunks) with statuses shaped like the streaming API documentation's examples;
 //! and a real Kafka broker (from `test_kafka`). What reaches the topic is exactly the expected
 //! set of posts, through 429 and 503 refusals, a dropped connection, malformed events and a
 //! re-delivered status; the token is sent on every request and appears in no log or error.
 
-mod common;
-
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use common::{ids, logs, read_posts, settings, start, wait_until};
-use futures_util::StreamExt;
-use serde_json::json;
 use test_kafka::{KafkaBroker, unique_name};
-use tokio::net::TcpListener;
 use tweet_producer::metrics::get as count;
+
+use crate::fakes::Plan;
+use crate::fakes::mastodon::FakeMastodon;
+use crate::support::{ids, logs, read_posts, settings, start, wait_until};
 
 const TOKEN: &str = "mastodon-user-token-7c1e5b0f";
 
@@ -59,163 +50,6 @@ fn status(i: u64) -> String {
 /// An `update` event of status `i`.
 fn update(i: u64) -> String {
     format!("event: update\ndata: {}\n\n", status(i))
-}
-
-/// What the fake streaming server does with one stream request.
-#[derive(Debug, Clone)]
-enum Plan {
-    /// Answer with this status and body.
-    Refuse(u16, &'static str),
-    /// Send these chunks, then drop the connection in the middle of the body when the test
-    /// says so ([`FakeMastodon::drop_connection`]).
-    ServeThenDrop(Vec<String>),
-    /// Send these chunks, then keep the connection open.
-    ServeThenHold(Vec<String>),
-}
-
-/// One request a fake server received.
-#[derive(Debug, Clone)]
-struct Seen {
-    path_and_query: String,
-    authorization: Option<String>,
-}
-
-#[derive(Debug)]
-struct ServerState {
-    /// `configuration.urls.streaming` of the instance document.
-    streaming: Option<String>,
-    plans: Vec<Plan>,
-    seen: Mutex<Vec<Seen>>,
-    drop_now: tokio::sync::Notify,
-}
-
-/// A fake Mastodon server on a loopback port.
-struct FakeMastodon {
-    url: String,
-    state: Arc<ServerState>,
-}
-
-impl FakeMastodon {
-    async fn start(streaming: Option<String>, plans: Vec<Plan>) -> anyhow::Result<FakeMastodon> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let state = Arc::new(ServerState {
-            streaming,
-            plans,
-            seen: Mutex::new(Vec::new()),
-            drop_now: tokio::sync::Notify::new(),
-        });
-        let app = Router::new()
-            .route("/api/v2/instance", get(instance))
-            .route("/api/v1/streaming/public", get(stream))
-            .route("/api/v1/streaming/public/local", get(stream))
-            .route("/api/v1/streaming/hashtag", get(stream))
-            .with_state(Arc::clone(&state));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(FakeMastodon { url, state })
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.state
-            .seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Drops the connection being served by a `ServeThenDrop` plan (now or when it comes).
-    fn drop_connection(&self) {
-        self.state.drop_now.notify_one();
-    }
-
-    fn stream_requests(&self) -> Vec<Seen> {
-        self.seen()
-            .into_iter()
-            .filter(|s| s.path_and_query.starts_with("/api/v1/streaming"))
-            .collect()
-    }
-}
-
-fn record(state: &ServerState, request: &Request) -> usize {
-    let mut seen = state.seen.lock().unwrap_or_else(|p| p.into_inner());
-    seen.push(Seen {
-        path_and_query: request
-            .uri()
-            .path_and_query()
-            .map_or(String::new(), |p| p.to_string()),
-        authorization: request
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    });
-    seen.len()
-}
-
-/// `GET /api/v2/instance`, trimmed to the documented fields around the streaming URL.
-async fn instance(State(state): State<Arc<ServerState>>, request: Request) -> Response {
-    record(&state, &request);
-    let Some(streaming) = &state.streaming else {
-        return (StatusCode::NOT_FOUND, "{\"error\":\"Record not found\"}").into_response();
-    };
-    axum::Json(json!({
-        "domain": "mastodon.example",
-        "title": "Mastodon",
-        "version": "4.3.0",
-        "source_url": "https://github.com/mastodon/mastodon",
-        "configuration": {
-            "urls": { "streaming": streaming, "status": null },
-            "statuses": { "max_characters": 500, "max_media_attachments": 4 }
-        },
-        "registrations": { "enabled": false, "approval_required": false, "message": null }
-    }))
-    .into_response()
-}
-
-/// The SSE endpoints: the plan of the n-th stream request (the last one repeats).
-async fn stream(State(state): State<Arc<ServerState>>, request: Request) -> Response {
-    record(&state, &request);
-    let n = {
-        let seen = state.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.iter()
-            .filter(|s| s.path_and_query.starts_with("/api/v1/streaming"))
-            .count()
-    };
-    let plan = state.plans[(n - 1).min(state.plans.len() - 1)].clone();
-    let (chunks, hold) = match plan {
-        Plan::Refuse(code, body) => {
-            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (code, body.to_owned()).into_response();
-        }
-        Plan::ServeThenDrop(chunks) => (chunks, false),
-        Plan::ServeThenHold(chunks) => (chunks, true),
-    };
-    let chunks = futures_util::stream::iter(
-        chunks
-            .into_iter()
-            .map(|c| Ok::<Bytes, std::io::Error>(Bytes::from(c))),
-    );
-    let body = if hold {
-        Body::from_stream(chunks.chain(futures_util::stream::pending()))
-    } else {
-        // An error in the body makes the server abort the connection mid-stream.
-        let state = Arc::clone(&state);
-        let drop = futures_util::stream::once(async move {
-            state.drop_now.notified().await;
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "dropped",
-            ))
-        });
-        Body::from_stream(chunks.chain(drop))
-    };
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .header("cache-control", "private, no-store")
-        .body(body)
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 fn mastodon_settings<'a>(
@@ -283,8 +117,8 @@ async fn updates_reach_kafka_exactly_through_refusals_drops_and_malformed_events
     let streaming = FakeMastodon::start(
         None,
         vec![
-            Plan::Refuse(429, "{\"error\":\"Too many requests\"}"),
-            Plan::Refuse(503, "<html>Service Unavailable</html>"),
+            Plan::Refuse(429, vec![], "{\"error\":\"Too many requests\"}"),
+            Plan::Refuse(503, vec![], "<html>Service Unavailable</html>"),
             Plan::ServeThenDrop(first),
             Plan::ServeThenHold(second),
         ],
@@ -307,8 +141,7 @@ async fn updates_reach_kafka_exactly_through_refusals_drops_and_malformed_events
         count(&running.metrics.stats().published) == 5 && streaming.stream_requests().len() == 4
     })
     .await?;
-    let metrics = Arc::clone(&running.metrics);
-    let summary = running.stop().await?;
+    let (summary, metrics) = running.stop().await?;
 
     assert_eq!(summary.published, 5);
     assert_eq!(summary.skipped, 2, "the two malformed updates");
@@ -406,6 +239,7 @@ async fn a_refused_token_stops_the_source_with_an_error_that_does_not_show_it() 
         None,
         vec![Plan::Refuse(
             401,
+            vec![],
             "{\"error\":\"The access token is invalid\"}",
         )],
     )

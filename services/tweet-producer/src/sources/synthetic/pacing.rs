@@ -1,5 +1,5 @@
-//! Pacing: how many posts are due, and how long to wait between replayed posts. Pure
-//! arithmetic on durations, so it is tested without a clock.
+//! Pacing of the synthetic source: how many posts are due. Pure arithmetic on durations, so it
+//! is tested without a clock.
 //!
 //! Why a schedule instead of "sleep 1/rate after each post": sleeping accumulates every
 //! scheduling delay, so 50 posts/s becomes 47 and the error grows with time. Here the number
@@ -9,8 +9,6 @@
 //! timer per post.
 
 use std::time::Duration;
-
-use trends_core::EpochMillis;
 
 /// The shortest wait between two batches.
 pub const MIN_TICK: Duration = Duration::from_millis(5);
@@ -52,19 +50,6 @@ impl Schedule {
         // Slot `released` is due at released / rate.
         let next_due = Duration::from_secs_f64(self.released as f64 / self.rate);
         next_due.max(elapsed + MIN_TICK)
-    }
-}
-
-/// How long to wait before publishing a replayed post created at `current` when the previous
-/// one was created at `previous`: the gap, at most `cap`; nothing for the first post or when
-/// time goes backwards.
-pub fn replay_gap(previous: Option<EpochMillis>, current: EpochMillis, cap: Duration) -> Duration {
-    match previous {
-        Some(previous) if current > previous => {
-            let gap = Duration::from_millis(current.abs_diff(previous));
-            gap.min(cap)
-        }
-        _ => Duration::ZERO,
     }
 }
 
@@ -117,14 +102,5 @@ mod tests {
         // Asleep for a minute: 6,000 slots missed, only one second's worth is sent.
         assert_eq!(schedule.take_due(ms(60_000)), 100);
         assert_eq!(schedule.take_due(ms(60_010)), 1);
-    }
-
-    #[test]
-    fn replay_gaps_are_capped_and_never_negative() {
-        let cap = Duration::from_secs(5);
-        assert_eq!(replay_gap(None, 1_000, cap), Duration::ZERO);
-        assert_eq!(replay_gap(Some(1_000), 1_250, cap), ms(250));
-        assert_eq!(replay_gap(Some(1_000), 60_000, cap), cap);
-        assert_eq!(replay_gap(Some(2_000), 1_000, cap), Duration::ZERO);
     }
 }

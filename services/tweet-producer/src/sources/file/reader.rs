@@ -1,13 +1,10 @@
-//! The file source: posts from a JSON-lines file, one `RawPost` per line.
+//! The file source's reader: a JSON-lines file, one `RawPost` per line, classified line by
+//! line ([`Line`]).
 //!
-//! Why a file source: replaying a captured or hand-written data set is how a bug seen in
-//! production is reproduced, and how a demo shows known data. Every line is checked with the
-//! same parser the aggregator uses ([`trends_core::post::parse_post`]), so what is published
-//! is valid by construction. A bad line is reported with its line number and skipped: one
-//! broken line in a million must not stop a replay, but it must not go unnoticed either.
-//!
-//! Valid lines are published byte for byte (minus the line ending), not re-serialized, so
-//! fields the contract does not know are passed on untouched. Blank lines are ignored.
+//! Every line is checked with the same parser the aggregator uses
+//! ([`trends_core::post::parse_post`]), so what is published is valid by construction. Valid
+//! lines keep their bytes (minus the line ending) to be published as written. Blank lines are
+//! [`Line::Blank`].
 //!
 //! Lines are bounded (`source.max_post_bytes`): a longer line is read through to its newline
 //! and discarded as it goes, never buffered whole, and reported as [`Line::TooLong`]; one

@@ -8,8 +8,8 @@
 //! seeds (e.g. several instances) talk about the same tags, so their posts add up to the same
 //! trends. It is also prefix-stable: the first 400 tags of a 1,000-tag vocabulary are the
 //! 400-tag vocabulary. The top ranks are a fixed list of recognizable tags
-//! ([`crate::lang::TOP_TAGS`]); the rest are made of syllables of the scripts in
-//! [`crate::lang::LANGUAGES`].
+//! ([`super::lang::TOP_TAGS`]); the rest are made of syllables of the scripts in
+//! [`super::lang::LANGUAGES`].
 //!
 //! Each tag has several spellings that normalize to the same counting form (`#rustlang`,
 //! `#RustLang`, `#RUSTLANG`, fullwidth `#ｒｕｓｔｌａｎｇ`), so the pipeline's normalization is
@@ -20,8 +20,8 @@ use std::collections::HashSet;
 
 use trends_core::hashtag::{extract_hashtags, normalize};
 
-use crate::lang::{LANGUAGES, TOP_TAGS};
-use crate::rng::Rng;
+use super::lang::{LANGUAGES, TOP_TAGS};
+use super::rng::Rng;
 
 /// Exponent of the Zipf-like popularity law.
 pub const ZIPF_EXPONENT: f64 = 1.1;

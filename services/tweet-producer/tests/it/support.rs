@@ -1,9 +1,6 @@
-//! What the live-source tests share: a producer run in process against the shared test broker,
-//! waiting on conditions (never on time alone), reading back what reached the topic, and
-//! capturing every log line so that a test can check a token never appears in them.
-
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
+//! What the tests share: settings from `TRENDS__…` pairs, a producer run in process against the
+//! shared test broker, waiting on conditions (never on time alone), reading back what reached a
+//! topic, and capturing every log line so that a test can check a token never appears in them.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,13 +10,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Timestamp;
-use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message as _};
 use test_kafka::unique_name;
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::partition_count;
 use trends_common::settings::KafkaSettings;
 use trends_core::post::{RawPost, parse_post};
 use tweet_producer::metrics::Metrics;
+use tweet_producer::pipeline::offsets::ToEnd;
 use tweet_producer::publisher::Stats;
 use tweet_producer::settings::Settings;
 
@@ -59,10 +57,11 @@ pub fn start(settings: Settings, source: &'static str) -> Running {
 }
 
 impl Running {
-    /// Stops it and returns how the run ended.
-    pub async fn stop(self) -> anyhow::Result<tweet_producer::Summary> {
+    /// Stops it and returns how the run ended, and its metrics.
+    pub async fn stop(self) -> anyhow::Result<(tweet_producer::Summary, Arc<Metrics>)> {
         self.shutdown.cancel();
-        tokio::time::timeout(TIMEOUT, self.task).await??
+        let summary = tokio::time::timeout(TIMEOUT, self.task).await???;
+        Ok((summary, self.metrics))
     }
 
     /// Waits until it ends by itself (a fatal source error), at most [`TIMEOUT`].
@@ -83,6 +82,15 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) -> anyh
     Ok(())
 }
 
+/// The shared Kafka settings for the test broker.
+pub fn kafka_settings(bootstrap: &str) -> KafkaSettings {
+    KafkaSettings {
+        bootstrap_servers: bootstrap.to_owned(),
+        replication_factor: 1,
+        debug: String::new(),
+    }
+}
+
 /// One record read back.
 #[derive(Debug)]
 pub struct Record {
@@ -92,47 +100,34 @@ pub struct Record {
     pub timestamp: Timestamp,
 }
 
+/// A consumer of committed records only (`read_committed`), in a group of its own, that
+/// commits nothing.
+pub fn committed_reader(bootstrap: &str) -> anyhow::Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_name("reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()?)
+}
+
 /// Every committed record of `topic`: all partitions from the beginning, with
 /// `read_committed`, until the consumer's position reaches each partition's end (its position
 /// moves past aborted records and transaction markers too), so the set is exact without
 /// waiting for "no more records".
 pub fn read_committed(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Record>> {
-    let kafka = KafkaSettings {
-        bootstrap_servers: bootstrap.to_owned(),
-        replication_factor: 1,
-        debug: String::new(),
-    };
-    let partitions = partition_count(&kafka, topic, Duration::from_secs(10))?
+    let partitions = partition_count(&kafka_settings(bootstrap), topic, Duration::from_secs(10))?
         .with_context(|| format!("topic {topic} exists"))?;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique_name("reader"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()?;
+    let consumer = committed_reader(bootstrap)?;
     let probe: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = Vec::new();
-    for partition in 0..partitions {
-        let (low, high) = probe.fetch_watermarks(topic, partition, TIMEOUT)?;
-        if high > low {
-            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-            ends.push((partition, high));
-        }
-    }
-    consumer.assign(&assignment)?;
+    let to_end = ToEnd::new(&probe, topic, partitions, TIMEOUT)?;
+    consumer.assign(&to_end.assignment)?;
     let mut records = Vec::new();
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let position = consumer.position()?;
-        let done = ends.iter().all(|(partition, end)| {
-            position
-                .find_partition(topic, *partition)
-                .is_some_and(|p| matches!(p.offset(), Offset::Offset(at) if at >= *end))
-        });
-        if done {
+        if to_end.reached(&consumer)? {
             return Ok(records);
         }
         ensure!(
@@ -180,7 +175,7 @@ pub fn ids(posts: &[RawPost]) -> Vec<String> {
     ids
 }
 
-/// Every log line of this test binary (all levels), from the first call on.
+/// Every log line of this test binary (all levels, every test), from the first call on.
 pub fn logs() -> &'static Logs {
     static LOGS: OnceLock<Logs> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -191,7 +186,7 @@ pub fn logs() -> &'static Logs {
             .with_ansi(false)
             .with_writer(move || LogWriter(Arc::clone(&writer)))
             .finish();
-        // Only this function installs a subscriber in the test binaries that use it.
+        // Only this function installs a subscriber in this test binary.
         let _ = tracing::subscriber::set_global_default(subscriber);
         Logs(buffer)
     })

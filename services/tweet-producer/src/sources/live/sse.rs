@@ -13,7 +13,7 @@
 //! Bounded: a line or an event larger than `max` bytes is reported as [`Sse::Malformed`] and
 //! dropped, and so is an event that is not UTF-8; the parser carries on with the next event.
 
-use crate::http::{Line, LineSplitter};
+use super::lines::{Decoder, Line, LineSplitter};
 
 /// What the parser produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,23 +51,6 @@ impl SseParser {
             broken: None,
             scratch: Vec::new(),
         }
-    }
-
-    /// Feeds one chunk; the events it completes are appended to `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Sse>) {
-        let mut lines = std::mem::take(&mut self.scratch);
-        self.lines.feed(chunk, &mut lines);
-        for line in lines.drain(..) {
-            match line {
-                Line::TooLong => self.broken = Some("an event line over the size limit"),
-                Line::Complete(bytes) if bytes.is_empty() => self.dispatch(out),
-                Line::Complete(bytes) => match std::str::from_utf8(&bytes) {
-                    Ok(line) => self.field(line),
-                    Err(_) => self.broken = Some("an event that is not UTF-8"),
-                },
-            }
-        }
-        self.scratch = lines;
     }
 
     fn field(&mut self, line: &str) {
@@ -112,17 +95,33 @@ impl SseParser {
     }
 }
 
+impl Decoder for SseParser {
+    type Frame = Sse;
+
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Sse>) {
+        let mut lines = std::mem::take(&mut self.scratch);
+        self.lines.feed(chunk, &mut lines);
+        for line in lines.drain(..) {
+            match line {
+                Line::TooLong => self.broken = Some("an event line over the size limit"),
+                Line::Complete(bytes) if bytes.is_empty() => self.dispatch(out),
+                Line::Complete(bytes) => match std::str::from_utf8(&bytes) {
+                    Ok(line) => self.field(line),
+                    Err(_) => self.broken = Some("an event that is not UTF-8"),
+                },
+            }
+        }
+        self.scratch = lines;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::live::lines::decode_all;
 
     fn parse(chunks: &[&[u8]], max: usize) -> Vec<Sse> {
-        let mut parser = SseParser::new(max);
-        let mut out = Vec::new();
-        for chunk in chunks {
-            parser.feed(chunk, &mut out);
-        }
-        out
+        decode_all(SseParser::new(max), chunks)
     }
 
     fn event(event: &str, data: &str) -> Sse {

@@ -1,27 +1,21 @@
-//! The `bluesky` source against a local fake Jetstream (a real WebSocket server on a loopback
-//! port, serving frames shaped like Jetstream's documented events) and a real Kafka broker
-//! (from `test_kafka`): what reaches the topic is exactly the expected set of posts, through a
-//! dropped connection, a restart from the position committed in the offsets topic (including
-//! two posts sharing a `time_us`), malformed and oversized frames, and refused connections.
-
-// The handshake callback's error type (an HTTP response) is tungstenite's, not ours.
-#![allow(clippy::result_large_err)]
-
-mod common;
+//! The `bluesky` source against a local fake Jetstream ([`crate::fakes::jetstream`]: a real
+//! WebSocket server on a loopback port, serving frames shaped like Jetstream's documented
+//! events) and a real Kafka broker (from `test_kafka`): what reaches the topic is exactly the
+//! expected set of posts, through a dropped connection, a restart from the position committed
+//! in the offsets topic (including two posts sharing a `time_us`), malformed and oversized
+//! frames, and refused connections.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use common::{ids, read_committed, read_posts, settings, start, wait_until};
-use futures_util::{SinkExt, StreamExt};
 use test_kafka::{KafkaBroker, unique_name};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
 use tweet_producer::metrics::get;
 use tweet_producer::settings::Settings;
+
+use crate::fakes::jetstream::{FakeJetstream, Plan};
+use crate::support::{self, ids, read_committed, read_posts, settings, start, wait_until};
 
 const T0: i64 = 1_725_911_162_000_000;
 
@@ -70,146 +64,6 @@ fn post_frame_at(i: i64, time_us: i64, text_bytes: usize) -> (i64, Message) {
         a = i % 3
     );
     (time_us, Message::text(frame))
-}
-
-/// What the fake server does with one connection.
-#[derive(Debug, Clone, Copy)]
-enum Plan {
-    /// Refuse the WebSocket handshake with a 503.
-    Refuse,
-    /// Serve the events from the cursor on; after `limit` frames drop the TCP connection
-    /// without a close frame, else keep it open.
-    Serve { limit: Option<usize> },
-    /// Serve `frames` frames from the cursor on, then keep the connection open, silent.
-    Hold { frames: usize },
-}
-
-#[derive(Debug, Default)]
-struct Seen {
-    /// The `cursor` query parameter of every connection attempt (`None`: absent).
-    cursors: Vec<Option<i64>>,
-    /// Frames written to clients.
-    served: usize,
-    /// What the next connections get (see [`FakeJetstream::replace`]).
-    frames: Vec<(i64, Message)>,
-    plans: Vec<Plan>,
-    /// Connections accepted since the last replacement.
-    connections: usize,
-}
-
-/// A fake Jetstream on a loopback port. Frames without a time (malformed ones) carry the time
-/// of the frame before them, so a cursor serves them like Jetstream would.
-struct FakeJetstream {
-    url: String,
-    seen: Arc<Mutex<Seen>>,
-}
-
-impl FakeJetstream {
-    async fn start(frames: Vec<(i64, Message)>, plans: Vec<Plan>) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("ws://{}", listener.local_addr()?);
-        let seen = Arc::new(Mutex::new(Seen {
-            frames,
-            plans,
-            ..Seen::default()
-        }));
-        let state = Arc::clone(&seen);
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (plan, frames) = {
-                    let mut seen = state.lock().unwrap_or_else(|p| p.into_inner());
-                    let plan = seen.plans[seen.connections.min(seen.plans.len() - 1)];
-                    seen.connections += 1;
-                    (plan, seen.frames.clone())
-                };
-                let state = Arc::clone(&state);
-                tokio::spawn(async move {
-                    let cursor = Arc::new(Mutex::new(None));
-                    let cursor_cb = Arc::clone(&cursor);
-                    let state_cb = Arc::clone(&state);
-                    let callback = move |request: &Request, response: Response| {
-                        let query = request.uri().query().unwrap_or("").to_owned();
-                        let wanted = query.contains("wantedCollections=app.bsky.feed.post");
-                        let value = query
-                            .split('&')
-                            .find_map(|kv| kv.strip_prefix("cursor="))
-                            .and_then(|v| v.parse::<i64>().ok());
-                        *cursor_cb.lock().unwrap_or_else(|p| p.into_inner()) = value;
-                        state_cb
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .cursors
-                            .push(value);
-                        if matches!(plan, Plan::Refuse)
-                            || request.uri().path() != "/subscribe"
-                            || !wanted
-                        {
-                            let mut refusal = ErrorResponse::new(Some("unavailable".into()));
-                            *refusal.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                            return Err(refusal);
-                        }
-                        Ok(response)
-                    };
-                    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await
-                    else {
-                        return;
-                    };
-                    let from = *cursor.lock().unwrap_or_else(|p| p.into_inner());
-                    let (limit, hold) = match plan {
-                        Plan::Serve { limit } => (limit, None),
-                        Plan::Hold { frames } => (None, Some(frames)),
-                        Plan::Refuse => (Some(0), None),
-                    };
-                    let mut sent = 0usize;
-                    for (time_us, frame) in frames {
-                        if from.is_some_and(|c| time_us < c) {
-                            continue;
-                        }
-                        if limit.is_some_and(|l| sent >= l) {
-                            return; // dropped without a close frame
-                        }
-                        if hold.is_some_and(|h| sent >= h) {
-                            break;
-                        }
-                        if ws.send(frame).await.is_err() {
-                            return;
-                        }
-                        sent += 1;
-                        state.lock().unwrap_or_else(|p| p.into_inner()).served += 1;
-                    }
-                    if limit.is_some_and(|l| sent >= l) {
-                        return;
-                    }
-                    // Hold the connection open until the client closes it.
-                    while let Some(Ok(_)) = ws.next().await {}
-                });
-            }
-        });
-        Ok(FakeJetstream { url, seen })
-    }
-
-    /// The same server (address, so the same source key) serving other frames and plans from
-    /// its next connection on, as a Jetstream that went on while the producer was stopped;
-    /// what it saw is forgotten.
-    fn replace(&self, frames: Vec<(i64, Message)>, plans: Vec<Plan>) {
-        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Seen {
-            frames,
-            plans,
-            ..Seen::default()
-        };
-    }
-
-    fn cursors(&self) -> Vec<Option<i64>> {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .cursors
-            .clone()
-    }
-
-    fn served(&self) -> usize {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).served
-    }
 }
 
 /// Settings of a producer reading the fake Jetstream at `host`, keeping its position in
@@ -293,8 +147,7 @@ async fn a_dropped_connection_and_a_restart_resume_from_the_committed_position_w
         server.served() == total_frames && get(&running.metrics.stats().published) == 10
     })
     .await?;
-    let metrics = Arc::clone(&running.metrics);
-    let summary = running.stop().await?;
+    let (summary, metrics) = running.stop().await?;
     assert_eq!(summary.published, 10);
     assert_eq!(summary.skipped, 2, "the two malformed frames");
     assert_eq!(get(&metrics.malformed), 2);
@@ -356,8 +209,7 @@ async fn a_dropped_connection_and_a_restart_resume_from_the_committed_position_w
         get(&running.metrics.stats().published) == 2
     })
     .await?;
-    let metrics = Arc::clone(&running.metrics);
-    running.stop().await?;
+    let (_, metrics) = running.stop().await?;
     assert_eq!(
         server.cursors(),
         [Some(last_time)],
@@ -404,8 +256,7 @@ async fn refused_connections_back_off_and_reconnect() -> anyhow::Result<()> {
         get(&running.metrics.stats().published) == 3
     })
     .await?;
-    let metrics = Arc::clone(&running.metrics);
-    running.stop().await?;
+    let (_, metrics) = running.stop().await?;
     assert_eq!(
         server.cursors().len(),
         3,
@@ -426,7 +277,7 @@ async fn refused_connections_back_off_and_reconnect() -> anyhow::Result<()> {
         get(&running.metrics.reconnects) >= 3
     })
     .await?;
-    let summary = running.stop().await?;
+    let (summary, _) = running.stop().await?;
     assert_eq!(summary.published, 0);
     Ok(())
 }
@@ -479,8 +330,7 @@ async fn a_restart_between_two_posts_of_one_time_us_loses_and_repeats_neither() 
         get(&running.metrics.stats().published) == 2
     })
     .await?;
-    let metrics = Arc::clone(&running.metrics);
-    running.stop().await?;
+    let (_, metrics) = running.stop().await?;
     assert_eq!(server.cursors(), [Some(shared)]);
     assert_eq!(
         get(&metrics.received),
@@ -502,7 +352,7 @@ async fn an_oversized_frame_is_skipped_counted_and_never_met_again() -> anyhow::
     let bootstrap = broker.bootstrap_servers().to_owned();
     let topic = unique_name("tweets-bluesky-oversized");
     let offsets = unique_name("offsets-bluesky-oversized");
-    common::logs(); // capture from here on
+    support::logs(); // capture from here on
     let limit = 4096;
     let (big_time, big) = post_frame_at(2, T0 + 2_000, 3 * 1024 * 1024);
     let mut frames = vec![
@@ -520,8 +370,7 @@ async fn an_oversized_frame_is_skipped_counted_and_never_met_again() -> anyhow::
         get(&running.metrics.stats().published) == 2
     })
     .await?;
-    let metrics = Arc::clone(&running.metrics);
-    running.stop().await?;
+    let (_, metrics) = running.stop().await?;
     assert_eq!(get(&metrics.oversized), 1);
     assert_eq!(get(&metrics.malformed), 0);
     assert_eq!(
@@ -530,7 +379,7 @@ async fn an_oversized_frame_is_skipped_counted_and_never_met_again() -> anyhow::
         "the big frame did not end the connection"
     );
     assert!(
-        common::logs()
+        support::logs()
             .text()
             .contains("skipping a Jetstream frame over the size limit"),
         "logged"
@@ -546,8 +395,7 @@ async fn an_oversized_frame_is_skipped_counted_and_never_met_again() -> anyhow::
         get(&running.metrics.oversized) == 1
     })
     .await?;
-    let metrics = Arc::clone(&running.metrics);
-    running.stop().await?;
+    let (_, metrics) = running.stop().await?;
     assert_eq!(server.cursors(), [Some(T0 + 3_000)], "past the big frame");
     assert_eq!(
         get(&metrics.stats().published),

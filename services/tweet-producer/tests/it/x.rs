@@ -1,4 +1,4 @@
-//! The `x` source against a local fake X API (axum on a loopback port) speaking the real wire
+//! The `x` source against a local fake X API ([`crate::fakes::x`]) speaking the real wire
 //! format: the filtered-stream rules endpoints (GET, and POST with `add` / `delete`, answered
 //! as documented) and the stream itself, a chunked body of JSON posts one per line with bare
 //! `\r\n` keep-alives, posts shaped like the documentation's examples; and a real Kafka broker
@@ -7,22 +7,13 @@
 //! 503, a dropped connection, malformed lines and a re-delivered post; the token is sent on
 //! every request and appears in no log or error.
 
-mod common;
-
-use std::sync::{Arc, Mutex};
-
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use common::{ids, logs, read_posts, settings, start, wait_until};
-use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use test_kafka::{KafkaBroker, unique_name};
-use tokio::net::TcpListener;
 use tweet_producer::metrics::get as count;
+
+use crate::fakes::Plan;
+use crate::fakes::x::FakeX;
+use crate::support::{ids, logs, read_posts, settings, start, wait_until};
 
 const TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAx-bearer-9d2c41";
 const STREAM_QUERY: &str = "tweet.fields=created_at,entities,lang,author_id";
@@ -38,275 +29,6 @@ fn post(i: u64) -> String {
 
 fn post_id(i: u64) -> String {
     format!("x:{}", 1_570_124_790_212_898_800u64 + i)
-}
-
-/// What the fake does with one stream request.
-#[derive(Debug, Clone)]
-enum Plan {
-    /// Answer with this status, headers and body.
-    Refuse(u16, Vec<(&'static str, String)>, &'static str),
-    /// Send these chunks, then drop the connection when the test says so.
-    ServeThenDrop(Vec<String>),
-    /// Send these chunks, then keep the connection open.
-    ServeThenHold(Vec<String>),
-}
-
-/// One request the fake received.
-#[derive(Debug, Clone, PartialEq)]
-struct Call {
-    method: String,
-    path_and_query: String,
-    body: Option<Value>,
-    authorization: Option<String>,
-}
-
-#[derive(Debug)]
-struct Rule {
-    id: String,
-    value: String,
-    tag: Option<String>,
-}
-
-#[derive(Debug)]
-struct ServerState {
-    rules: Mutex<Vec<Rule>>,
-    next_id: Mutex<u64>,
-    plans: Vec<Plan>,
-    /// The answer to rule requests instead of the normal one, if set.
-    refuse_rules: Option<(u16, &'static str)>,
-    calls: Mutex<Vec<Call>>,
-    drop_now: tokio::sync::Notify,
-}
-
-/// A fake X API on a loopback port.
-struct FakeX {
-    url: String,
-    state: Arc<ServerState>,
-}
-
-impl FakeX {
-    async fn start(
-        rules: &[(&str, &str, Option<&str>)],
-        plans: Vec<Plan>,
-        refuse_rules: Option<(u16, &'static str)>,
-    ) -> anyhow::Result<FakeX> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let state = Arc::new(ServerState {
-            rules: Mutex::new(
-                rules
-                    .iter()
-                    .map(|(id, value, tag)| Rule {
-                        id: id.to_string(),
-                        value: value.to_string(),
-                        tag: tag.map(str::to_owned),
-                    })
-                    .collect(),
-            ),
-            next_id: Mutex::new(1_573_000_000_000_000_000),
-            plans,
-            refuse_rules,
-            calls: Mutex::new(Vec::new()),
-            drop_now: tokio::sync::Notify::new(),
-        });
-        let app = Router::new()
-            .route(
-                "/2/tweets/search/stream/rules",
-                get(rules_endpoint).post(rules_endpoint),
-            )
-            .route("/2/tweets/search/stream", get(stream))
-            .with_state(Arc::clone(&state));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(FakeX { url, state })
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.state
-            .calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// The calls to the rules endpoint: (method, body).
-    fn rule_calls(&self) -> Vec<(String, Option<Value>)> {
-        self.calls()
-            .into_iter()
-            .filter(|c| {
-                c.path_and_query
-                    .starts_with("/2/tweets/search/stream/rules")
-            })
-            .map(|c| (c.method, c.body))
-            .collect()
-    }
-
-    fn stream_calls(&self) -> Vec<Call> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.path_and_query.starts_with("/2/tweets/search/stream?"))
-            .collect()
-    }
-
-    /// The server's rules: (value, tag).
-    fn rules(&self) -> Vec<(String, Option<String>)> {
-        self.state
-            .rules
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|r| (r.value.clone(), r.tag.clone()))
-            .collect()
-    }
-
-    fn drop_connection(&self) {
-        self.state.drop_now.notify_one();
-    }
-}
-
-async fn record(state: &ServerState, request: Request) -> Call {
-    let method = request.method().to_string();
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map_or(String::new(), |p| p.to_string());
-    let authorization = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
-        .await
-        .unwrap_or_default();
-    let call = Call {
-        method,
-        path_and_query,
-        body: serde_json::from_slice(&bytes).ok(),
-        authorization,
-    };
-    state
-        .calls
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(call.clone());
-    call
-}
-
-const SENT: &str = "2022-09-14T19:00:00.000Z";
-
-/// `GET` and `POST /2/tweets/search/stream/rules`, answered as documented.
-async fn rules_endpoint(State(state): State<Arc<ServerState>>, request: Request) -> Response {
-    let is_post = request.method() == Method::POST;
-    let call = record(&state, request).await;
-    if let Some((code, body)) = state.refuse_rules {
-        let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (code, body).into_response();
-    }
-    let mut rules = state.rules.lock().unwrap_or_else(|p| p.into_inner());
-    let rule_json = |r: &Rule| {
-        let mut v = json!({"id": r.id, "value": r.value});
-        if let Some(tag) = &r.tag {
-            v["tag"] = json!(tag);
-        }
-        v
-    };
-    if !is_post {
-        let data: Vec<Value> = rules.iter().map(rule_json).collect();
-        let mut answer = json!({"meta": {"sent": SENT, "result_count": data.len()}});
-        if !data.is_empty() {
-            answer["data"] = json!(data);
-        }
-        return axum::Json(answer).into_response();
-    }
-    let body = call.body.unwrap_or(Value::Null);
-    if let Some(ids) = body["delete"]["ids"].as_array() {
-        let before = rules.len();
-        rules.retain(|r| !ids.iter().any(|id| id.as_str() == Some(r.id.as_str())));
-        let deleted = before - rules.len();
-        return axum::Json(json!({"meta": {"sent": SENT, "summary": {"deleted": deleted, "not_deleted": ids.len() - deleted}}}))
-            .into_response();
-    }
-    let Some(add) = body["add"].as_array() else {
-        return (StatusCode::BAD_REQUEST, r#"{"title":"Invalid Request","detail":"One or more parameters to your request was invalid.","type":"https://api.x.com/2/problems/invalid-request"}"#).into_response();
-    };
-    let mut created = Vec::new();
-    let mut errors = Vec::new();
-    for rule in add {
-        let value = rule["value"].as_str().unwrap_or("").to_owned();
-        if value.contains("nosuchop:") {
-            errors.push(json!({"value": value, "details": ["Reference to invalid operator 'nosuchop'. Operator is not available in current product or product packaging. Please refer to complete available operator list at https://developer.x.com/en/docs/x-api/tweets/filtered-stream/integrate/build-a-rule#list. (at position 1)"], "title": "UnprocessableEntity", "type": "https://api.x.com/2/problems/invalid-rules"}));
-            continue;
-        }
-        let mut next = state.next_id.lock().unwrap_or_else(|p| p.into_inner());
-        *next += 1;
-        let new = Rule {
-            id: next.to_string(),
-            value,
-            tag: rule["tag"].as_str().map(str::to_owned),
-        };
-        created.push(rule_json(&new));
-        rules.push(new);
-    }
-    let mut answer = json!({"meta": {"sent": SENT, "summary": {"created": created.len(), "not_created": errors.len(), "valid": created.len(), "invalid": errors.len()}}});
-    if !created.is_empty() {
-        answer["data"] = json!(created);
-    }
-    if !errors.is_empty() {
-        answer["errors"] = json!(errors);
-        return axum::Json(answer).into_response();
-    }
-    (StatusCode::CREATED, axum::Json(answer)).into_response()
-}
-
-/// `GET /2/tweets/search/stream`: the plan of the n-th request (the last one repeats).
-async fn stream(State(state): State<Arc<ServerState>>, request: Request) -> Response {
-    record(&state, request).await;
-    let n = state
-        .calls
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .filter(|c| c.path_and_query.starts_with("/2/tweets/search/stream?"))
-        .count();
-    let plan = state.plans[(n - 1).min(state.plans.len() - 1)].clone();
-    let (chunks, hold) = match plan {
-        Plan::Refuse(code, headers, body) => {
-            let mut response = Response::builder()
-                .status(code)
-                .header("content-type", "application/problem+json");
-            for (name, value) in headers {
-                response = response.header(name, value);
-            }
-            return response
-                .body(Body::from(body))
-                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
-        }
-        Plan::ServeThenDrop(chunks) => (chunks, false),
-        Plan::ServeThenHold(chunks) => (chunks, true),
-    };
-    let chunks = futures_util::stream::iter(
-        chunks
-            .into_iter()
-            .map(|c| Ok::<Bytes, std::io::Error>(Bytes::from(c))),
-    );
-    let body = if hold {
-        Body::from_stream(chunks.chain(futures_util::stream::pending()))
-    } else {
-        let state = Arc::clone(&state);
-        let drop = futures_util::stream::once(async move {
-            state.drop_now.notified().await;
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "dropped",
-            ))
-        });
-        Body::from_stream(chunks.chain(drop))
-    };
-    Response::builder()
-        .header("content-type", "application/json; charset=utf-8")
-        .body(body)
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 fn x_settings<'a>(
@@ -404,8 +126,7 @@ async fn rules_are_synced_and_posts_reach_kafka_exactly_through_429_503_drops_an
         count(&running.metrics.stats().published) == 5 && server.stream_calls().len() == 4
     })
     .await?;
-    let metrics = Arc::clone(&running.metrics);
-    let summary = running.stop().await?;
+    let (summary, metrics) = running.stop().await?;
 
     // Exactly: read the rules, delete the one not configured, add the missing one.
     assert_eq!(

@@ -14,7 +14,7 @@
 //!
 //! Determinism: the same seed and the same timestamps give the same posts, byte for byte. The
 //! clock is an argument of [`Generator::next_post`], so the caller passes "now" and the unit
-//! tests pass fixed times. The PRNG is our own ([`crate::rng`]) so this also holds across
+//! tests pass fixed times. The PRNG is our own ([`super::rng`]) so this also holds across
 //! dependency upgrades.
 //!
 //! Posts do not carry the `hashtags` field: the aggregator must extract them from the text,
@@ -23,9 +23,9 @@
 use trends_core::EpochMillis;
 use trends_core::post::RawPost;
 
-use crate::lang::{EMOJI, LANGUAGES, Language};
-use crate::rng::Rng;
-use crate::vocabulary::{Spelling, Vocabulary};
+use super::lang::{EMOJI, LANGUAGES, Language};
+use super::rng::Rng;
+use super::vocabulary::{Spelling, Vocabulary};
 
 /// Share of posts without any hashtag.
 pub const NO_TAG_SHARE: f64 = 0.15;

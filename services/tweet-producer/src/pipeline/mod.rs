@@ -1,5 +1,6 @@
-//! The publisher side of the source channel: resume filter, dedup, filters, size limit,
-//! publish, and one transaction per commit interval holding the posts and the position.
+//! The publisher side of the source channel: resume filter, dedup ([`dedup`]), filters
+//! ([`filter`]), size limit, publish, and one transaction per commit interval holding the posts
+//! and the position, written to the offsets topic ([`offsets`]).
 //!
 //! Why one place: every source gets the same dedup ([`Dedup`]), the same filters
 //! ([`Filters`]), the same limit on a record's size, the same counters and the same rule for
@@ -19,6 +20,10 @@
 //! with its id and size, and the position moves past it. Sending it would fail the
 //! transaction, and the restart would meet it again: a crash loop.
 
+pub mod dedup;
+pub mod filter;
+pub mod offsets;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,12 +31,12 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::dedup::Dedup;
-use crate::filter::{Drop, Filters};
+use self::dedup::Dedup;
+use self::filter::{Drop, Filters};
 use crate::metrics::{Metrics, inc};
-use crate::position::{Mark, Position, ResumeFilter, Tracker};
 use crate::publisher::{Publisher, Sent};
-use crate::source::{SourceEvent, SourcePost};
+use crate::sources::position::{Mark, Position, ResumeFilter, Tracker};
+use crate::sources::{SourceEvent, SourcePost};
 
 /// How a pipeline commits and what it accepts.
 #[derive(Debug, Clone)]

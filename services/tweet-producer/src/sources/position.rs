@@ -1,9 +1,9 @@
 //! Where a source resumes after a restart: the position record, what moves it, and what a
-//! resumed stream skips. Pure: no Kafka, no I/O (the offsets topic is [`crate::offsets`]).
+//! resumed stream skips. Pure: no Kafka, no I/O (the offsets topic is `crate::pipeline::offsets`).
 //!
 //! Why a position travels with the posts: the producer is transactional, and every
 //! transaction holds the posts sent since the last one **and** the position the source has
-//! reached ([`crate::pipeline`]). A crash between two commits loses both together, so the
+//! reached (`crate::pipeline`). A crash between two commits loses both together, so the
 //! restarted producer resumes exactly after the last committed post: nothing missed, nothing
 //! published twice (Kafka Connect's exactly-once sources work the same way, KIP-618).
 //!
@@ -60,6 +60,22 @@ impl Position {
     pub fn encode(&self) -> Vec<u8> {
         // Serializing plain strings and integers cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The cursor of a Jetstream position.
+    pub fn jetstream_cursor(&self) -> Option<i64> {
+        match self {
+            Position::Jetstream { cursor, .. } => Some(*cursor),
+            Position::File { .. } => None,
+        }
+    }
+
+    /// The byte offset and line number of a file position.
+    pub fn file_line(&self) -> Option<(u64, u64)> {
+        match self {
+            Position::File { offset, line } => Some((*offset, *line)),
+            Position::Jetstream { .. } => None,
+        }
     }
 
     /// Parses a record value; `Err` names what is wrong.

@@ -1,6 +1,7 @@
 //! The one error type of the HTTP layer and its JSON shape:
 //! `{"error":{"code":"invalid_window","message":"…"}}`.
 //!
+//! The shape itself ([`ErrorBody`]) is one of the response types in [`crate::api::types`].
 //! Handlers answer with [`AppError`]. Errors made by layers that know nothing of this shape
 //! (the request timeout, the body limit) are rewritten into it by [`json_errors`], so a client
 //! never has to parse two kinds of error.
@@ -12,8 +13,8 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
+
+use crate::api::types::{ErrorBody, ErrorDetail};
 
 /// Everything a handler can answer with instead of data.
 #[derive(Debug)]
@@ -32,27 +33,6 @@ pub enum AppError {
     TooManyStreams,
     /// 429: this client's address (IPv6: its /64) has `api.max_streams_per_ip` streams open.
     TooManyStreamsFromIp,
-}
-
-/// The body of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable: `invalid_window`, `invalid_limit`, `invalid_prefix`,
-    /// `invalid_query`, `invalid_hashtag`, `unknown_hashtag`, `not_found`,
-    /// `method_not_allowed`, `request_timeout`, `payload_too_large`, `rate_limited`,
-    /// `too_many_streams_from_ip`, `not_ready`, `too_many_streams`.
-    #[schema(example = "invalid_window")]
-    pub code: String,
-    /// A sentence for people.
-    pub message: String,
 }
 
 impl AppError {

@@ -2,29 +2,40 @@
 //!
 //! Two tasks share one cancellation token ([`trends_common::shutdown::TaskGroup`]): the
 //! [`follower`] reads the compacted counts topic into memory and publishes prepared snapshots;
-//! the HTTP server ([`server`], routing with [`routes::app`]) answers from the latest snapshot.
+//! the HTTP server ([`server`], routing with [`app::app`]) answers from the latest snapshot.
 //! The API is read-only and keeps no state of its own: a restarted instance rebuilds
 //! everything from Kafka.
 //!
+//! Modules depend one way, from the data up to the server (each only on those before it):
+//!
+//! - [`api::types`]: every response body, plain data with its OpenAPI schema; imports nothing
+//!   from the crate;
+//! - [`prepared`]: a snapshot with its response bodies, serialized once;
+//! - [`metrics`], [`cap`] (a semaphore-backed cap with its gauge: connections, streams),
+//!   [`error`] (the one JSON error shape), [`rate_limit`] (the optional per-IP rate limit, and
+//!   the client keys: IPv6 by /64), [`sse`] (the Server-Sent-Events machinery of
+//!   `/api/v1/stream` and its caps), [`settings`];
+//! - [`state`]: [`state::AppState`], what handlers read;
+//! - [`api`]: the handlers, one module per resource;
+//! - [`openapi`]: the OpenAPI document generated from the handlers and types;
+//! - [`app`]: the route table, the router and its layers;
 //! - [`server`]: connections: header-read and idle timeouts, the connection cap, `/metrics` on
 //!   its own listener (optional), graceful shutdown;
-//! - [`prepared`]: a snapshot with its response bodies, serialized once;
-//! - [`stream`]: `/api/v1/stream`, Server-Sent Events;
-//! - [`openapi`]: the OpenAPI document generated from the handlers and types;
-//! - [`metrics`]: Prometheus text on `/metrics`;
-//! - [`rate_limit`]: the optional per-IP rate limit, and the client keys (IPv6 by /64);
-//! - [`error`]: the one JSON error shape.
+//! - [`follower`] and this root, which wire it all together.
 
+pub mod api;
+pub mod app;
+pub mod cap;
 pub mod error;
 pub mod follower;
 pub mod metrics;
 pub mod openapi;
 pub mod prepared;
 pub mod rate_limit;
-pub mod routes;
 pub mod server;
 pub mod settings;
-pub mod stream;
+pub mod sse;
+pub mod state;
 pub mod web;
 
 use std::sync::Arc;
@@ -36,10 +47,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use trends_common::shutdown::TaskGroup;
 
+use crate::app::HttpOptions;
 use crate::prepared::Prepared;
-use crate::routes::{AppState, HttpOptions};
 use crate::settings::Settings;
-use crate::stream::StreamOptions;
+use crate::sse::StreamOptions;
+use crate::state::AppState;
 
 /// Binds the configured address and serves until `shutdown` is cancelled.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -66,15 +78,14 @@ pub async fn run_with_listener(
     };
     let (sender, receiver) = watch::channel(Arc::new(Prepared::default()));
     let ready = Arc::new(AtomicBool::new(false));
-    let mut state = AppState::new(receiver, ready.clone());
-    state.layout = settings.layout();
-    state.shutdown = shutdown.clone();
-    state.stream = StreamOptions {
+    let mut state = AppState::new(receiver, ready.clone()).with_streams(StreamOptions {
         max_events_per_sec: settings.api.stream_max_events_per_sec,
         max_clients: settings.api.max_stream_clients,
         max_per_ip: settings.api.max_streams_per_ip,
         ..StreamOptions::default()
-    };
+    });
+    state.layout = settings.layout();
+    state.shutdown = shutdown.clone();
     let metrics = state.metrics.clone();
     let options = HttpOptions::from_settings(&settings);
 

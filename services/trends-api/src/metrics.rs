@@ -17,12 +17,21 @@
 //!
 //! `route` is the matched route template (`/api/v1/hashtags/{tag}`), never the raw path, and
 //! `unmatched` for requests no route matched, so the number of series is fixed by the code and
-//! not by what clients send. The values are plain atomics in fixed arrays: recording a request
-//! takes no lock, which matters at tens of thousands of requests per second. The exposition is
+//! not by what clients send. The templates are declared once, by the router that serves them
+//! (`crate::app`'s route table, [`Metrics::declare_routes`]), so the label values and the routes
+//! cannot drift apart. The values are plain atomics in fixed arrays: recording a request takes
+//! no lock, which matters at tens of thousands of requests per second. The exposition is
 //! hand-written, like the aggregator's (`services/hashtag-aggregator/src/metrics.rs`).
+//!
+//! The rest of the crate sees only methods (`observe`, `set_counts_lag`, …, `render`) and
+//! [`Gauge`] handles, never the atomics, so the storage can change without touching the
+//! callers. A [`Gauge`] is shaped like `prometheus_client`'s: a cloneable shared value with
+//! `inc`, `dec` and `get`; the caps (`crate::cap`) hold one each, so the open streams and
+//! connections gauges move with the places held.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Histogram bucket bounds in seconds (cumulative `le` buckets; `+Inf` is the count).
@@ -76,19 +85,42 @@ impl Listener {
     }
 }
 
+/// A gauge: a shared value that goes up and down. Clones are handles to the same value.
+#[derive(Debug, Clone, Default)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Connection counts of one listener.
 #[derive(Debug, Default)]
 pub struct ConnectionStats {
-    open: AtomicUsize,
+    open: Gauge,
     rejected: AtomicU64,
     header_read_timeouts: AtomicU64,
     idle_timeouts: AtomicU64,
 }
 
 impl ConnectionStats {
-    /// The open-connections gauge, also the counter the connection cap is checked against.
-    pub fn open(&self) -> &AtomicUsize {
+    /// The open-connections gauge (held by the listener's connection cap).
+    pub fn open_gauge(&self) -> &Gauge {
         &self.open
+    }
+
+    /// Open connections.
+    pub fn open(&self) -> i64 {
+        self.open.get()
     }
 
     /// Counts a connection refused at the cap; returns how many were refused before it.
@@ -120,8 +152,10 @@ impl ConnectionStats {
 /// Shared metric values.
 #[derive(Debug)]
 pub struct Metrics {
-    routes: Vec<(&'static str, RouteStats)>,
-    stream_clients: AtomicUsize,
+    /// Per route template, in the order declared; set once by [`Metrics::declare_routes`].
+    routes: OnceLock<Box<[(&'static str, RouteStats)]>>,
+    unmatched: RouteStats,
+    stream_clients: Gauge,
     counts_lag: AtomicI64,
     snapshots_published: AtomicU64,
     counts_records_skipped: AtomicU64,
@@ -129,15 +163,19 @@ pub struct Metrics {
     connections: [ConnectionStats; 2],
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
-    /// Metrics for these route templates (plus [`UNMATCHED`]).
-    pub fn new(routes: &[&'static str]) -> Self {
-        let mut all: Vec<(&'static str, RouteStats)> =
-            routes.iter().map(|r| (*r, RouteStats::new())).collect();
-        all.push((UNMATCHED, RouteStats::new()));
+    /// Fresh metrics. Until [`Metrics::declare_routes`], every request counts as unmatched.
+    pub fn new() -> Self {
         Metrics {
-            routes: all,
-            stream_clients: AtomicUsize::new(0),
+            routes: OnceLock::new(),
+            unmatched: RouteStats::new(),
+            stream_clients: Gauge::default(),
             counts_lag: AtomicI64::new(0),
             snapshots_published: AtomicU64::new(0),
             counts_records_skipped: AtomicU64::new(0),
@@ -145,14 +183,33 @@ impl Metrics {
         }
     }
 
+    /// The route templates the router serves: the values of the `route` label besides
+    /// [`UNMATCHED`]. The first declaration holds; every router built on these metrics declares
+    /// the same table.
+    pub fn declare_routes(&self, templates: impl IntoIterator<Item = &'static str>) {
+        self.routes.get_or_init(|| {
+            templates
+                .into_iter()
+                .map(|t| (t, RouteStats::new()))
+                .collect()
+        });
+    }
+
+    /// The declared templates and [`UNMATCHED`], with their stats, in the order rendered.
+    fn route_stats(&self) -> impl Iterator<Item = (&'static str, &RouteStats)> {
+        let declared = self.routes.get().map(|r| &r[..]).unwrap_or_default();
+        declared
+            .iter()
+            .map(|(name, stats)| (*name, stats))
+            .chain([(UNMATCHED, &self.unmatched)])
+    }
+
     /// Records one response. `route` is the matched template, `None` when nothing matched; a
-    /// template not given to [`Metrics::new`] counts as unmatched.
+    /// template never declared counts as unmatched.
     pub fn observe(&self, route: Option<&str>, status: u16, took: Duration) {
         let stats = route
-            .and_then(|r| self.routes.iter().find(|(name, _)| *name == r))
-            .or_else(|| self.routes.last())
-            .map(|(_, stats)| stats);
-        let Some(stats) = stats else { return };
+            .and_then(|r| self.route_stats().find(|(name, _)| *name == r))
+            .map_or(&self.unmatched, |(_, stats)| stats);
         if let Some(counter) = usize::from(status)
             .checked_sub(100)
             .and_then(|i| stats.by_status.get(i))
@@ -170,9 +227,14 @@ impl Metrics {
         stats.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The open-streams gauge, also the counter the stream cap is checked against.
-    pub fn stream_clients(&self) -> &AtomicUsize {
+    /// The open-streams gauge (held by the stream cap).
+    pub fn stream_clients_gauge(&self) -> &Gauge {
         &self.stream_clients
+    }
+
+    /// Open streams.
+    pub fn stream_clients(&self) -> i64 {
+        self.stream_clients.get()
     }
 
     pub fn set_counts_lag(&self, records: i64) {
@@ -208,7 +270,7 @@ impl Metrics {
             "# HELP trends_api_http_requests_total HTTP responses by route template and status."
         );
         let _ = writeln!(out, "# TYPE trends_api_http_requests_total counter");
-        for (route, stats) in &self.routes {
+        for (route, stats) in self.route_stats() {
             for (i, counter) in stats.by_status.iter().enumerate() {
                 let n = counter.load(Ordering::Relaxed);
                 if n > 0 {
@@ -228,7 +290,7 @@ impl Metrics {
             out,
             "# TYPE trends_api_http_request_duration_seconds histogram"
         );
-        for (route, stats) in &self.routes {
+        for (route, stats) in self.route_stats() {
             let count = stats.count.load(Ordering::Relaxed);
             if count == 0 {
                 continue;
@@ -260,7 +322,7 @@ impl Metrics {
             (
                 "stream_clients",
                 "Open /api/v1/stream connections.",
-                self.stream_clients.load(Ordering::Relaxed) as i64,
+                self.stream_clients(),
             ),
             (
                 "counts_lag_records",
@@ -311,7 +373,7 @@ impl Metrics {
                 out,
                 "trends_api_http_connections{{listener=\"{}\"}} {}",
                 listener.label(),
-                self.connections(listener).open.load(Ordering::Relaxed)
+                self.connections(listener).open()
             );
         }
         let _ = writeln!(
@@ -360,7 +422,8 @@ mod tests {
 
     #[test]
     fn renders_counters_histograms_and_gauges() {
-        let metrics = Metrics::new(&["/api/v1/trends", "/api/v1/hashtags/{tag}"]);
+        let metrics = Metrics::new();
+        metrics.declare_routes(["/api/v1/trends", "/api/v1/hashtags/{tag}"]);
         metrics.observe(Some("/api/v1/trends"), 200, Duration::from_micros(300));
         metrics.observe(Some("/api/v1/trends"), 200, Duration::from_millis(2));
         metrics.observe(Some("/api/v1/trends"), 400, Duration::from_secs(10));
@@ -368,11 +431,14 @@ mod tests {
         metrics.observe(Some("/not/a/route"), 404, Duration::from_micros(50));
         metrics.set_counts_lag(17);
         metrics.snapshot_published();
-        metrics.stream_clients().fetch_add(2, Ordering::Relaxed);
+        metrics.stream_clients_gauge().inc();
+        metrics.stream_clients_gauge().inc();
         metrics.counts_record_skipped();
         metrics.counts_record_skipped();
         let api = metrics.connections(Listener::Api);
-        api.open().fetch_add(3, Ordering::Relaxed);
+        for _ in 0..3 {
+            api.open_gauge().inc();
+        }
         api.rejected_one();
         api.header_read_timed_out();
         metrics.connections(Listener::Metrics).idle_timed_out();

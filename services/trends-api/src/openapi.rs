@@ -1,53 +1,26 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the code with `utoipa`.
 //!
-//! The response types derive `ToSchema` and the handlers carry `#[utoipa::path]`, so the
-//! document changes when the code does; `tests/openapi.rs` validates real responses against it,
-//! which catches the two drifting apart. Response objects are closed
-//! (`additionalProperties: false`, every field required), so a renamed or added field fails
-//! validation rather than passing unnoticed. The document is serialized once per process.
+//! The response types ([`crate::api::types`]) derive `ToSchema` and the handlers
+//! ([`crate::api`]) carry `#[utoipa::path]`, so the document changes when the code does;
+//! `tests/it/openapi.rs` validates real responses against it, which catches the two drifting
+//! apart. Response objects are closed (`additionalProperties: false`, every field required), so
+//! a renamed or added field fails validation rather than passing unnoticed. The document is
+//! serialized once per process.
+//!
+//! This module sits above the handlers and types it lists and below [`crate::app`], which
+//! serves it; nothing it lists imports it back.
 
-use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
 use bytes::Bytes;
-use trends_core::window::Window;
-use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::{OpenApi, PartialSchema, ToSchema};
+use utoipa::OpenApi;
 
-use crate::error::{ErrorBody, ErrorDetail};
-use crate::prepared::{TrendEntry, TrendsResponse};
-use crate::routes::{
-    HashtagResponse, SeriesByWindow, SeriesPoint, SeriesResponse, StatusBody, WindowCounts,
-    WindowInfo, WindowsResponse,
+use crate::api::types::{
+    ErrorBody, ErrorDetail, HashtagResponse, SeriesByWindow, SeriesPoint, SeriesResponse,
+    StatusBody, TrendEntry, TrendsResponse, WindowCounts, WindowInfo, WindowName, WindowsResponse,
 };
-
-/// The name of a window: `1m`, `5m`, `15m`, `1h`, `24h` or `all`.
-#[derive(Debug)]
-pub struct WindowName;
-
-impl PartialSchema for WindowName {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(Window::ALL.iter().map(|w| w.as_str())))
-            .description(Some("A window: `1m`, `5m`, `15m`, `1h`, `24h` or `all`."))
-            .into()
-    }
-}
-
-impl ToSchema for WindowName {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("WindowName")
-    }
-}
-
-/// For `#[schema(schema_with = …)]` on fields that hold a window name as a string.
-pub fn window_name() -> RefOr<Schema> {
-    RefOr::Ref(utoipa::openapi::Ref::from_schema_name("WindowName"))
-}
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -58,13 +31,13 @@ pub fn window_name() -> RefOr<Schema> {
         license(name = "Apache-2.0"),
     ),
     paths(
-        crate::routes::trends,
-        crate::routes::hashtag,
-        crate::routes::windows,
-        crate::routes::stream,
-        crate::routes::healthz,
-        crate::routes::readyz,
-        crate::routes::metrics,
+        crate::api::trends::trends,
+        crate::api::hashtag::hashtag,
+        crate::api::windows::windows,
+        crate::api::stream::stream,
+        crate::api::health::healthz,
+        crate::api::health::readyz,
+        crate::api::health::metrics,
         openapi_json,
     ),
     components(schemas(
@@ -82,7 +55,10 @@ pub fn window_name() -> RefOr<Schema> {
         ErrorDetail,
         StatusBody,
     )),
-    tags((name = "trends", description = "Rankings, hashtags, windows and the live stream")),
+    tags(
+        (name = "trends", description = "Rankings, hashtags, windows and the live stream"),
+        (name = "operations", description = "Liveness, readiness and metrics, for probes and scrapers"),
+    ),
 )]
 pub struct ApiDoc;
 

@@ -8,51 +8,26 @@
 //! nothing is ever stale and nothing is computed for questions nobody asks.
 //!
 //! Prefix queries (`?prefix=ru`) are too many to cache; they are answered per request from
-//! the snapshot's by-name index, bounded by the limit.
+//! the snapshot's by-name index, bounded by the limit. So is `/api/v1/hashtags/{tag}`
+//! ([`Prepared::hashtag`]): one tag's counts and series, 648 bucket lookups.
+//!
+//! Every body the API serves from the data is built here, from the plain types of
+//! [`crate::api::types`]; the handlers only parse the request and pick the body.
 
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use serde::Serialize;
 use trends_core::format_rfc3339_millis;
-use trends_core::view::{RankedTag, Snapshot};
+use trends_core::view::{RankedTag, Series, Snapshot};
 use trends_core::window::Window;
-use utoipa::ToSchema;
+
+use crate::api::types::{
+    HashtagResponse, SeriesByWindow, SeriesPoint, SeriesResponse, TrendEntry, TrendsResponse,
+    WindowCounts,
+};
 
 /// The largest `limit` a client may ask for.
 pub const MAX_LIMIT: usize = 100;
-
-/// The body of `/api/v1/trends` (and of every `/api/v1/stream` event).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TrendsResponse<'a> {
-    /// The window asked for.
-    #[schema(schema_with = crate::openapi::window_name)]
-    pub window: &'static str,
-    /// The latest event time in the data (RFC 3339, milliseconds, UTC); `null` before any data.
-    #[schema(required = true, format = DateTime, example = "2026-11-22T10:00:00.123Z")]
-    pub watermark: Option<String>,
-    /// The best tags, best first.
-    pub trends: Vec<TrendEntry<'a>>,
-}
-
-/// One ranked hashtag.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TrendEntry<'a> {
-    /// The tag's rank in the window's full ranking (1 = most used), also under a prefix filter.
-    #[schema(minimum = 1)]
-    pub rank: usize,
-    /// The counting form: NFKC, lowercase, without `#`.
-    #[schema(example = "rust")]
-    pub hashtag: &'a str,
-    /// The most frequent original spelling (all time).
-    #[schema(example = "Rust")]
-    pub display: &'a str,
-    /// Posts with the tag in the window.
-    #[schema(minimum = 1)]
-    pub count: i64,
-}
 
 const SLOTS: usize = Window::ALL.len() * MAX_LIMIT;
 
@@ -126,6 +101,30 @@ impl Prepared {
         }
     }
 
+    /// The `/hashtags/{tag}` body of a (normalized) tag: its count in every window and its
+    /// series over the last hour and day; `None` if the tag was never seen.
+    pub fn hashtag(&self, tag: &str) -> Option<HashtagResponse> {
+        let summary = self.snapshot.tag(tag)?;
+        let [m1, m5, m15, h1, h24, all] = summary.counts;
+        Some(HashtagResponse {
+            hashtag: tag.to_string(),
+            display: summary.display.to_string(),
+            watermark: self.watermark.clone(),
+            counts: WindowCounts {
+                m1,
+                m5,
+                m15,
+                h1,
+                h24,
+                all,
+            },
+            series: SeriesByWindow {
+                h1: series_body(self.snapshot.series(tag, Window::H1)),
+                h24: series_body(self.snapshot.series(tag, Window::H24)),
+            },
+        })
+    }
+
     fn serialize(&self, window: Window, limit: usize, prefix: &str) -> Bytes {
         fn entry((rank, r): (usize, &RankedTag)) -> TrendEntry<'_> {
             TrendEntry {
@@ -156,6 +155,25 @@ impl Prepared {
         };
         // Serializing plain structs of strings and integers cannot fail.
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+/// A window's series as served; no points (and a zero bucket size) when there is none.
+fn series_body(series: Option<Series>) -> SeriesResponse {
+    let series = series.unwrap_or(Series {
+        bucket_ms: 0,
+        points: Vec::new(),
+    });
+    SeriesResponse {
+        bucket_secs: series.bucket_ms / 1000,
+        points: series
+            .points
+            .into_iter()
+            .map(|(start, count)| SeriesPoint {
+                start: format_rfc3339_millis(start),
+                count,
+            })
+            .collect(),
     }
 }
 

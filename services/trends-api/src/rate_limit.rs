@@ -10,7 +10,7 @@
 //! normally given a whole /64 and can pick any of its 2^64 addresses at will, so per-address
 //! keys would be evaded by changing address on every request. An IPv4-mapped IPv6 address
 //! (`::ffff:a.b.c.d`, what a dual-stack listener reports for an IPv4 client) is keyed as the
-//! IPv4 address. The per-IP stream cap ([`crate::stream`]) uses the same keys.
+//! IPv4 address. The per-IP stream cap ([`crate::sse`]) uses the same keys.
 //!
 //! **Bounded state.** The limiter keeps one small entry per IP it has seen. An entry whose
 //! bucket has refilled is indistinguishable from a fresh one, and [`RateLimit::prune`] drops
@@ -18,7 +18,9 @@
 //! IPs seen within one refill time (burst ÷ rate), whatever the number of addresses over time.
 //!
 //! Health, readiness and metrics are never limited: probes and scrapers must not be refused
-//! because a client on the same address is busy.
+//! because a client on the same address is busy. Which routes are spared is a column of the
+//! route table (`crate::app::ROUTES`), handed to the middleware as a [`Limiter`]; this module
+//! names no route.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -38,9 +40,6 @@ use crate::error::AppError;
 
 /// How often the server drops entries of IPs that have been quiet for a refill time.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(30);
-
-/// Routes that are never limited.
-const EXEMPT: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// The key a client's limits are counted under: an IPv4 address itself (also when it comes
 /// IPv4-mapped, `::ffff:a.b.c.d`), an IPv6 address's /64 network (the low 64 bits zeroed).
@@ -136,20 +135,35 @@ impl RateLimit {
     pub fn tracked(&self) -> usize {
         self.limiter.len()
     }
+
+    /// The middleware's state: this limit, applied to every route but the `exempt` templates.
+    pub fn sparing(&self, exempt: impl IntoIterator<Item = &'static str>) -> Limiter {
+        Limiter {
+            limit: self.clone(),
+            exempt: exempt.into_iter().collect(),
+        }
+    }
 }
 
-/// Middleware: 429 for a client IP over its rate.
-pub async fn limit(State(limit): State<RateLimit>, request: Request, next: Next) -> Response {
+/// A rate limit and the route templates it spares: the state of [`limit`].
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    limit: RateLimit,
+    exempt: Arc<[&'static str]>,
+}
+
+/// Middleware: 429 for a client IP over its rate, on every route but the exempt ones.
+pub async fn limit(State(limiter): State<Limiter>, request: Request, next: Next) -> Response {
     let exempt = request
         .extensions()
         .get::<MatchedPath>()
-        .is_some_and(|p| EXEMPT.contains(&p.as_str()));
+        .is_some_and(|p| limiter.exempt.contains(&p.as_str()));
     if !exempt {
         let ip = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        if let Err(retry_after) = limit.check(ip) {
+        if let Err(retry_after) = limiter.limit.check(ip) {
             return AppError::TooManyRequests { retry_after }.into_response();
         }
     }

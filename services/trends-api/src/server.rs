@@ -20,7 +20,8 @@
 //!   `trends_api_http_connections_rejected_total`. Closing, rather than leaving connections in
 //!   the kernel's accept queue, answers the client at once (browsers and `EventSource`
 //!   retry) and keeps a flood from piling up behind the slots. The first refusal after a quiet
-//!   spell is logged, not every one.
+//!   spell is logged, not every one. The cap is a [`Cap`] per listener: a connection holds a
+//!   place (counted in the `trends_api_http_connections` gauge) for as long as it lives.
 //!
 //! - **Request head size**: at most [`MAX_REQUEST_HEAD_BYTES`] (hyper's read buffer limit;
 //!   its default is ~400 KiB). A larger head gets hyper's own `431` (no JSON body: the router
@@ -56,8 +57,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::Service as _;
 
+use crate::app::{self, HttpOptions};
+use crate::cap::{Cap, Place};
 use crate::metrics::{Listener, Metrics};
-use crate::routes::{self, AppState, HttpOptions};
+use crate::state::AppState;
 
 /// The largest request head (request line and headers) read: 16 KiB, Node.js's default limit.
 /// The API's requests are GETs with a few short headers; a browser with large cookies for the
@@ -79,7 +82,7 @@ pub async fn serve_api(
         ..options.clone()
     };
     let counters = state.metrics.clone();
-    let api_router = routes::app(state.clone(), &options);
+    let api_router = app::app(state.clone(), &options);
     let api_server = serve(
         api,
         api_router,
@@ -90,7 +93,7 @@ pub async fn serve_api(
     match metrics {
         None => api_server.await,
         Some(listener) => {
-            let metrics_router = routes::metrics_app(state, &options);
+            let metrics_router = app::metrics_app(state, &options);
             let metrics_server = serve(
                 listener,
                 metrics_router,
@@ -129,6 +132,7 @@ pub async fn serve(
         shutdown,
     });
     let stats = shared.counted.0.connections(shared.counted.1);
+    let places = Cap::new(options.max_connections, stats.open_gauge().clone());
     // Every connection task holds a receiver; `closed()` resolves when the last one is gone.
     let (all_closed, connection_open) = watch::channel(());
     let mut refusing = false;
@@ -149,7 +153,7 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = ConnectionSlot::take(&shared.counted, options.max_connections) else {
+        let Some(place) = places.take() else {
             drop(stream);
             let before = stats.rejected_one();
             if !refusing {
@@ -175,7 +179,7 @@ pub async fn serve(
             shared.clone(),
             stream,
             peer,
-            slot,
+            place,
             connection_open.clone(),
         ));
     }
@@ -199,7 +203,7 @@ async fn connection(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
-    _slot: ConnectionSlot,
+    _place: Place,
     _open: watch::Receiver<()>,
 ) {
     let activity = Arc::new(Activity::new());
@@ -260,32 +264,6 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// Holds one place under a listener's connection cap for as long as the connection lives.
-#[derive(Debug)]
-struct ConnectionSlot(Counted);
-
-impl ConnectionSlot {
-    fn take(counted: &Counted, max: usize) -> Option<Self> {
-        let open = counted.0.connections(counted.1).open();
-        let taken = open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok();
-        taken.then(|| ConnectionSlot(counted.clone()))
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        let Counted(metrics, listener) = &self.0;
-        metrics
-            .connections(*listener)
-            .open()
-            .fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// When a connection last moved a byte either way.
 #[derive(Debug)]
 struct Activity {
@@ -299,6 +277,13 @@ impl Activity {
         Activity {
             opened: Instant::now(),
             last_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Records `poll`'s bytes, if it moved any.
+    fn wrote(&self, poll: &Poll<io::Result<usize>>) {
+        if matches!(poll, Poll::Ready(Ok(n)) if *n > 0) {
+            self.touch();
         }
     }
 
@@ -344,9 +329,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_write(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
+        this.activity.wrote(&poll);
         poll
     }
 
@@ -357,9 +340,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
+        this.activity.wrote(&poll);
         poll
     }
 

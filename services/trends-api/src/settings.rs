@@ -38,7 +38,7 @@ use trends_common::settings::{
 };
 use trends_core::window::BucketLayout;
 
-use crate::stream::KEEP_ALIVE;
+use crate::sse::KEEP_ALIVE;
 
 /// The shortest `http.idle_timeout_ms`: the stream keep-alive interval plus 5 s of slack.
 pub const MIN_IDLE_TIMEOUT_MS: u64 = KEEP_ALIVE.as_secs() * 1000 + 5_000;
@@ -375,7 +375,7 @@ mod tests {
             s.metrics_addr().expect("valid"),
             Some("127.0.0.1:9102".parse().expect("addr"))
         );
-        let options = crate::routes::HttpOptions::from_settings(&s);
+        let options = crate::app::HttpOptions::from_settings(&s);
         assert!(options.separate_metrics_listener);
         assert_eq!(
             (options.header_read_timeout, options.idle_timeout),

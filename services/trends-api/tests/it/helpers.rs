@@ -1,21 +1,28 @@
 //! Test support: a snapshot built from known posts (the ground truth the tests compute their
-//! expectations from) and requests through `app()` without a socket.
+//! expectations from), requests through `app()` without a socket, and [`Server`], the
+//! production server on a loopback port (the `spawn_app` of these tests).
 
-#![allow(dead_code)]
-
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use axum::response::Response;
-use http_body_util::BodyExt;
 use serde_json::Value;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep};
 use tower::ServiceExt;
+use trends_api::app::{HttpOptions, app};
+use trends_api::metrics::{ConnectionStats, Listener};
 use trends_api::prepared::Prepared;
-use trends_api::routes::{AppState, HttpOptions, app};
+use trends_api::server::serve_api;
+use trends_api::state::AppState;
 use trends_core::EpochMillis;
 use trends_core::counter::PartitionCounter;
 use trends_core::tags::PostTag;
@@ -120,17 +127,34 @@ pub fn request(method: &str, uri: &str) -> Request<Body> {
         .expect("request")
 }
 
+/// A GET of `uri` as if from `ip` (the TCP peer the server puts on every request).
+pub fn from_ip(uri: &str, ip: &str) -> Request<Body> {
+    let mut request = request("GET", uri);
+    let ip: IpAddr = ip.parse().expect("an IP");
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::new(ip, 40_000)));
+    request
+}
+
 pub async fn send(router: &Router, request: Request<Body>) -> Response {
     router.clone().oneshot(request).await.expect("infallible")
 }
 
+/// The status `router` answers `request` with.
+pub async fn status_of(router: &Router, request: Request<Body>) -> StatusCode {
+    send(router, request).await.status()
+}
+
 pub async fn body_bytes(response: Response) -> bytes::Bytes {
-    response
-        .into_body()
-        .collect()
+    axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .expect("body")
-        .to_bytes()
+}
+
+/// The body as JSON.
+pub async fn json_body(response: Response) -> Value {
+    serde_json::from_slice(&body_bytes(response).await).expect("json")
 }
 
 /// Status and JSON body (`Null` if the body is not JSON).
@@ -147,4 +171,62 @@ pub async fn get_with(state: AppState, method: &str, uri: &str) -> (StatusCode, 
 
 pub async fn get(uri: &str) -> (StatusCode, Value) {
     get_with(state(true), "GET", uri).await
+}
+
+/// The production server ([`serve_api`]) on loopback ports, serving `state` until
+/// [`Server::stop`] cancels `state.shutdown`.
+pub struct Server {
+    pub addr: SocketAddr,
+    /// The separate `/metrics` listener, when asked for.
+    pub metrics_addr: Option<SocketAddr>,
+    pub state: AppState,
+    handle: JoinHandle<()>,
+}
+
+impl Server {
+    pub async fn start(state: AppState, options: HttpOptions, metrics_listener: bool) -> Server {
+        let api = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = api.local_addr().expect("addr");
+        let metrics = if metrics_listener {
+            Some(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
+        } else {
+            None
+        };
+        let metrics_addr = metrics.as_ref().map(|l| l.local_addr().expect("addr"));
+        let shutdown = state.shutdown.clone();
+        let served = state.clone();
+        let handle = tokio::spawn(async move {
+            serve_api(api, metrics, served, &options, shutdown).await;
+        });
+        Server {
+            addr,
+            metrics_addr,
+            state,
+            handle,
+        }
+    }
+
+    /// The API listener's connection counts.
+    pub fn api(&self) -> &ConnectionStats {
+        self.state.metrics.connections(Listener::Api)
+    }
+
+    /// Cancels the shutdown token and waits for the server to return.
+    pub async fn stop(self) {
+        self.state.shutdown.cancel();
+        // Guards against a hang, not a timing assertion.
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("the server stops")
+            .expect("join");
+    }
+}
+
+/// Polls `condition` until it holds; fails after `within`.
+pub async fn wait_for(what: &str, within: Duration, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        sleep(Duration::from_millis(5)).await;
+    }
 }

@@ -1,25 +1,27 @@
 //! The HTTP contract, driven in-process through `app()` with a snapshot built from known posts
 //! (no socket, no Kafka; the end-to-end tests cover those). Expected values are computed here
-//! from the posts in `common::POSTS`.
+//! from the posts in `helpers::POSTS`.
 
-mod common;
-
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
-use common::{NOON, POSTS, Post, body_bytes, get, get_with, request, send, state};
 use governor::clock::FakeRelativeClock;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use trends_api::app::{HttpOptions, app, metrics_app};
 use trends_api::prepared::Prepared;
 use trends_api::rate_limit::RateLimit;
-use trends_api::routes::{AppState, HttpOptions, app};
 use trends_api::settings::CorsOrigins;
+use trends_api::state::AppState;
 use trends_core::counts_record::{CountsKey, CountsRecord};
 use trends_core::format_rfc3339_millis;
+
+use crate::helpers::{
+    self, NOON, POSTS, Post, body_bytes, from_ip, get, get_with, json_body, request, send, state,
+    status_of,
+};
 
 /// How many posts of `posts` in `[from, to)` count for `tag` (once per post).
 fn count(posts: &[Post], tag: &str, from: i64, to: i64) -> i64 {
@@ -185,7 +187,7 @@ async fn hashtag_series_has_every_bucket_of_the_last_hour_and_day() {
 
 #[tokio::test]
 async fn before_any_data_series_are_empty_and_watermark_null() {
-    let (state, _tx) = common::state_with(&[], true);
+    let (state, _tx) = helpers::state_with(&[], true);
     let (status, body) = get_with(state.clone(), "GET", "/api/v1/trends").await;
     assert_eq!(
         (status, body),
@@ -325,7 +327,7 @@ async fn a_body_over_the_limit_is_a_413_json_error() {
     .await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(response.headers()["content-type"], "application/json");
-    let body: Value = serde_json::from_slice(&body_bytes(response).await).expect("json");
+    let body = json_body(response).await;
     assert_eq!(body["error"]["code"], "payload_too_large");
 }
 
@@ -409,24 +411,22 @@ async fn metrics_count_requests_by_route_template_and_status() {
     assert!(!text.contains("/no/such/route"), "{text}");
 }
 
-fn from_ip(uri: &str, ip: [u8; 4]) -> Request<Body> {
-    let mut request = request("GET", uri);
-    request
-        .extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
-    request
+/// The router with a rate limit of `per_sec` after a burst of `burst`, on a clock the test
+/// moves.
+fn rate_limited(per_sec: u32, burst: u32) -> (Router, FakeRelativeClock) {
+    let clock = FakeRelativeClock::default();
+    let options = HttpOptions {
+        rate_limit: RateLimit::with_clock(per_sec, burst, clock.clone()),
+        ..HttpOptions::default()
+    };
+    (app(state(true), &options), clock)
 }
 
 #[tokio::test]
 async fn the_rate_limit_is_per_ip_answers_429_json_and_spares_probes() {
-    let clock = FakeRelativeClock::default();
-    let options = HttpOptions {
-        rate_limit: RateLimit::with_clock(1, 2, clock.clone()),
-        ..HttpOptions::default()
-    };
-    let router = app(state(true), &options);
-    let a = [10, 0, 0, 1];
-    let b = [10, 0, 0, 2];
+    let (router, clock) = rate_limited(1, 2);
+    let a = "10.0.0.1";
+    let b = "10.0.0.2";
     for _ in 0..2 {
         let response = send(&router, from_ip("/api/v1/trends", a)).await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -434,23 +434,23 @@ async fn the_rate_limit_is_per_ip_answers_429_json_and_spares_probes() {
     let response = send(&router, from_ip("/api/v1/trends", a)).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()[header::RETRY_AFTER], "1");
-    let body: Value = serde_json::from_slice(&body_bytes(response).await).expect("json");
+    let body = json_body(response).await;
     assert_eq!(body["error"]["code"], "rate_limited");
     // Another address has its own allowance; probes and metrics are never limited.
     assert_eq!(
-        send(&router, from_ip("/api/v1/windows", b)).await.status(),
+        status_of(&router, from_ip("/api/v1/windows", b)).await,
         StatusCode::OK
     );
     for uri in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(
-            send(&router, from_ip(uri, a)).await.status(),
+            status_of(&router, from_ip(uri, a)).await,
             StatusCode::OK,
             "{uri}"
         );
     }
     clock.advance(Duration::from_secs(1));
     assert_eq!(
-        send(&router, from_ip("/api/v1/trends", a)).await.status(),
+        status_of(&router, from_ip("/api/v1/trends", a)).await,
         StatusCode::OK
     );
     let metrics = body_bytes(send(&router, request("GET", "/metrics")).await).await;
@@ -461,56 +461,34 @@ async fn the_rate_limit_is_per_ip_answers_429_json_and_spares_probes() {
     );
 }
 
-fn from_addr(uri: &str, addr: &str) -> Request<Body> {
-    let mut request = request("GET", uri);
-    let ip: std::net::IpAddr = addr.parse().expect("an IP");
-    request
-        .extensions_mut()
-        .insert(ConnectInfo(SocketAddr::new(ip, 40_000)));
-    request
-}
-
 #[tokio::test]
 async fn the_rate_limit_keys_ipv6_clients_by_their_64() {
-    let clock = FakeRelativeClock::default();
-    let options = HttpOptions {
-        rate_limit: RateLimit::with_clock(1, 2, clock.clone()),
-        ..HttpOptions::default()
-    };
-    let router = app(state(true), &options);
+    let (router, _clock) = rate_limited(1, 2);
     // Two addresses of one /64 spend one allowance of 2.
     for addr in ["2001:db8:5:6::1", "2001:db8:5:6:ffff::2"] {
         assert_eq!(
-            send(&router, from_addr("/api/v1/trends", addr))
-                .await
-                .status(),
+            status_of(&router, from_ip("/api/v1/trends", addr)).await,
             StatusCode::OK,
             "{addr}"
         );
     }
-    let response = send(&router, from_addr("/api/v1/trends", "2001:db8:5:6::3")).await;
+    let response = send(&router, from_ip("/api/v1/trends", "2001:db8:5:6::3")).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     // The next /64 is another client.
     assert_eq!(
-        send(&router, from_addr("/api/v1/trends", "2001:db8:5:7::1"))
-            .await
-            .status(),
+        status_of(&router, from_ip("/api/v1/trends", "2001:db8:5:7::1")).await,
         StatusCode::OK
     );
     // IPv4-mapped and plain IPv4 share one allowance.
     for addr in ["::ffff:198.51.100.9", "198.51.100.9"] {
         assert_eq!(
-            send(&router, from_addr("/api/v1/trends", addr))
-                .await
-                .status(),
+            status_of(&router, from_ip("/api/v1/trends", addr)).await,
             StatusCode::OK,
             "{addr}"
         );
     }
     assert_eq!(
-        send(&router, from_addr("/api/v1/trends", "198.51.100.9"))
-            .await
-            .status(),
+        status_of(&router, from_ip("/api/v1/trends", "198.51.100.9")).await,
         StatusCode::TOO_MANY_REQUESTS
     );
 }
@@ -553,11 +531,7 @@ fn assert_security_headers(response: &axum::response::Response, what: &str) {
 
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
-    let options = HttpOptions {
-        rate_limit: RateLimit::with_clock(1, 1, FakeRelativeClock::default()),
-        ..HttpOptions::default()
-    };
-    let limited = app(state(true), &options);
+    let (limited, _clock) = rate_limited(1, 1);
     for status in [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS] {
         let response = send(&limited, request("GET", "/api/v1/trends")).await;
         assert_eq!(response.status(), status);
@@ -615,14 +589,14 @@ async fn with_a_metrics_listener_the_api_router_answers_404_for_metrics() {
     let response = send(&api, request("GET", "/metrics")).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_security_headers(&response, "/metrics 404");
-    let body: Value = serde_json::from_slice(&body_bytes(response).await).expect("json");
+    let body = json_body(response).await;
     assert_eq!(body["error"]["code"], "not_found");
     assert_eq!(
-        send(&api, request("GET", "/api/v1/trends")).await.status(),
+        status_of(&api, request("GET", "/api/v1/trends")).await,
         StatusCode::OK
     );
 
-    let metrics = trends_api::routes::metrics_app(state, &options);
+    let metrics = metrics_app(state, &options);
     let response = send(&metrics, request("GET", "/metrics")).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_security_headers(&response, "metrics listener");

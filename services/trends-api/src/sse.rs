@@ -1,4 +1,5 @@
-//! `GET /api/v1/stream`: the `/trends` body as Server-Sent Events, pushed when it changes.
+//! The machinery of `GET /api/v1/stream` (its handler is [`crate::api::stream`]): the
+//! `/trends` body as Server-Sent Events, pushed when it changes, and the caps on open streams.
 //!
 //! Each connection is one small state machine polled by the response body (no task, no
 //! channel per client), so an idle client costs a watch-channel receiver and a few timers. The
@@ -19,13 +20,15 @@
 //! At most `api.max_stream_clients` streams are open at once; beyond, 503 `too_many_streams`
 //! with `Retry-After`. One client address may hold at most `api.max_streams_per_ip` of them
 //! (IPv6: one /64, see [`client_key`]); beyond, 429 `too_many_streams_from_ip`, so a single
-//! client cannot take every slot. Both caps are held by RAII guards in the stream's state: the
-//! slots free themselves however the stream ends (client gone, shutdown, error).
+//! client cannot take every slot. [`Streams`] holds both caps for a server: the global one is
+//! a [`Cap`] (a semaphore, so the cap is never counted by hand, and the
+//! `trends_api_stream_clients` gauge, which moves with its places), the per-IP one a map of
+//! counts. A stream's state holds both its places as RAII guards: they free themselves however
+//! the stream ends (client gone, shutdown, error).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -38,6 +41,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use trends_core::window::Window;
 
+use crate::cap::{Cap, Place};
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::prepared::{Prepared, frame};
@@ -82,30 +86,38 @@ pub struct Query {
     pub prefix: String,
 }
 
-/// Holds one place under the cap for as long as the stream lives.
-#[derive(Debug)]
-struct ClientSlot(Arc<Metrics>);
-
-impl ClientSlot {
-    fn take(metrics: &Arc<Metrics>, max: usize) -> Option<Self> {
-        let clients: &AtomicUsize = metrics.stream_clients();
-        let taken = clients
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok();
-        taken.then(|| ClientSlot(metrics.clone()))
-    }
+/// The stream caps of one server, shared by all its handlers (cloning shares them).
+#[derive(Debug, Clone)]
+pub struct Streams {
+    options: StreamOptions,
+    /// `options.max_clients` places, counted in `metrics`' open-streams gauge.
+    slots: Cap,
+    by_ip: Arc<StreamsByIp>,
 }
 
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        self.0.stream_clients().fetch_sub(1, Ordering::AcqRel);
+impl Streams {
+    /// Caps sized by `options`, open streams counted in `metrics`; they are fixed for the life
+    /// of the server, so options are only ever given here.
+    pub fn new(options: StreamOptions, metrics: &Metrics) -> Self {
+        Streams {
+            slots: Cap::new(options.max_clients, metrics.stream_clients_gauge().clone()),
+            by_ip: Arc::new(StreamsByIp::default()),
+            options,
+        }
+    }
+
+    pub fn options(&self) -> &StreamOptions {
+        &self.options
+    }
+
+    /// Open streams per client key.
+    pub fn by_ip(&self) -> &Arc<StreamsByIp> {
+        &self.by_ip
     }
 }
 
 /// Open streams per client key. An entry exists only while its key has a stream open: the
-/// last [`IpSlot`] of a key removes it, so the map never holds more entries than there are
+/// last `IpSlot` of a key removes it, so the map never holds more entries than there are
 /// open streams (at most `api.max_stream_clients`).
 #[derive(Debug, Default)]
 pub struct StreamsByIp {
@@ -178,7 +190,7 @@ struct State {
     next_event: Instant,
     /// A keep-alive comment at this time unless an event goes first.
     keep_alive_at: Instant,
-    _slot: ClientSlot,
+    _slot: Place,
     _ip_slot: IpSlot,
 }
 
@@ -242,30 +254,21 @@ impl State {
     }
 }
 
-/// Who opens a stream, and the shared state its caps are counted in.
-#[derive(Debug, Clone)]
-pub struct Caps<'a> {
-    pub metrics: &'a Arc<Metrics>,
-    pub by_ip: &'a Arc<StreamsByIp>,
-    /// The client's address (the TCP peer).
-    pub client: IpAddr,
-}
-
-/// Opens a stream, or refuses: 429 when the client's address has `max_per_ip` streams open,
-/// 503 when `max_clients` are open in all.
+/// Opens a stream for `client`, or refuses: 429 when the client's address has
+/// `max_per_ip` streams open, 503 when `max_clients` are open in all.
 pub fn open(
+    streams: &Streams,
     snapshots: watch::Receiver<Arc<Prepared>>,
-    caps: Caps<'_>,
-    options: &StreamOptions,
+    client: IpAddr,
     shutdown: CancellationToken,
     query: Query,
 ) -> Result<Response, AppError> {
+    let options = &streams.options;
     // Per address first: a client over its own cap must not consume a global slot, even
     // briefly. Either guard gives its place back when dropped.
-    let ip_slot = IpSlot::take(caps.by_ip, caps.client, options.max_per_ip)
+    let ip_slot = IpSlot::take(&streams.by_ip, client, options.max_per_ip)
         .ok_or(AppError::TooManyStreamsFromIp)?;
-    let slot =
-        ClientSlot::take(caps.metrics, options.max_clients).ok_or(AppError::TooManyStreams)?;
+    let slot = streams.slots.take().ok_or(AppError::TooManyStreams)?;
     let now = Instant::now();
     let state = State {
         snapshots,

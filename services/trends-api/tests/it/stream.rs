@@ -3,25 +3,26 @@
 //! events over virtual time, never by a stopwatch; and over a real socket, served by the
 //! production server (`trends_api::server`).
 
-mod common;
-
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use common::{NOON, POSTS, Post, body_bytes, request, send, state_with};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use trends_api::app::{HttpOptions, app};
 use trends_api::prepared::Prepared;
-use trends_api::routes::{AppState, HttpOptions, app};
-use trends_api::server::serve_api;
-use trends_api::stream::StreamOptions;
+use trends_api::sse::StreamOptions;
+use trends_api::state::AppState;
 use trends_core::counts_record::{CountsKey, CountsRecord};
 use trends_core::view::TrendsView;
+
+use crate::helpers::{
+    self, NOON, POSTS, Post, Server, body_bytes, from_ip, json_body, request, send, state_with,
+    status_of, wait_for,
+};
 
 /// One chunk of the stream: an event's `/trends` JSON, or a comment.
 #[derive(Debug, PartialEq)]
@@ -86,14 +87,13 @@ async fn open(state: &AppState, uri: &str) -> Response {
 }
 
 async fn trends_json(state: &AppState, uri: &str) -> Value {
-    let response = open(state, uri).await;
-    serde_json::from_slice(&body_bytes(response).await).expect("json")
+    json_body(open(state, uri).await).await
 }
 
 /// A snapshot of `posts` with the watermark moved to `watermark`: a distinct body for every
 /// window.
 fn with_watermark(posts: &[Post], watermark: i64) -> Arc<Prepared> {
-    let mut view: TrendsView = common::view_of(posts);
+    let mut view: TrendsView = helpers::view_of(posts);
     view.apply(CountsRecord {
         key: CountsKey::Watermark { partition: 0 },
         value: Some(watermark),
@@ -137,7 +137,7 @@ async fn a_published_snapshot_that_changes_the_body_is_pushed() {
     let first = next_event(&mut body).await;
     assert_eq!(first["trends"].as_array().map(Vec::len), Some(2));
 
-    tx.send_replace(common::prepared(&POSTS));
+    tx.send_replace(helpers::prepared(&POSTS));
     let second = next_event(&mut body).await;
     assert_eq!(
         second,
@@ -158,7 +158,7 @@ async fn a_snapshot_that_leaves_the_body_unchanged_sends_nothing() {
         at: NOON - 3 * 3_600_000,
         tags: &["日本"],
     });
-    tx.send_replace(common::prepared(&more));
+    tx.send_replace(helpers::prepared(&more));
     // Then a change that does show: the watermark moves.
     tx.send_replace(with_watermark(&more, NOON + 1));
     let second = next_event(&mut body).await;
@@ -173,11 +173,11 @@ async fn a_snapshot_that_leaves_the_body_unchanged_sends_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn events_are_capped_per_second_and_bursts_coalesce_into_the_latest() {
-    let (mut state, tx) = state_with(&POSTS, true);
-    state.stream = StreamOptions {
+    let (state, tx) = state_with(&POSTS, true);
+    let state = state.with_streams(StreamOptions {
         max_events_per_sec: 2,
         ..StreamOptions::default()
-    };
+    });
     let mut body = open(&state, "/api/v1/stream?limit=1").await.into_body();
     next_event(&mut body).await;
 
@@ -225,8 +225,11 @@ async fn events_are_capped_per_second_and_bursts_coalesce_into_the_latest() {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_stream_gets_keep_alive_comments() {
-    let (mut state, _tx) = state_with(&POSTS, true);
-    state.stream.keep_alive = Duration::from_secs(3);
+    let (state, _tx) = state_with(&POSTS, true);
+    let state = state.with_streams(StreamOptions {
+        keep_alive: Duration::from_secs(3),
+        ..StreamOptions::default()
+    });
     let mut body = open(&state, "/api/v1/stream").await.into_body();
     next_event(&mut body).await;
     let started = tokio::time::Instant::now();
@@ -241,8 +244,11 @@ async fn an_idle_stream_gets_keep_alive_comments() {
 
 #[tokio::test(start_paused = true)]
 async fn beyond_the_client_cap_streams_get_503_until_one_leaves() {
-    let (mut state, _tx) = state_with(&POSTS, true);
-    state.stream.max_clients = 2;
+    let (state, _tx) = state_with(&POSTS, true);
+    let state = state.with_streams(StreamOptions {
+        max_clients: 2,
+        ..StreamOptions::default()
+    });
     let router = app(state.clone(), &HttpOptions::default());
     let metric = |text: &str| {
         text.lines()
@@ -265,13 +271,11 @@ async fn beyond_the_client_cap_streams_get_503_until_one_leaves() {
     let refused = send(&router, request("GET", "/api/v1/stream")).await;
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refused.headers()[header::RETRY_AFTER], "5");
-    let body: Value = serde_json::from_slice(&body_bytes(refused).await).expect("json");
+    let body = json_body(refused).await;
     assert_eq!(body["error"]["code"], "too_many_streams");
     // Plain requests are not affected by the cap.
     assert_eq!(
-        send(&router, request("GET", "/api/v1/trends"))
-            .await
-            .status(),
+        status_of(&router, request("GET", "/api/v1/trends")).await,
         StatusCode::OK
     );
 
@@ -300,53 +304,42 @@ async fn streams_end_on_shutdown_and_when_the_follower_is_gone() {
     assert_eq!(next(&mut body).await, None);
 }
 
-/// A stream request as if from `ip` (what the server puts on every request).
-fn stream_from(ip: &str, uri: &str) -> axum::http::Request<Body> {
-    let mut request = request("GET", uri);
-    let ip: IpAddr = ip.parse().expect("an IP");
-    request
-        .extensions_mut()
-        .insert(ConnectInfo(SocketAddr::new(ip, 40_000)));
-    request
+/// Default stream options but for the per-address cap.
+fn max_per_ip(streams: usize) -> StreamOptions {
+    StreamOptions {
+        max_per_ip: streams,
+        ..StreamOptions::default()
+    }
 }
 
 async fn error_code(response: Response) -> Value {
-    let body: Value = serde_json::from_slice(&body_bytes(response).await).expect("json");
-    body["error"]["code"].clone()
+    json_body(response).await["error"]["code"].clone()
 }
 
 #[tokio::test(start_paused = true)]
 async fn one_address_may_hold_only_max_streams_per_ip() {
-    let (mut state, _tx) = state_with(&POSTS, true);
-    state.stream.max_per_ip = 2;
+    let (state, _tx) = state_with(&POSTS, true);
+    let state = state.with_streams(max_per_ip(2));
     let router = app(state.clone(), &HttpOptions::default());
-    let by_ip = state.streams_by_ip.clone();
+    let by_ip = state.streams.by_ip().clone();
 
-    let one = send(&router, stream_from("10.0.0.1", "/api/v1/stream")).await;
-    let two = send(&router, stream_from("10.0.0.1", "/api/v1/stream?window=1h")).await;
+    let one = send(&router, from_ip("/api/v1/stream", "10.0.0.1")).await;
+    let two = send(&router, from_ip("/api/v1/stream?window=1h", "10.0.0.1")).await;
     assert_eq!(
         (one.status(), two.status()),
         (StatusCode::OK, StatusCode::OK)
     );
-    let refused = send(&router, stream_from("10.0.0.1", "/api/v1/stream")).await;
+    let refused = send(&router, from_ip("/api/v1/stream", "10.0.0.1")).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.headers()[header::RETRY_AFTER], "5");
     assert_eq!(error_code(refused).await, "too_many_streams_from_ip");
     // The refused stream took no global slot.
-    assert_eq!(
-        state
-            .metrics
-            .stream_clients()
-            .load(std::sync::atomic::Ordering::Acquire),
-        2
-    );
+    assert_eq!(state.metrics.stream_clients(), 2);
     // Another address is not affected, nor are plain requests from the same one.
-    let other = send(&router, stream_from("10.0.0.2", "/api/v1/stream")).await;
+    let other = send(&router, from_ip("/api/v1/stream", "10.0.0.2")).await;
     assert_eq!(other.status(), StatusCode::OK);
     assert_eq!(
-        send(&router, stream_from("10.0.0.1", "/api/v1/trends"))
-            .await
-            .status(),
+        status_of(&router, from_ip("/api/v1/trends", "10.0.0.1")).await,
         StatusCode::OK
     );
     assert_eq!(by_ip.tracked(), 2);
@@ -354,9 +347,9 @@ async fn one_address_may_hold_only_max_streams_per_ip() {
     // One closed: the address may open one again, and only one.
     drop(one);
     assert_eq!(by_ip.open_for("10.0.0.1".parse().expect("ip")), 1);
-    let three = send(&router, stream_from("10.0.0.1", "/api/v1/stream")).await;
+    let three = send(&router, from_ip("/api/v1/stream", "10.0.0.1")).await;
     assert_eq!(three.status(), StatusCode::OK);
-    let refused = send(&router, stream_from("10.0.0.1", "/api/v1/stream")).await;
+    let refused = send(&router, from_ip("/api/v1/stream", "10.0.0.1")).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
 
     // The map shrinks: an address's entry goes with its last stream.
@@ -368,19 +361,15 @@ async fn one_address_may_hold_only_max_streams_per_ip() {
 
 #[tokio::test(start_paused = true)]
 async fn the_per_ip_stream_cap_counts_an_ipv6_64_as_one_client() {
-    let (mut state, _tx) = state_with(&POSTS, true);
-    state.stream.max_per_ip = 2;
+    let (state, _tx) = state_with(&POSTS, true);
+    let state = state.with_streams(max_per_ip(2));
     let router = app(state.clone(), &HttpOptions::default());
-    let a = send(&router, stream_from("2001:db8:7:8::1", "/api/v1/stream")).await;
-    let b = send(
-        &router,
-        stream_from("2001:db8:7:8:abcd::2", "/api/v1/stream"),
-    )
-    .await;
+    let a = send(&router, from_ip("/api/v1/stream", "2001:db8:7:8::1")).await;
+    let b = send(&router, from_ip("/api/v1/stream", "2001:db8:7:8:abcd::2")).await;
     assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
     let refused = send(
         &router,
-        stream_from("2001:db8:7:8:ffff:ffff:ffff:ffff", "/api/v1/stream"),
+        from_ip("/api/v1/stream", "2001:db8:7:8:ffff:ffff:ffff:ffff"),
     )
     .await;
     assert_eq!(
@@ -388,7 +377,7 @@ async fn the_per_ip_stream_cap_counts_an_ipv6_64_as_one_client() {
         StatusCode::TOO_MANY_REQUESTS,
         "a third address of the same /64"
     );
-    let neighbour = send(&router, stream_from("2001:db8:7:9::1", "/api/v1/stream")).await;
+    let neighbour = send(&router, from_ip("/api/v1/stream", "2001:db8:7:9::1")).await;
     assert_eq!(
         neighbour.status(),
         StatusCode::OK,
@@ -396,40 +385,32 @@ async fn the_per_ip_stream_cap_counts_an_ipv6_64_as_one_client() {
     );
 
     // An IPv4 client seen through a dual-stack listener counts as its IPv4 address.
-    let v4 = send(&router, stream_from("192.0.2.7", "/api/v1/stream")).await;
-    let mapped = send(&router, stream_from("::ffff:192.0.2.7", "/api/v1/stream")).await;
+    let v4 = send(&router, from_ip("/api/v1/stream", "192.0.2.7")).await;
+    let mapped = send(&router, from_ip("/api/v1/stream", "::ffff:192.0.2.7")).await;
     assert_eq!(
         (v4.status(), mapped.status()),
         (StatusCode::OK, StatusCode::OK)
     );
-    let refused = send(&router, stream_from("192.0.2.7", "/api/v1/stream")).await;
+    let refused = send(&router, from_ip("/api/v1/stream", "192.0.2.7")).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(state.streams_by_ip.tracked(), 3);
+    assert_eq!(state.streams.by_ip().tracked(), 3);
     drop((a, b, neighbour, v4, mapped));
-    assert_eq!(state.streams_by_ip.tracked(), 0);
+    assert_eq!(state.streams.by_ip().tracked(), 0);
 }
 
 /// A server on a loopback port for `state`, stopped by `state.shutdown`.
-async fn serve(state: AppState) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = state.shutdown.clone();
-    let server = tokio::spawn(async move {
-        serve_api(listener, None, state, &HttpOptions::default(), shutdown).await;
-    });
-    (addr, server)
+async fn serve(state: AppState) -> Server {
+    Server::start(state, HttpOptions::default(), false).await
 }
 
 /// Over a real socket every client of the test is 127.0.0.1: the per-IP cap applies to it.
 #[tokio::test]
 async fn over_a_real_socket_the_third_stream_of_an_address_is_refused() {
-    let (mut state, _tx) = state_with(&POSTS, true);
-    state.stream.max_per_ip = 2;
-    let by_ip = state.streams_by_ip.clone();
-    let shutdown = state.shutdown.clone();
-    let (addr, server) = serve(state).await;
+    let (state, _tx) = state_with(&POSTS, true);
+    let state = state.with_streams(max_per_ip(2));
+    let by_ip = state.streams.by_ip().clone();
+    let server = serve(state).await;
+    let addr = server.addr;
     let client = reqwest::Client::new();
     let open = || async {
         client
@@ -456,23 +437,17 @@ async fn over_a_real_socket_the_third_stream_of_an_address_is_refused() {
     // The client closes one; the server notices when the connection goes.
     drop(one);
     let localhost: IpAddr = "127.0.0.1".parse().expect("ip");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while by_ip.open_for(localhost) != 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the closed stream's slot was not freed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(
+        "the closed stream's slot to be freed",
+        Duration::from_secs(10),
+        || by_ip.open_for(localhost) == 1,
+    )
+    .await;
     let mut three = open().await;
     assert_eq!(three.status(), reqwest::StatusCode::OK);
     assert!(three.chunk().await.expect("read").is_some());
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), server)
-        .await
-        .expect("server stops")
-        .expect("join");
+    server.stop().await;
     drop((two, three));
 }
 
@@ -482,7 +457,8 @@ async fn over_a_real_socket_the_third_stream_of_an_address_is_refused() {
 async fn a_real_client_receives_events_and_shutdown_closes_the_stream() {
     let (state, tx) = state_with(&POSTS[..4], true);
     let shutdown = state.shutdown.clone();
-    let (addr, server) = serve(state).await;
+    let server = serve(state).await;
+    let addr = server.addr;
 
     let client = reqwest::Client::new();
     let mut response = client
@@ -497,7 +473,7 @@ async fn a_real_client_receives_events_and_shutdown_closes_the_stream() {
     };
     assert_eq!(data["trends"].as_array().map(Vec::len), Some(2));
 
-    tx.send_replace(common::prepared(&POSTS));
+    tx.send_replace(helpers::prepared(&POSTS));
     let second = response.chunk().await.expect("read").expect("second event");
     let Chunk::Event { data, .. } = parse(&second) else {
         panic!("expected an event")
@@ -514,9 +490,5 @@ async fn a_real_client_receives_events_and_shutdown_closes_the_stream() {
 
     shutdown.cancel();
     assert_eq!(response.chunk().await.ok().flatten(), None, "stream closed");
-    // Guards against a hang, not a timing assertion.
-    tokio::time::timeout(Duration::from_secs(30), server)
-        .await
-        .expect("server stops")
-        .expect("join");
+    server.stop().await;
 }

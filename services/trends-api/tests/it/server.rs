@@ -8,82 +8,26 @@
 //! counter, a number of keep-alive comments) with a deadline far above the configured timeout:
 //! the deadline only turns a hang into a failure, it is not what the test measures.
 
-mod common;
-
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{NOON, POSTS, state_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until};
-use trends_api::metrics::{ConnectionStats, Listener};
+use trends_api::app::HttpOptions;
+use trends_api::metrics::Listener;
 use trends_api::prepared::Prepared;
-use trends_api::routes::{AppState, HttpOptions};
-use trends_api::server::serve_api;
+use trends_api::sse::StreamOptions;
+use trends_api::state::AppState;
 use trends_core::counts_record::{CountsKey, CountsRecord};
 use trends_core::view::TrendsView;
 use trends_core::window::BucketLayout;
 
+use crate::helpers::{NOON, POSTS, Server, state_with, wait_for};
+
 /// Added to a configured timeout to get a test's deadline: generous, for a loaded machine.
 const MARGIN: Duration = Duration::from_secs(5);
-
-struct Server {
-    addr: SocketAddr,
-    metrics_addr: Option<SocketAddr>,
-    state: AppState,
-    handle: JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(state: AppState, options: HttpOptions, metrics_listener: bool) -> Server {
-        let api = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = api.local_addr().expect("addr");
-        let metrics = if metrics_listener {
-            Some(TcpListener::bind("127.0.0.1:0").await.expect("bind"))
-        } else {
-            None
-        };
-        let metrics_addr = metrics.as_ref().map(|l| l.local_addr().expect("addr"));
-        let shutdown = state.shutdown.clone();
-        let served = state.clone();
-        let handle = tokio::spawn(async move {
-            serve_api(api, metrics, served, &options, shutdown).await;
-        });
-        Server {
-            addr,
-            metrics_addr,
-            state,
-            handle,
-        }
-    }
-
-    fn api(&self) -> &ConnectionStats {
-        self.state.metrics.connections(Listener::Api)
-    }
-
-    /// Cancels the shutdown token and waits for the server to return.
-    async fn stop(self) {
-        self.state.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.handle)
-            .await
-            .expect("the server stops")
-            .expect("join");
-    }
-}
-
-/// Polls `condition` until it holds; fails after `within`.
-async fn wait_for(what: &str, within: Duration, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + within;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// Reads until the server closes the connection (EOF, or a reset); returns what arrived.
 async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
@@ -172,6 +116,15 @@ fn assert_security_headers(head: &str) {
     }
 }
 
+/// The server on [`POSTS`] with `options`; the sender keeps the snapshot channel open.
+async fn serve_posts(
+    options: HttpOptions,
+    metrics_listener: bool,
+) -> (Server, watch::Sender<Arc<Prepared>>) {
+    let (state, tx) = state_with(&POSTS, true);
+    (Server::start(state, options, metrics_listener).await, tx)
+}
+
 fn options() -> HttpOptions {
     HttpOptions {
         header_read_timeout: Duration::from_secs(30),
@@ -182,10 +135,8 @@ fn options() -> HttpOptions {
 
 #[tokio::test]
 async fn a_slowloris_client_is_cut_off_at_the_header_read_timeout() {
-    let (state, _tx) = state_with(&POSTS, true);
     let timeout = Duration::from_millis(300);
-    let server = Server::start(
-        state,
+    let (server, _tx) = serve_posts(
         HttpOptions {
             header_read_timeout: timeout,
             ..options()
@@ -242,8 +193,7 @@ async fn a_slowloris_client_is_cut_off_at_the_header_read_timeout() {
 
 #[tokio::test]
 async fn a_request_head_over_the_size_limit_is_refused_with_431() {
-    let (state, _tx) = state_with(&POSTS, true);
-    let server = Server::start(state, options(), false).await;
+    let (server, _tx) = serve_posts(options(), false).await;
     let limit = trends_api::server::MAX_REQUEST_HEAD_BYTES;
     let mut client = TcpStream::connect(server.addr).await.expect("connect");
     let head = format!(
@@ -274,10 +224,8 @@ async fn a_request_head_over_the_size_limit_is_refused_with_431() {
 
 #[tokio::test]
 async fn a_kept_alive_connection_without_a_next_request_is_closed_by_the_same_timeout() {
-    let (state, _tx) = state_with(&POSTS, true);
     let timeout = Duration::from_millis(300);
-    let server = Server::start(
-        state,
+    let (server, _tx) = serve_posts(
         HttpOptions {
             header_read_timeout: timeout,
             ..options()
@@ -302,10 +250,8 @@ async fn a_kept_alive_connection_without_a_next_request_is_closed_by_the_same_ti
 
 #[tokio::test]
 async fn a_connection_on_which_nothing_moves_is_closed_by_the_idle_timeout() {
-    let (state, _tx) = state_with(&POSTS, true);
     let idle = Duration::from_millis(300);
-    let server = Server::start(
-        state,
+    let (server, _tx) = serve_posts(
         HttpOptions {
             idle_timeout: idle,
             ..options()
@@ -323,7 +269,7 @@ async fn a_connection_on_which_nothing_moves_is_closed_by_the_idle_timeout() {
     .await;
     assert_eq!(server.api().header_read_timeouts(), 0);
     wait_for("the connection to be released", MARGIN, || {
-        server.api().open().load(Ordering::Acquire) == 0
+        server.api().open() == 0
     })
     .await;
     server.stop().await;
@@ -351,9 +297,11 @@ fn big_snapshot(watermark: i64) -> Arc<Prepared> {
 #[tokio::test]
 async fn a_stream_whose_client_stops_reading_is_closed_and_frees_its_slots() {
     let (tx, rx) = watch::channel(big_snapshot(NOON));
-    let mut state = AppState::new(rx, Arc::new(true.into()));
-    state.stream.max_events_per_sec = 1000;
-    state.stream.keep_alive = Duration::from_millis(100);
+    let state = AppState::new(rx, Arc::new(true.into())).with_streams(StreamOptions {
+        max_events_per_sec: 1000,
+        keep_alive: Duration::from_millis(100),
+        ..StreamOptions::default()
+    });
     let idle = Duration::from_millis(300);
     let server = Server::start(
         state,
@@ -375,7 +323,7 @@ async fn a_stream_whose_client_stops_reading_is_closed_and_frees_its_slots() {
         .expect("write");
     let streams = server.state.metrics.clone();
     wait_for("the stream to open", MARGIN, || {
-        streams.stream_clients().load(Ordering::Acquire) == 1
+        streams.stream_clients() == 1
     })
     .await;
 
@@ -393,9 +341,9 @@ async fn a_stream_whose_client_stops_reading_is_closed_and_frees_its_slots() {
         sleep(Duration::from_millis(2)).await;
     }
     wait_for("the stream's slots to be freed", MARGIN, || {
-        streams.stream_clients().load(Ordering::Acquire) == 0
-            && server.state.streams_by_ip.tracked() == 0
-            && server.api().open().load(Ordering::Acquire) == 0
+        streams.stream_clients() == 0
+            && server.state.streams.by_ip().tracked() == 0
+            && server.api().open() == 0
     })
     .await;
     // The client finds the connection closed after what had been buffered.
@@ -406,9 +354,12 @@ async fn a_stream_whose_client_stops_reading_is_closed_and_frees_its_slots() {
 
 #[tokio::test]
 async fn an_open_stream_outlives_the_header_and_idle_timeouts() {
-    let (mut state, _tx) = state_with(&POSTS, true);
+    let (state, _tx) = state_with(&POSTS, true);
     // Like production, the keep-alive comes well within the idle timeout (15 s vs 30 s).
-    state.stream.keep_alive = Duration::from_millis(100);
+    let state = state.with_streams(StreamOptions {
+        keep_alive: Duration::from_millis(100),
+        ..StreamOptions::default()
+    });
     let timeout = Duration::from_millis(300);
     let server = Server::start(
         state,
@@ -461,9 +412,7 @@ async fn an_open_stream_outlives_the_header_and_idle_timeouts() {
 
 #[tokio::test]
 async fn beyond_the_connection_cap_new_connections_are_closed_at_once() {
-    let (state, _tx) = state_with(&POSTS, true);
-    let server = Server::start(
-        state,
+    let (server, _tx) = serve_posts(
         HttpOptions {
             max_connections: 2,
             ..options()
@@ -479,7 +428,7 @@ async fn beyond_the_connection_cap_new_connections_are_closed_at_once() {
         assert_eq!(response.status, 200);
         assert_security_headers(&response.head);
     }
-    assert_eq!(server.api().open().load(Ordering::Acquire), 2);
+    assert_eq!(server.api().open(), 2);
 
     // A third is closed without an answer.
     let mut third = TcpStream::connect(server.addr).await.expect("connect");
@@ -491,10 +440,7 @@ async fn beyond_the_connection_cap_new_connections_are_closed_at_once() {
 
     // One leaves: a new connection is served again.
     drop(one);
-    wait_for("the place to be freed", MARGIN, || {
-        server.api().open().load(Ordering::Acquire) == 1
-    })
-    .await;
+    wait_for("the place to be freed", MARGIN, || server.api().open() == 1).await;
     let mut fourth = TcpStream::connect(server.addr).await.expect("connect");
     assert_eq!(get(&mut fourth, "/healthz").await.status, 200);
     assert_eq!(server.api().rejected(), 1);
@@ -511,8 +457,7 @@ async fn beyond_the_connection_cap_new_connections_are_closed_at_once() {
 
 #[tokio::test]
 async fn metrics_on_their_own_listener_and_both_listeners_stop_on_shutdown() {
-    let (state, _tx) = state_with(&POSTS, true);
-    let server = Server::start(state, options(), true).await;
+    let (server, _tx) = serve_posts(options(), true).await;
     let metrics_addr = server.metrics_addr.expect("a metrics listener");
 
     let mut api = TcpStream::connect(server.addr).await.expect("connect");
@@ -558,13 +503,6 @@ async fn metrics_on_their_own_listener_and_both_listeners_stop_on_shutdown() {
         );
     }
     for listener in Listener::ALL {
-        assert_eq!(
-            state
-                .metrics
-                .connections(listener)
-                .open()
-                .load(Ordering::Acquire),
-            0
-        );
+        assert_eq!(state.metrics.connections(listener).open(), 0);
     }
 }

@@ -4,12 +4,12 @@
 //! The schemas are closed, so a renamed, missing or extra field fails; the last test proves
 //! that on doctored copies of real responses.
 
-mod common;
-
 use axum::http::StatusCode;
-use common::{body_bytes, request, send, state};
 use serde_json::{Value, json};
-use trends_api::routes::{HttpOptions, app};
+use trends_api::app::{HttpOptions, app};
+use trends_api::sse::StreamOptions;
+
+use crate::helpers::{body_bytes, from_ip, json_body, request, send, state};
 
 fn document() -> Value {
     serde_json::from_slice(&trends_api::openapi::document()).expect("the document is JSON")
@@ -36,6 +36,11 @@ fn validator(schema: &Value) -> jsonschema::Validator {
         .should_validate_formats(true)
         .build(schema)
         .expect("the declared schema compiles")
+}
+
+/// The validator of the JSON body the document declares for `path`'s GET answering `status`.
+fn json_validator(doc: &Value, path: &str, status: u16) -> jsonschema::Validator {
+    validator(&declared_schema(doc, path, status, "application/json"))
 }
 
 fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
@@ -76,7 +81,7 @@ async fn real_responses_validate_against_the_declared_schemas() {
     ] {
         let (got, body) = fetch(uri).await;
         assert_eq!(got, status, "{uri}");
-        let validator = validator(&declared_schema(&doc, path, status, "application/json"));
+        let validator = json_validator(&doc, path, status);
         assert_eq!(
             errors(&validator, &body),
             Vec::<String>::new(),
@@ -115,38 +120,28 @@ async fn stream_events_carry_the_declared_schema() {
 #[tokio::test]
 async fn stream_refusals_validate_against_the_declared_schemas() {
     let doc = document();
-    let mut state = state(true);
-    state.stream.max_per_ip = 1;
-    state.stream.max_clients = 2;
+    let state = state(true).with_streams(StreamOptions {
+        max_per_ip: 1,
+        max_clients: 2,
+        ..StreamOptions::default()
+    });
     let router = app(state, &HttpOptions::default());
-    let from =
-        |ip: [u8; 4]| {
-            let mut request = request("GET", "/api/v1/stream");
-            request.extensions_mut().insert(axum::extract::ConnectInfo(
-                std::net::SocketAddr::from((ip, 40_000)),
-            ));
-            request
-        };
-    let first = send(&router, from([10, 0, 0, 1])).await;
+    let from = |ip: &str| from_ip("/api/v1/stream", ip);
+    let first = send(&router, from("10.0.0.1")).await;
     assert_eq!(first.status(), StatusCode::OK);
     // The same address again: 429; a second address fills the server: then 503 for a third.
-    let per_ip = send(&router, from([10, 0, 0, 1])).await;
-    let second = send(&router, from([10, 0, 0, 2])).await;
+    let per_ip = send(&router, from("10.0.0.1")).await;
+    let second = send(&router, from("10.0.0.2")).await;
     assert_eq!(second.status(), StatusCode::OK);
-    let full = send(&router, from([10, 0, 0, 3])).await;
+    let full = send(&router, from("10.0.0.3")).await;
     for (response, status, code) in [
         (per_ip, 429, "too_many_streams_from_ip"),
         (full, 503, "too_many_streams"),
     ] {
         assert_eq!(response.status().as_u16(), status);
-        let body: Value = serde_json::from_slice(&body_bytes(response).await).expect("JSON");
+        let body = json_body(response).await;
         assert_eq!(body["error"]["code"], code);
-        let validator = validator(&declared_schema(
-            &doc,
-            "/api/v1/stream",
-            status,
-            "application/json",
-        ));
+        let validator = json_validator(&doc, "/api/v1/stream", status);
         assert_eq!(errors(&validator, &body), Vec::<String>::new(), "{body}");
     }
     drop((first, second));
@@ -177,12 +172,7 @@ async fn every_documented_path_is_served_and_the_document_itself_too() {
 #[tokio::test]
 async fn a_renamed_missing_or_extra_field_fails_validation() {
     let doc = document();
-    let trends = validator(&declared_schema(
-        &doc,
-        "/api/v1/trends",
-        200,
-        "application/json",
-    ));
+    let trends = json_validator(&doc, "/api/v1/trends", 200);
     let (_, body) = fetch("/api/v1/trends").await;
     assert!(trends.is_valid(&body));
 
@@ -204,12 +194,7 @@ async fn a_renamed_missing_or_extra_field_fails_validation() {
     bad_window["window"] = json!("2m");
     assert!(!trends.is_valid(&bad_window), "window outside the enum");
 
-    let hashtag = validator(&declared_schema(
-        &doc,
-        "/api/v1/hashtags/{tag}",
-        200,
-        "application/json",
-    ));
+    let hashtag = json_validator(&doc, "/api/v1/hashtags/{tag}", 200);
     let (_, body) = fetch("/api/v1/hashtags/rust").await;
     assert!(hashtag.is_valid(&body));
     let mut renamed = body.clone();
@@ -221,12 +206,7 @@ async fn a_renamed_missing_or_extra_field_fails_validation() {
     bad_point["series"]["1h"]["points"][0]["start"] = json!("yesterday");
     assert!(!hashtag.is_valid(&bad_point), "start is not a date-time");
 
-    let windows = validator(&declared_schema(
-        &doc,
-        "/api/v1/windows",
-        200,
-        "application/json",
-    ));
+    let windows = json_validator(&doc, "/api/v1/windows", 200);
     let (_, body) = fetch("/api/v1/windows").await;
     assert!(windows.is_valid(&body));
     let mut renamed = body.clone();
@@ -235,12 +215,7 @@ async fn a_renamed_missing_or_extra_field_fails_validation() {
     first.insert("bucket_count".into(), buckets);
     assert!(!windows.is_valid(&renamed), "windows[0].buckets renamed");
 
-    let error = validator(&declared_schema(
-        &doc,
-        "/api/v1/trends",
-        400,
-        "application/json",
-    ));
+    let error = json_validator(&doc, "/api/v1/trends", 400);
     let (_, body) = fetch("/api/v1/trends?window=2m").await;
     assert!(error.is_valid(&body));
     let mut renamed = body.clone();

@@ -15,8 +15,7 @@ use tokio_util::sync::CancellationToken;
 use trends_api::settings::Settings;
 use trends_common::kafka::{TopicSpec, client_config, ensure_topics};
 
-/// 2026-11-23T12:00:00Z.
-const NOON: i64 = 1_795_435_200_000;
+use crate::helpers::NOON;
 
 /// One record of the counts topic as written, and whether it is malformed.
 struct Written {

@@ -1,0 +1,26 @@
+//! The API's endpoints: one module per resource, each holding its handlers with their
+//! `#[utoipa::path]` documentation, and [`types`], the bodies they answer with.
+//!
+//! A handler parses and checks its request, picks the answer from the [`AppState`] (almost
+//! always a body [`crate::prepared::Prepared`] built or serialized once per snapshot), and
+//! says which headers go with it. Nothing here knows the route table, the layers or the server
+//! ([`crate::app`] routes to these functions, [`crate::openapi`] documents them), so adding an
+//! endpoint is a handler here, its types in [`types`], and one line in each of those two.
+//!
+//! - [`trends`]: `/api/v1/trends` and the query it shares with the stream;
+//! - [`hashtag`]: one tag, `/api/v1/hashtags/{tag}`;
+//! - [`windows`]: the windows, `/api/v1/windows`;
+//! - [`stream`]: `/api/v1/stream` (the SSE machinery is [`crate::sse`]);
+//! - [`health`]: `/healthz`, `/readyz` and `/metrics`, the endpoints of operators.
+//!
+//! [`AppState`]: crate::state::AppState
+
+pub mod hashtag;
+pub mod health;
+pub mod stream;
+pub mod trends;
+pub mod types;
+pub mod windows;
+
+/// Longest accepted hashtag or prefix, in bytes (before normalization).
+pub const MAX_TAG_BYTES: usize = 280;

@@ -1,0 +1,107 @@
+//! `GET /api/v1/trends`: the top hashtags of a window, and the query it shares with
+//! `/api/v1/stream` ([`TrendsQuery`], checked by [`parse_query`]).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use trends_core::hashtag::normalize;
+use trends_core::window::Window;
+use utoipa::IntoParams;
+
+use super::MAX_TAG_BYTES;
+use super::types::{ErrorBody, TrendsResponse};
+use crate::error::AppError;
+use crate::prepared::MAX_LIMIT;
+use crate::sse;
+use crate::state::AppState;
+
+const DEFAULT_WINDOW: Window = Window::M5;
+const DEFAULT_LIMIT: usize = 10;
+
+/// Query parameters of `/api/v1/trends` and `/api/v1/stream`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TrendsQuery {
+    /// The window; default `5m`.
+    #[param(value_type = Option<super::types::WindowName>)]
+    window: Option<String>,
+    /// How many tags, 1–100; default 10.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// Only tags whose counting form starts with this, normalized like tags (a leading `#` is
+    /// dropped, NFKC, lowercase). Ranks stay those of the full ranking. Empty = no filter.
+    #[param(max_length = 280, example = "ru")]
+    prefix: Option<String>,
+}
+
+/// The parsed and checked query.
+pub fn parse_query(
+    query: Result<Query<TrendsQuery>, QueryRejection>,
+) -> Result<sse::Query, AppError> {
+    let Query(query) = query.map_err(|e| AppError::bad_request("invalid_query", e.body_text()))?;
+    let window = match &query.window {
+        None => DEFAULT_WINDOW,
+        Some(w) => w.parse().map_err(|e: trends_core::window::UnknownWindow| {
+            AppError::bad_request("invalid_window", e.to_string())
+        })?,
+    };
+    let limit = match &query.limit {
+        None => DEFAULT_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(AppError::bad_request(
+                    "invalid_limit",
+                    format!("limit must be an integer from 1 to {MAX_LIMIT}, got {l:?}"),
+                ));
+            }
+        },
+    };
+    let prefix = match &query.prefix {
+        None => String::new(),
+        Some(p) if p.len() > MAX_TAG_BYTES => {
+            return Err(AppError::bad_request(
+                "invalid_prefix",
+                format!("prefix longer than {MAX_TAG_BYTES} bytes"),
+            ));
+        }
+        Some(p) => normalize(p.trim()),
+    };
+    Ok(sse::Query {
+        window,
+        limit,
+        prefix,
+    })
+}
+
+/// The top hashtags of a window.
+///
+/// Ranked by count (descending), ties by hashtag (ascending, by code point). With `prefix`,
+/// only tags starting with it, keeping their rank in the full ranking.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trends",
+    tag = "trends",
+    params(TrendsQuery),
+    responses(
+        (status = 200, description = "The ranking", body = TrendsResponse),
+        (status = 400, description = "`invalid_window`, `invalid_limit`, `invalid_prefix` or `invalid_query`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (only with a rate limit configured); see `Retry-After`", body = ErrorBody),
+    ),
+)]
+pub async fn trends(
+    State(state): State<AppState>,
+    query: Result<Query<TrendsQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, AppError> {
+    let q = parse_query(query)?;
+    let body = state.current().trends_body(q.window, q.limit, &q.prefix);
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "application/json"),
+        ],
+        body,
+    ))
+}

@@ -1,0 +1,202 @@
+//! Every body the API answers with, as plain data: the JSON shapes of the contract and their
+//! OpenAPI schemas (`ToSchema`), in one place.
+//!
+//! This module imports nothing from the crate (only serde, utoipa and `trends_core`'s window
+//! names), so everything else can depend on it and it can depend on nothing: [`crate::prepared`]
+//! fills these types, the handlers in [`crate::api`] return them, [`crate::openapi`] lists their
+//! schemas, [`crate::error`] answers with [`ErrorBody`]. Types hold no logic beyond their shape.
+//!
+//! Every struct is `deny_unknown_fields` and its schema closed (every field required, `null`
+//! where it may be absent), so `tests/it/openapi.rs` notices a field renamed, added or dropped.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+use trends_core::window::Window;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
+
+/// The name of a window: `1m`, `5m`, `15m`, `1h`, `24h` or `all`.
+#[derive(Debug)]
+pub struct WindowName;
+
+impl PartialSchema for WindowName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Window::ALL.iter().map(|w| w.as_str())))
+            .description(Some("A window: `1m`, `5m`, `15m`, `1h`, `24h` or `all`."))
+            .into()
+    }
+}
+
+impl ToSchema for WindowName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("WindowName")
+    }
+}
+
+/// For `#[schema(schema_with = …)]` on fields that hold a window name as a string.
+pub fn window_name() -> RefOr<Schema> {
+    RefOr::Ref(utoipa::openapi::Ref::from_schema_name("WindowName"))
+}
+
+/// The body of `/api/v1/trends` (and of every `/api/v1/stream` event).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrendsResponse<'a> {
+    /// The window asked for.
+    #[schema(schema_with = window_name)]
+    pub window: &'static str,
+    /// The latest event time in the data (RFC 3339, milliseconds, UTC); `null` before any data.
+    #[schema(required = true, format = DateTime, example = "2026-11-22T10:00:00.123Z")]
+    pub watermark: Option<String>,
+    /// The best tags, best first.
+    pub trends: Vec<TrendEntry<'a>>,
+}
+
+/// One ranked hashtag.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrendEntry<'a> {
+    /// The tag's rank in the window's full ranking (1 = most used), also under a prefix filter.
+    #[schema(minimum = 1)]
+    pub rank: usize,
+    /// The counting form: NFKC, lowercase, without `#`.
+    #[schema(example = "rust")]
+    pub hashtag: &'a str,
+    /// The most frequent original spelling (all time).
+    #[schema(example = "Rust")]
+    pub display: &'a str,
+    /// Posts with the tag in the window.
+    #[schema(minimum = 1)]
+    pub count: i64,
+}
+
+/// `/api/v1/hashtags/{tag}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HashtagResponse {
+    /// The counting form.
+    #[schema(example = "rust")]
+    pub hashtag: String,
+    /// The most frequent original spelling (all time).
+    #[schema(example = "Rust")]
+    pub display: String,
+    /// The latest event time in the data (RFC 3339, milliseconds, UTC); `null` before any data.
+    #[schema(required = true, format = DateTime)]
+    pub watermark: Option<String>,
+    pub counts: WindowCounts,
+    pub series: SeriesByWindow,
+}
+
+/// A count per window.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowCounts {
+    #[serde(rename = "1m")]
+    pub m1: i64,
+    #[serde(rename = "5m")]
+    pub m5: i64,
+    #[serde(rename = "15m")]
+    pub m15: i64,
+    #[serde(rename = "1h")]
+    pub h1: i64,
+    #[serde(rename = "24h")]
+    pub h24: i64,
+    #[serde(rename = "all")]
+    pub all: i64,
+}
+
+/// The tag's count per bucket over the last hour and the last day.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesByWindow {
+    #[serde(rename = "1h")]
+    pub h1: SeriesResponse,
+    #[serde(rename = "24h")]
+    pub h24: SeriesResponse,
+}
+
+/// Every bucket of a window, oldest first, zeros included, ending with the bucket that holds
+/// the watermark; empty before any data.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesResponse {
+    /// Bucket size in seconds.
+    #[schema(example = 10)]
+    pub bucket_secs: i64,
+    pub points: Vec<SeriesPoint>,
+}
+
+/// One bucket.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesPoint {
+    /// The bucket's start (RFC 3339, UTC).
+    #[schema(format = DateTime, example = "2026-11-22T10:00:00.000Z")]
+    pub start: String,
+    #[schema(minimum = 0)]
+    pub count: i64,
+}
+
+/// `/api/v1/windows`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowsResponse {
+    /// Size of the buckets of `1m`, `5m`, `15m` and `1h`, in seconds.
+    #[schema(example = 10)]
+    pub fine_bucket_secs: i64,
+    /// Size of the buckets of `24h`, in seconds.
+    #[schema(example = 300)]
+    pub coarse_bucket_secs: i64,
+    /// Every window, shortest first.
+    pub windows: Vec<WindowInfo>,
+}
+
+/// One window.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowInfo {
+    #[schema(schema_with = window_name)]
+    pub name: &'static str,
+    /// Length in seconds; `null` for `all`.
+    #[schema(required = true)]
+    pub seconds: Option<i64>,
+    /// Size of its buckets in seconds; `null` for `all`.
+    #[schema(required = true)]
+    pub bucket_secs: Option<i64>,
+    /// How many buckets it sums (the newest one still filling); `null` for `all`.
+    #[schema(required = true)]
+    pub buckets: Option<i64>,
+}
+
+/// `/healthz` and `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBody {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `invalid_window`, `invalid_limit`, `invalid_prefix`,
+    /// `invalid_query`, `invalid_hashtag`, `unknown_hashtag`, `not_found`,
+    /// `method_not_allowed`, `request_timeout`, `payload_too_large`, `rate_limited`,
+    /// `too_many_streams_from_ip`, `not_ready`, `too_many_streams`.
+    #[schema(example = "invalid_window")]
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+}

@@ -1,0 +1,17 @@
+//! The integration tests of trends-api, in one binary (one link of librdkafka instead of one
+//! per file), one module per subject; [`helpers`] holds what they share.
+//!
+//! - [`routes`]: the HTTP contract through `app()`, no socket;
+//! - [`stream`]: `/api/v1/stream` on a paused clock, and over a real socket;
+//! - [`openapi`]: real responses validated against the generated document;
+//! - [`server`]: the production server on raw sockets (timeouts, caps, listeners);
+//! - [`follower`]: the counts follower against a real broker;
+//! - [`layering`]: the crate's module dependencies (one way, `api::types` a leaf).
+
+mod follower;
+mod helpers;
+mod layering;
+mod openapi;
+mod routes;
+mod server;
+mod stream;

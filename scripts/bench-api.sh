@@ -20,5 +20,5 @@ fi
 # Each SSE client is a socket on both sides: the client process and the API need ~10k fds.
 ulimit -n "$(ulimit -Hn)"
 cargo build --release --locked --workspace --bins
-cargo build --release --locked -p e2e --example api_bench
-exec target/release/examples/api_bench
+cargo build --release --locked -p bench-drivers --bin api_bench
+exec target/release/api_bench

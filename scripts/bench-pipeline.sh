@@ -16,9 +16,9 @@ cd "$(dirname "$0")/.."
 
 ./scripts/kafka-jars.sh >/dev/null
 cargo build --release --locked --workspace --bins
-cargo build --release --locked -p e2e --example pipeline_bench
+cargo build --release --locked -p bench-drivers --bin pipeline_bench
 mvn -B -q -f bench/kstreams/pom.xml package -DskipTests
 # A copy: rebuilding the jar while a JVM runs it would pull it from under that JVM.
 mkdir -p target/bench
 cp bench/kstreams/target/trends-kstreams.jar target/bench/trends-kstreams.jar
-exec target/release/examples/pipeline_bench
+exec target/release/pipeline_bench

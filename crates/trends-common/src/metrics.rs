@@ -74,7 +74,10 @@ mod tests {
         registry.register("things", "Things seen.", counter.clone());
         counter.inc_by(3);
         let text = encode(&registry);
-        assert!(text.contains("# TYPE trends_test_things counter\n"), "{text}");
+        assert!(
+            text.contains("# TYPE trends_test_things counter\n"),
+            "{text}"
+        );
         assert!(text.contains("trends_test_things_total 3\n"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }

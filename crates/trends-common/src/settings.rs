@@ -177,7 +177,10 @@ mod tests {
             (|t| t.dlq = "dead letters".into(), "topics.dlq"),
             (|t| t.tweets = "x".repeat(250), "topics.tweets"),
             (|t| t.source_offsets = "..".into(), "topics.source_offsets"),
-            (|t| t.counts = "tweets".into(), "topics.counts must differ from topics.tweets"),
+            (
+                |t| t.counts = "tweets".into(),
+                "topics.counts must differ from topics.tweets",
+            ),
             (|t| t.partitions = 0, "topics.partitions"),
         ] {
             let mut t = topics();
@@ -198,6 +201,9 @@ mod tests {
         let err = kafka(" ", 1).validate().expect_err("empty");
         assert!(err.to_string().contains("kafka.bootstrap_servers"), "{err}");
         let err = kafka("k:9092", 0).validate().expect_err("zero");
-        assert!(err.to_string().contains("kafka.replication_factor"), "{err}");
+        assert!(
+            err.to_string().contains("kafka.replication_factor"),
+            "{err}"
+        );
     }
 }

@@ -25,10 +25,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::client_config;
+use trends_common::time::now_ms;
 use trends_core::counter::{PartitionCounter, Recorded};
 use trends_core::post::{MAX_REASON_BYTES, PostError, event_time_at_ingest, parse_post};
 use trends_core::tags::extract_post_tags;
-use trends_common::time::now_ms;
 use trends_core::{EpochMillis, truncate_utf8};
 
 use crate::dead_letter::DeadLetter;
@@ -667,7 +667,6 @@ pub fn ingest_time(timestamp: Timestamp, now: EpochMillis, max_skew_ms: i64) -> 
         _ => now,
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -15,22 +15,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-/// Path of one of the workspace's binaries, next to the running test executable.
+/// Path of one of the workspace's binaries, in the target directory of the running executable:
+/// beside it (a benchmark driver, `target/<profile>/<driver>`) or one level up (a test,
+/// `target/<profile>/deps/<test>`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the binaries first with `cargo build --workspace --bins` (scripts/test.sh does)",
-        path.display()
-    );
-    path
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let candidates = [
+        dir.join(name),
+        dir.parent().map(|d| d.join(name)).unwrap_or_default(),
+    ];
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(path) => path.clone(),
+        None => panic!(
+            "{name} is missing beside {}: build the binaries first with `cargo build --workspace --bins` (scripts/test.sh does)",
+            exe.display()
+        ),
+    }
 }
 
 /// The topics one test's services share, each name unique to the test.

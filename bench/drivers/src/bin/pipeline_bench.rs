@@ -962,9 +962,7 @@ async fn latency_phase(bench: &mut Bench) -> anyhow::Result<()> {
         ["produce", "send_offsets", "commit"].map(|phase| {
             metric_value(
                 text,
-                &format!(
-                    "trends_aggregator_transaction_duration_seconds_sum{{phase=\"{phase}\"}}"
-                ),
+                &format!("trends_aggregator_transaction_duration_seconds_sum{{phase=\"{phase}\"}}"),
             )
             .unwrap_or(0.0)
         })

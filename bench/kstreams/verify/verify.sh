@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end check of the Kafka Streams reference app against a real Kafka 4.3.1 broker
-# (KRaft, one node, loopback; same server.properties as crates/test-kafka/src/broker.rs).
+# (KRaft, one node, loopback; same server.properties as crates/test-support/src/broker.rs).
 #   bench/kstreams/verify/verify.sh      (from anywhere; builds the jar first if missing)
 # Phase 1: produce batch 0, start the app, check the output. SIGTERM the app.
 # Phase 2: produce batch 1 (overlapping windows) while it is down, restart it with a fresh

@@ -46,9 +46,9 @@ impl Topics {
     /// Fresh names, `<prefix>tweets-…`, `<prefix>counts-…`, `<prefix>dlq-…`.
     pub fn unique(prefix: &str) -> Topics {
         Topics {
-            tweets: test_kafka::unique_name(&format!("{prefix}tweets")),
-            counts: test_kafka::unique_name(&format!("{prefix}counts")),
-            dlq: test_kafka::unique_name(&format!("{prefix}dlq")),
+            tweets: test_support::unique_name(&format!("{prefix}tweets")),
+            counts: test_support::unique_name(&format!("{prefix}counts")),
+            dlq: test_support::unique_name(&format!("{prefix}dlq")),
         }
     }
 
@@ -165,7 +165,7 @@ impl ServiceProcess {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
-        let child = test_kafka::spawn_killed_on_parent_exit(cmd)
+        let child = test_support::spawn_killed_on_parent_exit(cmd)
             .with_context(|| format!("spawn {name}"))?;
         Ok(ServiceProcess {
             name: name.to_string(),
@@ -412,7 +412,7 @@ pub async fn create_topic(name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set(
             "bootstrap.servers",
-            test_kafka::KafkaBroker::shared().bootstrap_servers(),
+            test_support::KafkaBroker::shared().bootstrap_servers(),
         )
         .create()
         .expect("admin");
@@ -473,9 +473,9 @@ pub async fn read_dead_letters(topic: &str, n: usize, timeout: Duration) -> Vec<
         let consumer: BaseConsumer = ClientConfig::new()
             .set(
                 "bootstrap.servers",
-                test_kafka::KafkaBroker::shared().bootstrap_servers(),
+                test_support::KafkaBroker::shared().bootstrap_servers(),
             )
-            .set("group.id", test_kafka::unique_name("dlq-reader"))
+            .set("group.id", test_support::unique_name("dlq-reader"))
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .create()

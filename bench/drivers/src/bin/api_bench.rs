@@ -6,7 +6,7 @@
 //! file-descriptor limit and installs `wrk` if needed.
 //!
 //! What it does, on this machine, with real parts:
-//! 1. a real Kafka broker (`test-kafka`), a release `hashtag-aggregator` and a release
+//! 1. a real Kafka broker (`test-support`), a release `hashtag-aggregator` and a release
 //!    `trends-api` as processes;
 //! 2. produces `TAGS` posts, post *i* carrying the distinct tag `#t<i>` and, for one post in
 //!    ten, one of 20 popular tags, spread over the last hour of event time; waits until the API
@@ -32,7 +32,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
-use test_kafka::{KafkaBroker, unique_name};
+use test_support::{KafkaBroker, unique_name};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

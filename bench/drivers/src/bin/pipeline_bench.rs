@@ -4,7 +4,7 @@
 //! release binaries and the Kafka Streams jar first.
 //!
 //! Everything is real and on this machine: one Kafka broker started as the tests start it
-//! (`test-kafka`, KRaft, loopback), the release service binaries as processes, the Kafka Streams
+//! (`test-support`, KRaft, loopback), the release service binaries as processes, the Kafka Streams
 //! app as a `java -jar` process. Phases (`BENCH_PHASES`, comma-separated, default all):
 //!
 //! - `producer`: `tweet-producer`'s synthetic source publishes `BENCH_POSTS` posts (2,000,000)
@@ -43,7 +43,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use test_kafka::{KafkaBroker, spawn_killed_on_parent_exit, unique_name};
+use test_support::{KafkaBroker, spawn_killed_on_parent_exit, unique_name};
 use trends_core::counts_record::{CountsKey, CountsRecord};
 
 const PARTITIONS: i32 = 12;

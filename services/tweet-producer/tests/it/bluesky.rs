@@ -1,6 +1,6 @@
 //! The `bluesky` source against a local fake Jetstream ([`crate::fakes::jetstream`]: a real
 //! WebSocket server on a loopback port, serving frames shaped like Jetstream's documented
-//! events) and a real Kafka broker (from `test_kafka`): what reaches the topic is exactly the
+//! events) and a real Kafka broker (from `test_support`): what reaches the topic is exactly the
 //! expected set of posts, through a dropped connection, a restart from the position committed
 //! in the offsets topic (including two posts sharing a `time_us`), malformed and oversized
 //! frames, and refused connections.
@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context as _;
-use test_kafka::{KafkaBroker, unique_name};
+use test_support::{KafkaBroker, unique_name};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tweet_producer::metrics::get;

@@ -1,5 +1,5 @@
 //! The producer's integration tests, one binary (librdkafka is linked once, and one broker
-//! serves every test): each against a real Kafka broker (`test_kafka`), the live sources
+//! serves every test): each against a real Kafka broker (`test_support`), the live sources
 //! against fake servers of their APIs on loopback ports ([`fakes`]).
 //!
 //! - [`publish`]: the synthetic and file sources end to end, through the built binary too

@@ -2,13 +2,13 @@
 //! speaking the real wire format: the instance document pointing at a separate streaming host, and
 //! Server-Sent Events (`event: update` / `data: <Status JSON>`, `:thump` heartbeats, events
 //! split across chunks) with statuses shaped like the streaming API documentation's examples;
-//! and a real Kafka broker (from `test_kafka`). What reaches the topic is exactly the expected
+//! and a real Kafka broker (from `test_support`). What reaches the topic is exactly the expected
 //! set of posts, through 429 and 503 refusals, a dropped connection, malformed events and a
 //! re-delivered status; the token is sent on every request and appears in no log or error.
 
 use std::collections::BTreeSet;
 
-use test_kafka::{KafkaBroker, unique_name};
+use test_support::{KafkaBroker, unique_name};
 use tweet_producer::metrics::get as count;
 
 use crate::fakes::Plan;

@@ -1,4 +1,4 @@
-//! The producer against a real Kafka broker (from `test_kafka`): what arrives in the topic is
+//! The producer against a real Kafka broker (from `test_support`): what arrives in the topic is
 //! exactly what was meant to, keyed by the contract and timestamped by the broker, a SIGTERM
 //! loses nothing that was sent, a `kill -9` of a file replay repeats nothing, and a post too
 //! large for the topic or the client is skipped and counted instead of stopping the service.
@@ -14,7 +14,7 @@ use anyhow::{Context, bail, ensure};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Timestamp;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use test_kafka::{KafkaBroker, spawn_killed_on_parent_exit, unique_name};
+use test_support::{KafkaBroker, spawn_killed_on_parent_exit, unique_name};
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::partition_count;
 use trends_core::post::parse_post;

@@ -11,7 +11,7 @@ use anyhow::{Context, ensure};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Timestamp;
 use rdkafka::{ClientConfig, Message as _};
-use test_kafka::unique_name;
+use test_support::unique_name;
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::partition_count;
 use trends_common::settings::KafkaSettings;

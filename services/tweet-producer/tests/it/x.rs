@@ -2,13 +2,13 @@
 //! format: the filtered-stream rules endpoints (GET, and POST with `add` / `delete`, answered
 //! as documented) and the stream itself, a chunked body of JSON posts one per line with bare
 //! `\r\n` keep-alives, posts shaped like the documentation's examples; and a real Kafka broker
-//! (from `test_kafka`). The rules end up exactly the configured ones through exactly the
+//! (from `test_support`). The rules end up exactly the configured ones through exactly the
 //! expected calls; what reaches the topic is exactly the expected set of posts through a 429, a
 //! 503, a dropped connection, malformed lines and a re-delivered post; the token is sent on
 //! every request and appears in no log or error.
 
 use serde_json::json;
-use test_kafka::{KafkaBroker, unique_name};
+use test_support::{KafkaBroker, unique_name};
 use tweet_producer::metrics::get as count;
 
 use crate::fakes::Plan;

@@ -24,7 +24,7 @@ use e2e::{
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::{Value, json};
-use test_kafka::{KafkaBroker, unique_name};
+use test_support::{KafkaBroker, unique_name};
 
 const WAIT: Duration = Duration::from_secs(120);
 /// The whole browser run, a generous bound: it normally takes well under a minute.
@@ -442,7 +442,7 @@ async fn the_live_page_shows_the_trends_and_follows_them_in_a_real_browser() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut node = test_kafka::spawn_killed_on_parent_exit(cmd).expect("spawn node");
+    let mut node = test_support::spawn_killed_on_parent_exit(cmd).expect("spawn node");
     let mut stdin = node.stdin.take().expect("node stdin");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     forward_lines(node.stdout.take().expect("stdout"), tx.clone(), Line::Out);

@@ -33,7 +33,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use test_kafka::{KafkaBroker, unique_name};
+use test_support::{KafkaBroker, unique_name};
 
 const WAIT: Duration = Duration::from_secs(120);
 const PARTITIONS: i32 = 3;

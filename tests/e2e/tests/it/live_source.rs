@@ -16,7 +16,7 @@ use e2e::jetstream::{FakeJetstream, FakeJetstreamOptions, JetstreamFrame};
 use e2e::{
     Lcg, ServiceProcess, Topics, free_port, get_json, get_text, metric_value, ranking, wait_for,
 };
-use test_kafka::{KafkaBroker, unique_name};
+use test_support::{KafkaBroker, unique_name};
 
 const WAIT: Duration = Duration::from_secs(120);
 const POSTS: usize = 600;

@@ -1,5 +1,5 @@
 //! The end-to-end tests, one test binary: the product's real binaries as processes against a
-//! real Kafka broker (one broker for the whole binary, `test_kafka::KafkaBroker::shared`), and
+//! real Kafka broker (one broker for the whole binary, `test_support::KafkaBroker::shared`), and
 //! the compose file checked offline. One binary rather than one per file: librdkafka and the
 //! rest are linked once, and the broker starts once.
 //!

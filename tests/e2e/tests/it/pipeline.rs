@@ -18,7 +18,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
-use test_kafka::{KafkaBroker, unique_name};
+use test_support::{KafkaBroker, unique_name};
 
 const WAIT: Duration = Duration::from_secs(120);
 /// 2026-11-22T10:00:00Z, the watermark of the test data.

@@ -22,7 +22,7 @@ use e2e::{
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
-use test_kafka::{KafkaBroker, unique_name};
+use test_support::{KafkaBroker, unique_name};
 
 const WAIT: Duration = Duration::from_secs(180);
 /// Posts in the feed (in pairs sharing a `time_us`).

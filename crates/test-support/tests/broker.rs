@@ -11,7 +11,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use test_kafka::{KafkaBroker, spawn_killed_on_parent_exit, unique_name};
+use test_support::{KafkaBroker, spawn_killed_on_parent_exit, unique_name};
 
 const PARTITIONS: i32 = 3;
 const TIMEOUT: Duration = Duration::from_secs(30);

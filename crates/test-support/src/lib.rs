@@ -8,7 +8,7 @@
 //! Most tests share one broker per test binary and isolate themselves by naming:
 //!
 //! ```no_run
-//! use test_kafka::{KafkaBroker, unique_name};
+//! use test_support::{KafkaBroker, unique_name};
 //!
 //! let broker = KafkaBroker::shared(); // started on first call, a few seconds
 //! let topic = unique_name("posts"); // e.g. "posts-4242-7-1763888000123456789"
@@ -23,7 +23,7 @@
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
-//! let mut broker = test_kafka::KafkaBroker::start()?;
+//! let mut broker = test_support::KafkaBroker::start()?;
 //! // ... produce ...
 //! broker.restart()?; // same port, same data
 //! // ... the records are still there ...

@@ -33,7 +33,7 @@ type Request = (Command, Sender<io::Result<Child>>);
 ///
 /// let mut cmd = Command::new("sleep");
 /// cmd.arg("600");
-/// let mut child = test_kafka::spawn_killed_on_parent_exit(cmd)?;
+/// let mut child = test_support::spawn_killed_on_parent_exit(cmd)?;
 /// // ... the test talks to the child ...
 /// child.kill()?; // still kill and reap it when the test is done
 /// child.wait()?;

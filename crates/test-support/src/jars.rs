@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, bail};
 
-/// The repository root: this crate lives in `<root>/crates/test-kafka`.
+/// The repository root: this crate lives in `<root>/crates/test-support`.
 pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

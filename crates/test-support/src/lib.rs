@@ -1,4 +1,5 @@
-//! A real Apache Kafka broker for integration tests, without Docker.
+//! Test support: a real Apache Kafka broker for integration tests, without Docker, and
+//! fake servers of the live sources ([`fakes`]: Jetstream, Mastodon, X) on loopback.
 //!
 //! Tests in this workspace talk to the same Kafka the product runs against (version 4.3.1,
 //! KRaft mode, see `scripts/kafka/pom.xml`), started as a plain `java` process on loopback.
@@ -58,6 +59,7 @@
 //! Linux only (`prctl`, `/proc`).
 
 mod broker;
+pub mod fakes;
 mod jars;
 mod spawn;
 

@@ -4,8 +4,6 @@
 //! The binaries are taken from the same target directory as the test executable, so build them
 //! first (`cargo build --workspace --bins`; `scripts/test.sh` does).
 
-pub mod jetstream;
-
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::TcpListener;

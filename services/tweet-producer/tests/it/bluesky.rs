@@ -1,4 +1,4 @@
-//! The `bluesky` source against a local fake Jetstream ([`crate::fakes::jetstream`]: a real
+//! The `bluesky` source against a local fake Jetstream ([`test_support::fakes::jetstream`]: a real
 //! WebSocket server on a loopback port, serving frames shaped like Jetstream's documented
 //! events) and a real Kafka broker (from `test_support`): what reaches the topic is exactly the
 //! expected set of posts, through a dropped connection, a restart from the position committed
@@ -14,8 +14,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tweet_producer::metrics::get;
 use tweet_producer::settings::Settings;
 
-use crate::fakes::jetstream::{FakeJetstream, Plan};
 use crate::support::{self, ids, read_committed, read_posts, settings, start, wait_until};
+use test_support::fakes::jetstream::{FakeJetstream, Plan};
 
 const T0: i64 = 1_725_911_162_000_000;
 

@@ -1,6 +1,6 @@
 //! The producer's integration tests, one binary (librdkafka is linked once, and one broker
 //! serves every test): each against a real Kafka broker (`test_support`), the live sources
-//! against fake servers of their APIs on loopback ports ([`fakes`]).
+//! against fake servers of their APIs on loopback ports (`test_support::fakes`).
 //!
 //! - [`publish`]: the synthetic and file sources end to end, through the built binary too
 //!   (SIGTERM, `kill -9`, exit codes), and posts too large for the topic or the client;
@@ -10,7 +10,6 @@
 //!   captured logs.
 
 mod bluesky;
-mod fakes;
 mod mastodon;
 mod publish;
 mod support;

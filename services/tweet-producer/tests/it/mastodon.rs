@@ -1,4 +1,4 @@
-//! The `mastodon` source against local fake Mastodon servers ([`crate::fakes::mastodon`])
+//! The `mastodon` source against local fake Mastodon servers ([`test_support::fakes::mastodon`])
 //! speaking the real wire format: the instance document pointing at a separate streaming host, and
 //! Server-Sent Events (`event: update` / `data: <Status JSON>`, `:thump` heartbeats, events
 //! split across chunks) with statuses shaped like the streaming API documentation's examples;
@@ -11,9 +11,9 @@ use std::collections::BTreeSet;
 use test_support::{KafkaBroker, unique_name};
 use tweet_producer::metrics::get as count;
 
-use crate::fakes::Plan;
-use crate::fakes::mastodon::FakeMastodon;
 use crate::support::{ids, logs, read_posts, settings, start, wait_until};
+use test_support::fakes::Plan;
+use test_support::fakes::mastodon::FakeMastodon;
 
 const TOKEN: &str = "mastodon-user-token-7c1e5b0f";
 

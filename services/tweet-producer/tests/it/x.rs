@@ -1,4 +1,4 @@
-//! The `x` source against a local fake X API ([`crate::fakes::x`]) speaking the real wire
+//! The `x` source against a local fake X API ([`test_support::fakes::x`]) speaking the real wire
 //! format: the filtered-stream rules endpoints (GET, and POST with `add` / `delete`, answered
 //! as documented) and the stream itself, a chunked body of JSON posts one per line with bare
 //! `\r\n` keep-alives, posts shaped like the documentation's examples; and a real Kafka broker
@@ -11,9 +11,9 @@ use serde_json::json;
 use test_support::{KafkaBroker, unique_name};
 use tweet_producer::metrics::get as count;
 
-use crate::fakes::Plan;
-use crate::fakes::x::FakeX;
 use crate::support::{ids, logs, read_posts, settings, start, wait_until};
+use test_support::fakes::Plan;
+use test_support::fakes::x::FakeX;
 
 const TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAx-bearer-9d2c41";
 const STREAM_QUERY: &str = "tweet.fields=created_at,entities,lang,author_id";

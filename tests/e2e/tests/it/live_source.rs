@@ -12,10 +12,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use e2e::jetstream::{FakeJetstream, FakeJetstreamOptions, JetstreamFrame};
 use e2e::{
     Lcg, ServiceProcess, Topics, free_port, get_json, get_text, metric_value, ranking, wait_for,
 };
+use test_support::fakes::jetstream::{FakeJetstream, Frame as JetstreamFrame, Plan};
 use test_support::{KafkaBroker, unique_name};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -135,22 +135,25 @@ fn frames(now_ms: i64) -> Vec<Frame> {
 /// The fake serving `frames`: the first connection is dropped (no close frame) after
 /// [`FIRST_CONNECTION_FRAMES`]; later ones stay open until the client leaves.
 async fn fake_jetstream(frames: &[Frame]) -> FakeJetstream {
-    let served = frames
-        .iter()
-        .map(|f| JetstreamFrame {
-            time_us: f.time_us,
-            text: f.text.clone(),
-            malformed: f.malformed,
-        })
-        .collect();
+    let served = frames.iter().map(|f| {
+        let frame = JetstreamFrame::text(f.time_us, f.text.clone());
+        if f.malformed {
+            frame.malformed()
+        } else {
+            frame
+        }
+    });
     FakeJetstream::start(
         served,
-        FakeJetstreamOptions {
-            drop_first_after: Some(FIRST_CONNECTION_FRAMES),
-            pace: None,
-        },
+        vec![
+            Plan::Serve {
+                limit: Some(FIRST_CONNECTION_FRAMES),
+            },
+            Plan::Serve { limit: None },
+        ],
     )
     .await
+    .expect("fake Jetstream")
 }
 
 /// Tag counts over the posts, ranked as the API ranks: count descending, then tag.
@@ -218,10 +221,7 @@ async fn a_fake_jetstream_feeds_the_pipeline_to_the_api_exactly_through_a_droppe
     }
     eprintln!("window all: {expected:?}");
 
-    let (cursors, malformed) = {
-        let seen = fake.seen();
-        (seen.cursors.clone(), seen.malformed_served)
-    };
+    let (cursors, malformed) = { (fake.cursors(), fake.malformed_served()) };
     assert!(
         malformed >= 20,
         "every malformed frame was served at least once"

@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::jetstream::{FakeJetstream, FakeJetstreamOptions, JetstreamFrame};
 use e2e::{
     Lcg, ServiceProcess, Topics, free_port, get_json, get_text, metric_value, ranking, wait_for,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use test_support::fakes::jetstream::{FakeJetstream, Frame as JetstreamFrame, Plan};
 use test_support::{KafkaBroker, unique_name};
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -122,20 +122,15 @@ fn feed(now_ms: i64) -> Vec<Frame> {
 async fn fake_jetstream(frames: &[Frame]) -> FakeJetstream {
     let served = frames
         .iter()
-        .map(|f| JetstreamFrame {
-            time_us: f.time_us,
-            text: f.text.clone(),
-            malformed: false,
-        })
-        .collect();
-    FakeJetstream::start(
+        .map(|f| JetstreamFrame::text(f.time_us, f.text.clone()));
+    FakeJetstream::start_paced(
         served,
-        FakeJetstreamOptions {
-            drop_first_after: None,
-            pace: Some((FRAMES_PER_TICK, PACE_TICK)),
-        },
+        vec![Plan::Serve { limit: None }],
+        FRAMES_PER_TICK,
+        PACE_TICK,
     )
     .await
+    .expect("fake Jetstream")
 }
 
 /// Tag counts over the posts, ranked as the API ranks: count descending, then tag.
@@ -252,8 +247,8 @@ async fn kill_9_of_the_producer_neither_loses_nor_repeats_a_post_of_the_feed() {
             ],
         )
     };
-    let served_latest = || fake.seen().served_latest;
-    let connections = || fake.seen().cursors.len();
+    let served_latest = || fake.served_latest();
+    let connections = || fake.cursors().len();
 
     // 1. Early: as soon as the producer is receiving (before or around its first commit).
     let metrics = format!("127.0.0.1:{}", free_port());
@@ -357,7 +352,7 @@ async fn kill_9_of_the_producer_neither_loses_nor_repeats_a_post_of_the_feed() {
     );
 
     // Every run after the first resumed from a committed position, never live.
-    let cursors = fake.seen().cursors.clone();
+    let cursors = fake.cursors();
     assert!(cursors.len() >= 4, "{cursors:?}");
     assert_eq!(cursors[0], None, "the first start is live");
     assert!(

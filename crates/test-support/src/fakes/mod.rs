@@ -1,7 +1,8 @@
 //! Fake servers of the live sources, on loopback ports, speaking the real wire formats: a
 //! Jetstream ([`jetstream`], WebSocket), a Mastodon server ([`mastodon`], the instance document
-//! and Server-Sent Events) and the X API ([`x`], filtered-stream rules and JSON lines). All of
-//! them in one place, so that a shared test-support crate can take them as they are.
+//! and Server-Sent Events) and the X API ([`x`], filtered-stream rules and JSON lines). Real
+//! servers on real sockets, not mocks: the producer's own HTTP and WebSocket clients talk to
+//! them, in the producer's integration tests and in the end-to-end tests alike.
 //!
 //! What the two HTTP fakes share is here: the requests they received ([`Calls`]), and a
 //! streaming endpoint that answers each request by a [`Plan`] ([`Script`]).

@@ -23,7 +23,8 @@
 //! the tags used are ASCII, for which normalization is lowercasing.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+use trends_common::time::now_ms;
 
 use e2e::{
     ServiceProcess, Topics, get_json, get_text, metric_value, ranking, read_dead_letters, rfc3339,
@@ -41,12 +42,6 @@ const PARTITIONS: i32 = 3;
 const BROKER_LIMIT: usize = 1_048_588;
 /// Tags of the ordinary posts.
 const ORDINARY: [&str; 4] = ["rust", "kafka", "zig", "go"];
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// A client like any other, allowed to send records up to the broker's limit.
 fn big_producer() -> FutureProducer {

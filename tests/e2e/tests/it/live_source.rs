@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
+use trends_common::time::now_ms;
 
 use e2e::{
     Lcg, ServiceProcess, Topics, free_port, get_json, get_text, metric_value, ranking, wait_for,
@@ -167,12 +168,6 @@ fn expected_ranking(frames: &[Frame]) -> Vec<(String, i64)> {
     let mut ranked: Vec<(String, i64)> = counts.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     ranked
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use trends_common::time::now_ms;
 
 use e2e::{
     Lcg, ServiceProcess, Topics, free_port, get_json, get_text, metric_value, ranking, wait_for,
@@ -144,12 +145,6 @@ fn expected_ranking(frames: &[Frame]) -> Vec<(String, i64)> {
     let mut ranked: Vec<(String, i64)> = counts.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     ranked
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn read_committed_consumer(bootstrap: &str, topic: &str) -> BaseConsumer {

@@ -34,9 +34,8 @@ pub async fn signal() {
 /// Spawns a task that cancels `token` on SIGTERM or Ctrl-C.
 pub fn cancel_on_signal(token: CancellationToken) {
     tokio::spawn(async move {
-        tokio::select! {
-            () = signal() => token.cancel(),
-            () = token.cancelled() => {}
+        if token.run_until_cancelled(signal()).await.is_some() {
+            token.cancel();
         }
     });
 }

@@ -56,6 +56,22 @@ pub trait Load: DeserializeOwned {
     }
 }
 
+/// Reads a unit-variant enum by its name: `#[serde(deserialize_with = "by_name")]` on a field
+/// whose enum derives `Deserialize` (with `rename_all`/`rename`). A wrong name then gets
+/// serde's own message, which lists every accepted one (``unknown variant `slow`, expected
+/// `fast` or `original` for key `source.file.pace` ``); read directly from the layered config,
+/// an enum's error names neither the accepted values nor the serde names.
+pub fn by_name<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::Deserialize as _;
+    use serde::de::{Error as _, IntoDeserializer as _, value};
+    let name = String::deserialize(deserializer)?;
+    T::deserialize(name.into_deserializer()).map_err(|e: value::Error| D::Error::custom(e))
+}
+
 /// Loads settings from the process environment.
 pub fn load<T: DeserializeOwned>(defaults_toml: &str) -> Result<T, ConfigError> {
     let vars: HashMap<String, String> = std::env::vars().collect();
@@ -170,5 +186,34 @@ mod tests {
         let err = load_from::<Settings>(DEFAULTS, &env(&[(CONFIG_FILE_ENV, "/nonexistent.toml")]))
             .expect_err("missing file");
         assert!(err.to_string().contains("nonexistent"), "{err}");
+    }
+
+    #[test]
+    fn an_enum_read_by_name_lists_its_names_and_the_key() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Pace {
+            Fast,
+            Original,
+        }
+        #[derive(Debug, Deserialize)]
+        struct Replay {
+            #[serde(deserialize_with = "by_name")]
+            pace: Pace,
+        }
+        #[derive(Debug, Deserialize)]
+        struct Settings {
+            replay: Replay,
+        }
+        let defaults = "[replay]\npace = \"fast\"\n";
+        let s: Settings =
+            load_from(defaults, &env(&[("TRENDS__REPLAY__PACE", "original")])).expect("a name");
+        assert_eq!(s.replay.pace, Pace::Original);
+        let err = load_from::<Settings>(defaults, &env(&[("TRENDS__REPLAY__PACE", "slow")]))
+            .expect_err("not a name");
+        let err = err.to_string();
+        for part in ["replay.pace", "`slow`", "`fast` or `original`"] {
+            assert!(err.contains(part), "{part} in {err}");
+        }
     }
 }

@@ -21,7 +21,7 @@
 //! policy, HTTP requests and streaming bodies, framing. Between the channel and Kafka
 //! ([`pipeline`]): the resume filter and the position ([`sources::position`]), a
 //! bounded-horizon dedup of post ids, keyword and language filters, the record size limit, and
-//! per-source counters ([`metrics`], Prometheus text on `producer.metrics_addr`). Secrets for
+//! per-source counters ([`metrics`], OpenMetrics text on `producer.metrics_addr`). Secrets for
 //! token-based sources are [`secret`] types.
 //!
 //! **Exactly once from the source into `tweets`** (KIP-618 style): the producer is
@@ -44,8 +44,9 @@
 //! logged; `run` returns `Ok`. Progress is logged every 10 s. This file only wires source →
 //! pipeline → publisher: it names no source (the registry in [`sources`] does).
 //!
-//! `main.rs` only loads [`settings::Settings`] and calls [`run`]: everything is testable
-//! in-process. Settings are documented in [`settings`].
+//! `main.rs` only hands [`run`] to the shared skeleton (`trends_common::service::run`: it loads
+//! [`settings::Settings`], sets up logging and signals): everything is testable in-process.
+//! Settings are documented in [`settings`].
 //!
 //! # Performance
 //!
@@ -80,7 +81,7 @@ use crate::pipeline::dedup::Dedup;
 use crate::pipeline::filter::Filters;
 use crate::pipeline::offsets;
 use crate::pipeline::{Pipeline, PipelineOptions};
-use crate::publisher::{Publisher, PublisherOptions, Stats};
+use crate::publisher::{Publisher, PublisherOptions};
 use crate::settings::Settings;
 use crate::sources::SourceContext;
 
@@ -107,12 +108,8 @@ pub struct Summary {
 /// source fails (a file cannot be read), or any transaction call fails (then the open
 /// transaction is aborted: nothing of it becomes visible).
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Summary> {
-    let stats = Arc::new(Stats::default());
-    let metrics = Arc::new(Metrics::new(
-        settings.source.kind.name(),
-        Arc::clone(&stats),
-    ));
-    run_with_metrics(settings, shutdown, metrics, stats).await
+    let metrics = Arc::new(Metrics::new(settings.source.kind.name()));
+    run_with_metrics(settings, shutdown, metrics).await
 }
 
 /// [`run`] with metrics the caller can read (tests).
@@ -120,20 +117,19 @@ pub async fn run_with_metrics(
     settings: Settings,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
-    stats: Arc<Stats>,
 ) -> anyhow::Result<Summary> {
-    let addr = settings.metrics_addr()?;
+    let addr = settings.producer.metrics_addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (producer.metrics_addr)"))?;
     tracing::info!(addr = %listener.local_addr()?, "serving metrics on /metrics");
     let stop_metrics = CancellationToken::new();
-    let metrics_server = tokio::spawn(metrics::serve(
+    let metrics_server = tokio::spawn(trends_common::metrics::serve(
         listener,
-        Arc::clone(&metrics),
+        metrics.registry(),
         stop_metrics.clone(),
     ));
-    let result = publish(settings, shutdown, metrics, stats).await;
+    let result = publish(settings, shutdown, metrics).await;
     stop_metrics.cancel();
     let _ = metrics_server.await;
     result
@@ -169,7 +165,6 @@ async fn publish(
     settings: Settings,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
-    stats: Arc<Stats>,
 ) -> anyhow::Result<Summary> {
     let topic = settings.topics.tweets.as_str();
     let offsets_topic = settings.topics.source_offsets.as_str();
@@ -177,19 +172,14 @@ async fn publish(
         TopicSpec::tweets(topic, settings.topics.partitions),
         offsets::topic_spec(offsets_topic),
     ];
-    let stopped = Summary {
-        published: 0,
-        skipped: 0,
+    // A broker that is down makes this wait; a SIGTERM meanwhile is still a clean stop.
+    let Some(created) = shutdown
+        .run_until_cancelled(ensure_topics(&settings.kafka, &specs))
+        .await
+    else {
+        return Ok(stopped_early());
     };
-    tokio::select! {
-        // A broker that is down makes this wait; a SIGTERM meanwhile is still a clean stop.
-        () = shutdown.cancelled() => {
-            tracing::info!("stopped before publishing anything");
-            return Ok(stopped);
-        }
-        created = ensure_topics(&settings.kafka, &specs) => created
-            .with_context(|| format!("cannot create topics {topic} (topics.tweets) and {offsets_topic} (topics.source_offsets)"))?,
-    }
+    created.with_context(|| format!("cannot create topics {topic} (topics.tweets) and {offsets_topic} (topics.source_offsets)"))?;
     let (max_record_bytes, batch_bytes) = record_limits(&settings, topic).await;
 
     let source_key = settings.source_key();
@@ -202,23 +192,18 @@ async fn publish(
         max_in_flight: MAX_IN_FLIGHT,
         batch_bytes,
     };
-    let mut publisher = tokio::select! {
-        () = shutdown.cancelled() => {
-            tracing::info!("stopped before publishing anything");
-            return Ok(stopped);
-        }
-        started = Publisher::start(&settings.kafka, topic, &options, Arc::clone(&stats)) => started?,
+    let start = Publisher::start(&settings.kafka, topic, &options, Arc::clone(&metrics));
+    let Some(publisher) = shutdown.run_until_cancelled(start).await else {
+        return Ok(stopped_early());
     };
+    let mut publisher = publisher?;
     let source = settings.source.selected();
     let start = if source.resumes() {
         let read = offsets::read_position(&settings.kafka, offsets_topic, &source_key);
-        tokio::select! {
-            () = shutdown.cancelled() => {
-                tracing::info!("stopped before publishing anything");
-                return Ok(stopped);
-            }
-            read = read => read.with_context(|| format!("cannot read the position of {source_key} from {offsets_topic} (topics.source_offsets)"))?,
-        }
+        let Some(read) = shutdown.run_until_cancelled(read).await else {
+            return Ok(stopped_early());
+        };
+        read.with_context(|| format!("cannot read the position of {source_key} from {offsets_topic} (topics.source_offsets)"))?
     } else {
         None
     };
@@ -231,7 +216,7 @@ async fn publish(
 
     let stop_progress = CancellationToken::new();
     let progress = tokio::spawn(report_progress(
-        Arc::clone(&stats),
+        Arc::clone(&metrics),
         stop_progress.clone(),
         PROGRESS_INTERVAL,
     ));
@@ -246,7 +231,7 @@ async fn publish(
         Arc::clone(&metrics),
         start,
         PipelineOptions {
-            commit_interval: Duration::from_millis(settings.producer.commit_interval_ms),
+            commit_interval: settings.producer.commit_interval,
             commit_max_posts: settings.producer.commit_max_posts,
             max_record_bytes,
             offsets_topic: offsets_topic.to_owned(),
@@ -271,13 +256,13 @@ async fn publish(
     published?;
     let skipped = source_result?;
     let summary = Summary {
-        published: stats.published(),
+        published: metrics.published.get(),
         skipped,
     };
     tracing::info!(
         published = summary.published,
         skipped = summary.skipped,
-        transactions = stats.transactions(),
+        transactions = metrics.transactions.get(),
         position = ?pipeline.committed(),
         "stopped: published {} posts",
         summary.published
@@ -285,24 +270,33 @@ async fn publish(
     Ok(summary)
 }
 
+/// What a run that stopped before publishing anything (a SIGTERM while the broker was not
+/// reachable, say) returns, after saying so.
+fn stopped_early() -> Summary {
+    tracing::info!("stopped before publishing anything");
+    Summary {
+        published: 0,
+        skipped: 0,
+    }
+}
+
 /// Logs the published count and rate every `interval` until `stop`.
-async fn report_progress(stats: Arc<Stats>, stop: CancellationToken, interval: Duration) {
+async fn report_progress(metrics: Arc<Metrics>, stop: CancellationToken, interval: Duration) {
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = (Instant::now(), 0u64);
     loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = ticker.tick() => {}
+        if stop.run_until_cancelled(ticker.tick()).await.is_none() {
+            return;
         }
         let now = Instant::now();
-        let published = stats.published();
+        let published = metrics.published.get();
         let secs = now.duration_since(last.0).as_secs_f64().max(1e-3);
         let rate = (published - last.1) as f64 / secs;
         tracing::info!(
             published,
-            accepted = stats.accepted(),
-            transactions = stats.transactions(),
+            accepted = metrics.accepted.get(),
+            transactions = metrics.transactions.get(),
             rate = (rate * 10.0).round() / 10.0,
             "published {published} posts ({rate:.1}/s)"
         );

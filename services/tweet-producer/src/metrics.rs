@@ -1,5 +1,6 @@
-//! The producer's metrics, served as Prometheus text on `producer.metrics_addr`
-//! (`GET /metrics`), labelled with the source (`source="bluesky"`, …).
+//! The producer's metrics, declared once on a `prometheus-client` registry and served as
+//! Prometheus (OpenMetrics) text on `producer.metrics_addr` (`GET /metrics`), every one
+//! labelled with the source (`source="bluesky"`, …).
 //!
 //! Why these: a live source fails in ways a log line per event cannot show. Comparing
 //! received with published tells whether posts are lost to filters, duplicates or malformed
@@ -16,157 +17,116 @@
 //! | `trends_producer_transactions_committed_total` | counter | transactions committed (posts and position together) |
 //! | `trends_producer_reconnects_total` | counter | connection attempts of a live source after the first |
 //!
-//! Counters are plain atomics: the source and publisher tasks increment, the HTTP task reads.
+//! One set of handles for everything the producer counts, the publisher's counts included
+//! (`published`, `transactions`, and `accepted`, which only the progress log reads): the
+//! sources count through [`crate::sources::SourceContext`], the pipeline and the publisher
+//! update their handles directly, and the `/metrics` server and the progress log read them.
+//! No global registry: two producers in one test process each have their own.
+//!
+//! This module depends on nothing of the crate; everything that counts depends on it.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::publisher::Stats;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use trends_common::metrics::Registry;
 
-/// Shared metric values of one producer (one source).
+/// `reason` of `…_events_filtered_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FilterLabel {
+    reason: &'static str,
+}
+
+/// The producer's metric handles (one source). Cheap to share (`Arc`); every handle updates
+/// atomically.
 #[derive(Debug)]
 pub struct Metrics {
-    source: &'static str,
-    /// The publisher's counters: `published` is its committed count.
-    stats: Arc<Stats>,
-    pub received: AtomicU64,
-    pub filtered_keyword: AtomicU64,
-    pub filtered_language: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub malformed: AtomicU64,
-    pub oversized: AtomicU64,
-    pub reconnects: AtomicU64,
-}
-
-/// Adds one to a counter.
-pub fn inc(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Reads a counter.
-pub fn get(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
+    /// Posts a source produced, before dedup and filters.
+    pub received: Counter,
+    /// Posts in committed transactions.
+    pub published: Counter,
+    /// Transactions committed.
+    pub transactions: Counter,
+    pub filtered_keyword: Counter,
+    pub filtered_language: Counter,
+    pub duplicates: Counter,
+    pub malformed: Counter,
+    pub oversized: Counter,
+    pub reconnects: Counter,
+    /// Posts handed to the Kafka producer (queued in a transaction, committed or not). Not
+    /// exported: only the progress log reads it, next to `published`.
+    pub accepted: Counter,
+    registry: Arc<Registry>,
 }
 
 impl Metrics {
-    /// Zeroed counters for `source` (the label value).
-    pub fn new(source: &'static str, stats: Arc<Stats>) -> Metrics {
-        Metrics {
-            source,
-            stats,
-            received: AtomicU64::new(0),
-            filtered_keyword: AtomicU64::new(0),
-            filtered_language: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            malformed: AtomicU64::new(0),
-            oversized: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
-        }
-    }
-
-    /// The publisher's counters (`published`: committed posts).
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let source = self.source;
-        let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 7] = [
-            (
-                "events_received_total",
-                "Posts a source produced, before dedup and filters.",
-                &self.received,
-            ),
-            (
-                "events_published_total",
-                "Posts committed to Kafka.",
-                &self.stats.published,
-            ),
-            (
-                "transactions_committed_total",
-                "Transactions committed: posts and the source position together.",
-                &self.stats.transactions,
-            ),
-            (
-                "events_duplicate_total",
-                "Re-delivered posts dropped by the dedup.",
-                &self.duplicates,
-            ),
-            (
-                "events_malformed_total",
-                "Input the source could not use.",
-                &self.malformed,
-            ),
-            (
-                "events_oversized_total",
-                "Posts or frames over source.max_post_bytes, skipped.",
-                &self.oversized,
-            ),
-            (
-                "reconnects_total",
-                "Connection attempts of a live source after the first.",
-                &self.reconnects,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP trends_producer_{name} {help}");
-            let _ = writeln!(out, "# TYPE trends_producer_{name} counter");
-            let _ = writeln!(
-                out,
-                "trends_producer_{name}{{source=\"{source}\"}} {}",
-                get(value)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP trends_producer_events_filtered_total Posts dropped by a filter."
+    /// Every family, registered on a fresh `trends_producer` registry, labelled with
+    /// `source` (the source's name).
+    pub fn new(source: &'static str) -> Metrics {
+        let mut root = trends_common::metrics::registry("trends_producer");
+        let registry =
+            root.sub_registry_with_label((Cow::Borrowed("source"), Cow::Borrowed(source)));
+        let mut counter = |name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        let received = counter(
+            "events_received",
+            "Posts a source produced, before dedup and filters",
         );
-        let _ = writeln!(out, "# TYPE trends_producer_events_filtered_total counter");
-        for (reason, value) in [
-            ("keyword", &self.filtered_keyword),
-            ("language", &self.filtered_language),
-        ] {
-            let _ = writeln!(
-                out,
-                "trends_producer_events_filtered_total{{source=\"{source}\",reason=\"{reason}\"}} {}",
-                get(value)
-            );
+        let published = counter("events_published", "Posts committed to Kafka");
+        let transactions = counter(
+            "transactions_committed",
+            "Transactions committed: posts and the source position together",
+        );
+        let duplicates = counter(
+            "events_duplicate",
+            "Re-delivered posts dropped by the dedup",
+        );
+        let malformed = counter("events_malformed", "Input the source could not use");
+        let oversized = counter(
+            "events_oversized",
+            "Posts or frames over source.max_post_bytes, skipped",
+        );
+        let reconnects = counter(
+            "reconnects",
+            "Connection attempts of a live source after the first",
+        );
+        let filtered = Family::<FilterLabel, Counter>::default();
+        registry.register(
+            "events_filtered",
+            "Posts dropped by a filter",
+            filtered.clone(),
+        );
+        // Both reasons exist from the start, at 0: an alert on them needs the series.
+        let reason = |reason| filtered.get_or_create(&FilterLabel { reason }).clone();
+        Metrics {
+            received,
+            published,
+            transactions,
+            filtered_keyword: reason("keyword"),
+            filtered_language: reason("language"),
+            duplicates,
+            malformed,
+            oversized,
+            reconnects,
+            accepted: Counter::default(),
+            registry: Arc::new(root),
         }
-        out
     }
-}
 
-/// Serves `GET /metrics` and `GET /healthz` until `shutdown`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> anyhow::Result<()> {
-    use axum::routing::get;
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        metrics.render(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
-    Ok(())
+    /// The registry, for the `/metrics` server.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
+    /// The exposition (what `/metrics` serves).
+    pub fn render(&self) -> String {
+        trends_common::metrics::encode(&self.registry)
+    }
 }
 
 #[cfg(test)]
@@ -175,12 +135,12 @@ mod tests {
 
     #[test]
     fn renders_every_metric_with_its_source_label() {
-        let metrics = Metrics::new("bluesky", Arc::default());
-        inc(&metrics.received);
-        inc(&metrics.received);
-        inc(&metrics.filtered_language);
-        inc(&metrics.reconnects);
-        inc(&metrics.oversized);
+        let metrics = Metrics::new("bluesky");
+        metrics.received.inc();
+        metrics.received.inc();
+        metrics.filtered_language.inc();
+        metrics.reconnects.inc();
+        metrics.oversized.inc();
         let text = metrics.render();
         for line in [
             "trends_producer_events_received_total{source=\"bluesky\"} 2\n",
@@ -192,9 +152,40 @@ mod tests {
             "trends_producer_transactions_committed_total{source=\"bluesky\"} 0\n",
             "trends_producer_events_filtered_total{source=\"bluesky\",reason=\"keyword\"} 0\n",
             "trends_producer_events_filtered_total{source=\"bluesky\",reason=\"language\"} 1\n",
-            "# TYPE trends_producer_events_filtered_total counter\n",
+            "# TYPE trends_producer_events_filtered counter\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn the_publishers_counts_are_metrics_and_accepted_stays_internal() {
+        let metrics = Metrics::new("file");
+        metrics.accepted.inc_by(3);
+        metrics.published.inc_by(2);
+        metrics.transactions.inc();
+        let text = metrics.render();
+        assert!(
+            text.contains("trends_producer_events_published_total{source=\"file\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trends_producer_transactions_committed_total{source=\"file\"} 1\n"),
+            "{text}"
+        );
+        assert!(!text.contains("accepted"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 8);
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn two_producers_do_not_share_metrics() {
+        let (a, b) = (Metrics::new("file"), Metrics::new("file"));
+        a.published.inc();
+        assert_eq!(b.published.get(), 0);
+        assert!(
+            b.render()
+                .contains("events_published_total{source=\"file\"} 0\n")
+        );
     }
 }

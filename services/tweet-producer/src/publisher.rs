@@ -31,7 +31,6 @@
 //! `LogAppendTime`, replaces it with the broker's). lz4, batched for up to 5 ms, `acks=all`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -43,6 +42,8 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use trends_common::settings::KafkaSettings;
 
+use crate::metrics::Metrics;
+
 /// The timeout given to each blocking transactional call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long past [`CALL_TIMEOUT`] a blocking call may run before the run fails without it.
@@ -52,31 +53,6 @@ const CALL_GRACE: Duration = Duration::from_secs(30);
 pub const TRANSACTION_TIMEOUT_MS: u32 = 60_000;
 /// librdkafka's queue of records not yet delivered, bounded in bytes (it defaults to 1 GiB).
 pub const QUEUE_MAX_KBYTES: u32 = 64 * 1024;
-
-/// Counters shared with the progress reporter and the metrics.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Posts handed to the producer.
-    pub accepted: AtomicU64,
-    /// Posts in committed transactions.
-    pub published: AtomicU64,
-    /// Transactions committed.
-    pub transactions: AtomicU64,
-}
-
-impl Stats {
-    pub fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-    }
-
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
-    }
-
-    pub fn transactions(&self) -> u64 {
-        self.transactions.load(Ordering::Relaxed)
-    }
-}
 
 /// What became of a record handed to [`Publisher::send`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +88,8 @@ pub struct Publisher {
     in_transaction: bool,
     /// Posts sent in the open transaction.
     pending_posts: u64,
-    stats: Arc<Stats>,
+    /// `accepted` on every queued post; `published` and `transactions` on every commit.
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -144,7 +121,7 @@ impl Publisher {
         kafka: &KafkaSettings,
         topic: &str,
         options: &PublisherOptions,
-        stats: Arc<Stats>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Publisher> {
         let producer: FutureProducer = trends_common::kafka::client_config(kafka, "tweet-producer")
             .set("transactional.id", &options.transactional_id)
@@ -174,7 +151,7 @@ impl Publisher {
             max_in_flight: options.max_in_flight.max(1),
             in_transaction: false,
             pending_posts: 0,
-            stats,
+            metrics,
         })
     }
 
@@ -188,7 +165,7 @@ impl Publisher {
         let sent = self.send_to(&topic, key, Some(payload)).await?;
         if sent == Sent::Queued {
             self.pending_posts += 1;
-            self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            self.metrics.accepted.inc();
         }
         Ok(sent)
     }
@@ -278,8 +255,8 @@ impl Publisher {
             .await
             .context("delivery reports did not arrive after the commit")??;
         let committed = std::mem::take(&mut self.pending_posts);
-        self.stats.published.fetch_add(committed, Ordering::Relaxed);
-        self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+        self.metrics.published.inc_by(committed);
+        self.metrics.transactions.inc();
         Ok(committed)
     }
 

@@ -11,7 +11,7 @@
 //!
 //! | key | default | meaning |
 //! |-----|---------|---------|
-//! | `producer.metrics_addr` | `0.0.0.0:9101` | where `GET /metrics` (Prometheus text) is served |
+//! | `producer.metrics_addr` | `0.0.0.0:9101` | where `GET /metrics` (Prometheus text in the OpenMetrics format) and `GET /healthz` are served |
 //! | `producer.transactional_id` | `""` | the producer's `transactional.id`; empty = `tweet-producer-<source key>` (see [`Settings::source_key`]), stable per source and topic. A restart with the same id fences its predecessor; two producers with the same id fence each other |
 //! | `producer.commit_interval_ms` | `500` | how often a transaction commits the posts sent since the last one and the source position, 10–60,000 |
 //! | `producer.commit_max_posts` | `10000` | a transaction commits as soon as it holds this many posts, 1–1,000,000 |
@@ -28,14 +28,23 @@
 //! `topics.counts`, `topics.dlq` and `windows.*` are accepted (the sections are shared) but not
 //! used.
 //!
+//! [`Settings`] implements [`Load`] (`Settings::load()`, `Settings::load_from(&vars)`, with
+//! the trait in scope): the shared loader, plus every source's section defaults, the token of
+//! the selected source and the message for a removed key. Durations and addresses are typed
+//! (`Duration`, `SocketAddr`) under their old keys (`…_ms`, `…_secs`), and choices are serde
+//! enums read by name ([`trends_common::config::by_name`]), so every error still names its key.
+//!
 //! `source.bluesky.cursor_file` was removed: positions are kept in `topics.source_offsets`,
 //! written in the same transaction as the posts. Setting it stops the service at start with a
 //! message saying so.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
-use trends_common::config::{self, ConfigError};
+use serde_with::{DurationMilliSeconds, serde_as};
+use trends_common::config::{self, ConfigError, Load};
 use trends_common::settings::{
     KafkaSettings, LogSettings, SHARED_DEFAULTS, TopicSettings, WindowSettings,
 };
@@ -55,23 +64,28 @@ pub struct Settings {
     pub producer: ProducerSettings,
 }
 
-/// `[producer]`: the service itself.
+/// `[producer]`: the service itself. The keys keep their unit in their name
+/// (`commit_interval_ms`); the fields are typed.
+#[serde_as]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProducerSettings {
-    pub metrics_addr: String,
+    pub metrics_addr: SocketAddr,
     /// Empty: derived from the source ([`Settings::transactional_id`]).
     pub transactional_id: String,
-    pub commit_interval_ms: u64,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "commit_interval_ms")]
+    pub commit_interval: Duration,
     pub commit_max_posts: u64,
 }
 
 /// What a leftover `source.bluesky.cursor_file` is told.
 const CURSOR_FILE_REMOVED: &str = "source.bluesky.cursor_file (TRENDS__SOURCE__BLUESKY__CURSOR_FILE) was removed: the Bluesky resume position is now kept in the Kafka topic topics.source_offsets (default tweet-producer-offsets), committed in the same transaction as the posts, so no file or volume is needed; remove the setting";
 
-/// The producer's own defaults (`[producer]`), appended to [`SHARED_DEFAULTS`] together with
-/// [`SourceSettings::defaults`].
-pub const DEFAULTS: &str = r#"
+impl Load for Settings {
+    /// The producer's own defaults (`[producer]`); [`Load::load_from`] appends
+    /// [`SourceSettings::defaults`] (one section per source in the registry).
+    const DEFAULTS: &'static str = r#"
 [producer]
 metrics_addr = "0.0.0.0:9101"
 transactional_id = ""
@@ -79,18 +93,43 @@ commit_interval_ms = 500
 commit_max_posts = 10000
 "#;
 
-impl Settings {
-    /// Loads and validates settings from the process environment.
-    pub fn load() -> Result<Settings, ConfigError> {
-        let vars: HashMap<String, String> = std::env::vars().collect();
-        Self::load_from(&vars)
+    /// Checks what the types alone do not; every error names its key.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.kafka.validate()?;
+        self.topics.validate()?;
+        let producer = &self.producer;
+        if !(Duration::from_millis(10)..=Duration::from_secs(60))
+            .contains(&producer.commit_interval)
+        {
+            return Err(ConfigError(format!(
+                "producer.commit_interval_ms must be within 10..=60000, got {}",
+                producer.commit_interval.as_millis()
+            )));
+        }
+        if !(1..=1_000_000).contains(&producer.commit_max_posts) {
+            return Err(ConfigError(format!(
+                "producer.commit_max_posts must be within 1..=1000000, got {}",
+                producer.commit_max_posts
+            )));
+        }
+        self.source.validate()
     }
 
-    /// Loads and validates settings from an explicit environment (tests, config checks). The
-    /// token of the configured source (if it needs one) is read too, its variable looked up in
-    /// `vars`, so a missing token stops the service at start like any bad setting.
-    pub fn load_from(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
-        let mut settings: Settings = config::load_from(&defaults(), vars).map_err(|e| {
+    fn log(&self) -> &LogSettings {
+        &self.log
+    }
+
+    /// The provided loader, with what only the producer needs: the defaults of every
+    /// source's section, the message for the removed `source.bluesky.cursor_file`, and the
+    /// token of the configured source (if it needs one), its variable looked up in `vars`, so
+    /// that a missing token stops the service at start like any bad setting.
+    fn load_from(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+        let defaults = format!(
+            "{SHARED_DEFAULTS}{}{}",
+            Self::DEFAULTS,
+            SourceSettings::defaults()
+        );
+        let mut settings: Settings = config::load_from(&defaults, vars).map_err(|e| {
             if e.0.contains("`cursor_file`") {
                 ConfigError(CURSOR_FILE_REMOVED.to_owned())
             } else {
@@ -101,46 +140,9 @@ impl Settings {
         settings.source.resolve_secrets(vars)?;
         Ok(settings)
     }
+}
 
-    /// Checks what the types alone do not; every error names its key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |message: &str| Err(ConfigError(message.to_owned()));
-        if self.kafka.bootstrap_servers.trim().is_empty() {
-            return bad("kafka.bootstrap_servers must not be empty");
-        }
-        if self.kafka.replication_factor < 1 {
-            return bad("kafka.replication_factor must be at least 1");
-        }
-        if self.topics.tweets.trim().is_empty() {
-            return bad("topics.tweets must not be empty");
-        }
-        if self.topics.partitions < 1 {
-            return bad("topics.partitions must be at least 1");
-        }
-        if self.topics.source_offsets.trim().is_empty() {
-            return bad("topics.source_offsets must not be empty");
-        }
-        if self.topics.source_offsets.trim() == self.topics.tweets.trim() {
-            return bad("topics.source_offsets must not be topics.tweets");
-        }
-        let producer = &self.producer;
-        if !(10..=60_000).contains(&producer.commit_interval_ms) {
-            return Err(ConfigError(format!(
-                "producer.commit_interval_ms must be within 10..=60000, got {}",
-                producer.commit_interval_ms
-            )));
-        }
-        if !(1..=1_000_000).contains(&producer.commit_max_posts) {
-            return Err(ConfigError(format!(
-                "producer.commit_max_posts must be within 1..=1000000, got {}",
-                producer.commit_max_posts
-            )));
-        }
-        self.source.validate()?;
-        self.metrics_addr()?;
-        Ok(())
-    }
-
+impl Settings {
     /// The source's key in the offsets topic (and the base of its default
     /// `transactional.id`): `<origin>@<tweets topic>`, the origin being the selected source's
     /// ([`crate::sources::Source::origin`]), e.g.
@@ -157,20 +159,6 @@ impl Settings {
             id => id.to_owned(),
         }
     }
-
-    /// `producer.metrics_addr` as a socket address.
-    pub fn metrics_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
-        self.producer.metrics_addr.parse().map_err(|e| {
-            ConfigError(format!(
-                "producer.metrics_addr {:?} is not a socket address: {e}",
-                self.producer.metrics_addr
-            ))
-        })
-    }
-}
-
-fn defaults() -> String {
-    format!("{SHARED_DEFAULTS}{DEFAULTS}{}", SourceSettings::defaults())
 }
 
 #[cfg(test)]
@@ -200,8 +188,8 @@ mod tests {
         assert_eq!(s.source.synthetic.seed, 42);
         assert_eq!(s.source.synthetic.vocabulary, 400);
         assert_eq!(s.source.synthetic.limit, 0);
-        assert_eq!(s.source.synthetic.burst_every_secs, 60);
-        assert_eq!(s.source.synthetic.burst_secs, 15);
+        assert_eq!(s.source.synthetic.burst_every, Duration::from_secs(60));
+        assert_eq!(s.source.synthetic.burst, Duration::from_secs(15));
         assert_eq!(s.source.file.path, "");
         assert_eq!(s.source.file.pace, Pace::Fast);
         assert_eq!(s.topics.tweets, "tweets");
@@ -210,18 +198,18 @@ mod tests {
         assert!(s.source.keyword_list().is_empty());
         assert!(s.source.language_list().is_empty());
         assert_eq!(s.source.dedup_capacity, 100_000);
-        assert_eq!(s.source.reconnect.min_ms, 500);
-        assert_eq!(s.source.reconnect.max_ms, 30_000);
+        assert_eq!(s.source.reconnect.min, Duration::from_millis(500));
+        assert_eq!(s.source.reconnect.max, Duration::from_millis(30_000));
         assert_eq!(
             s.source.bluesky.host,
             "wss://jetstream2.us-east.bsky.network"
         );
         assert_eq!(s.source.max_post_bytes, 512 * 1024);
         assert_eq!(s.topics.source_offsets, "tweet-producer-offsets");
-        assert_eq!(s.producer.commit_interval_ms, 500);
+        assert_eq!(s.producer.commit_interval, Duration::from_millis(500));
         assert_eq!(s.producer.commit_max_posts, 10_000);
         assert_eq!(s.transactional_id(), "tweet-producer-synthetic@tweets");
-        assert_eq!(s.source.bluesky.rewind_secs, 3);
+        assert_eq!(s.source.bluesky.rewind, Duration::from_secs(3));
         assert_eq!(s.source.mastodon.base_url, "https://mastodon.social");
         assert_eq!(s.source.mastodon.streaming_url, "");
         assert_eq!(s.source.mastodon.stream, MastodonStream::Public);
@@ -230,13 +218,17 @@ mod tests {
         assert_eq!(s.source.x.base_url, "https://api.x.com");
         assert!(s.source.x.rule_list().is_empty());
         assert_eq!(s.source.x.tag, "hashtag-trends");
-        assert_eq!(s.source.x.backoff.network_step_ms, 250);
-        assert_eq!(s.source.x.backoff.network_max_ms, 16_000);
-        assert_eq!(s.source.x.backoff.http_min_ms, 5_000);
-        assert_eq!(s.source.x.backoff.http_max_ms, 320_000);
-        assert_eq!(s.source.x.backoff.rate_limit_min_ms, 60_000);
-        assert_eq!(s.source.x.backoff.rate_limit_max_ms, 900_000);
-        assert_eq!(s.producer.metrics_addr, "0.0.0.0:9101");
+        let ms = Duration::from_millis;
+        assert_eq!(s.source.x.backoff.network_step, ms(250));
+        assert_eq!(s.source.x.backoff.network_max, ms(16_000));
+        assert_eq!(s.source.x.backoff.http_min, ms(5_000));
+        assert_eq!(s.source.x.backoff.http_max, ms(320_000));
+        assert_eq!(s.source.x.backoff.rate_limit_min, ms(60_000));
+        assert_eq!(s.source.x.backoff.rate_limit_max, ms(900_000));
+        assert_eq!(
+            s.producer.metrics_addr,
+            SocketAddr::from(([0, 0, 0, 0], 9101))
+        );
     }
 
     const TOKEN: &str = "tok-3f9a-never-printed";
@@ -291,7 +283,7 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(s.source.x.rule_list(), ["#rust lang:en", "#kafka"]);
-        assert_eq!(s.source.x.backoff.http_min_ms, 1);
+        assert_eq!(s.source.x.backoff.http_min, Duration::from_millis(1));
         let token = s.source.x.resolved_token.as_ref().expect("read");
         assert_eq!(secrecy::ExposeSecret::expose_secret(token), TOKEN);
     }
@@ -576,6 +568,97 @@ mod tests {
                 "{vars:?}: {message:?} does not name {key}"
             );
         }
+    }
+
+    /// What `one_of` used to promise, now that the enums are serde's: a wrong choice is
+    /// named, and so is every accepted one, and the key.
+    #[test]
+    fn a_bad_choice_lists_them_all() {
+        for (var, value, key, names) in [
+            (
+                "TRENDS__SOURCE__FILE__PACE",
+                "slow",
+                "source.file.pace",
+                "`fast` or `original`",
+            ),
+            (
+                "TRENDS__SOURCE__MASTODON__STREAM",
+                "user",
+                "source.mastodon.stream",
+                "`public`, `public:local`, `hashtag`",
+            ),
+            (
+                "TRENDS__SOURCE__KIND",
+                "kafka",
+                "source.kind",
+                "`synthetic`, `file`, `bluesky`, `mastodon`, `x`",
+            ),
+        ] {
+            let message = error_of(&[(var, value)]);
+            for part in [key, names, &format!("`{value}`")] {
+                assert!(message.contains(part), "{part} in {message}");
+            }
+        }
+    }
+
+    #[test]
+    fn typed_values_name_their_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "TRENDS__PRODUCER__METRICS_ADDR",
+                "localhost",
+                "producer.metrics_addr",
+            ),
+            (
+                "TRENDS__PRODUCER__COMMIT_INTERVAL_MS",
+                "-5",
+                "producer.commit_interval_ms",
+            ),
+            (
+                "TRENDS__PRODUCER__COMMIT_INTERVAL_MS",
+                "60001",
+                "producer.commit_interval_ms",
+            ),
+            (
+                "TRENDS__SOURCE__RECONNECT__MIN_MS",
+                "soon",
+                "source.reconnect.min_ms",
+            ),
+            (
+                "TRENDS__SOURCE__RECONNECT__MAX_MS",
+                "0",
+                "source.reconnect.min_ms",
+            ),
+            (
+                "TRENDS__SOURCE__BLUESKY__REWIND_SECS",
+                "-1",
+                "source.bluesky.rewind_secs",
+            ),
+            (
+                "TRENDS__SOURCE__SYNTHETIC__BURST_EVERY_SECS",
+                "x",
+                "source.synthetic.burst_every_secs",
+            ),
+        ];
+        for (var, value, key) in cases {
+            let message = error_of(&[(var, value)]);
+            assert!(
+                message.contains(key),
+                "{var}={value}: {message:?} does not name {key}"
+            );
+        }
+        let s = load(&[
+            ("TRENDS__PRODUCER__METRICS_ADDR", "127.0.0.1:0"),
+            ("TRENDS__PRODUCER__COMMIT_INTERVAL_MS", "60000"),
+            ("TRENDS__SOURCE__BLUESKY__REWIND_SECS", "0"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            s.producer.metrics_addr,
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        );
+        assert_eq!(s.producer.commit_interval, Duration::from_secs(60));
+        assert_eq!(s.source.bluesky.rewind, Duration::ZERO);
     }
 
     #[test]

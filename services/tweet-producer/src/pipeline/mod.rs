@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::dedup::Dedup;
 use self::filter::{Drop, Filters};
-use crate::metrics::{Metrics, inc};
+use crate::metrics::Metrics;
 use crate::publisher::{Publisher, Sent};
 use crate::sources::position::{Mark, Position, ResumeFilter, Tracker};
 use crate::sources::{SourceEvent, SourcePost};
@@ -134,7 +134,7 @@ impl Pipeline {
             _ => false,
         };
         if repeated || !self.dedup.first_time(id) {
-            inc(&self.metrics.duplicates);
+            self.metrics.duplicates.inc();
             return Ok(self.handled(post.position, None));
         }
         match self
@@ -143,11 +143,11 @@ impl Pipeline {
         {
             Ok(()) => {}
             Err(Drop::Keyword) => {
-                inc(&self.metrics.filtered_keyword);
+                self.metrics.filtered_keyword.inc();
                 return Ok(self.handled(post.position, None));
             }
             Err(Drop::Language) => {
-                inc(&self.metrics.filtered_language);
+                self.metrics.filtered_language.inc();
                 return Ok(self.handled(post.position, None));
             }
         }
@@ -159,7 +159,7 @@ impl Pipeline {
         };
         let size = id.len() + payload.len();
         if size > self.options.max_record_bytes {
-            inc(&self.metrics.oversized);
+            self.metrics.oversized.inc();
             tracing::warn!(
                 id = shorten(id),
                 bytes = size,
@@ -168,10 +168,13 @@ impl Pipeline {
             );
             return Ok(self.handled(post.position, None));
         }
-        let sent = tokio::select! {
-            () = shutdown.cancelled() => return Ok(false),
-            sent = publisher.send(id, &payload) => sent?,
+        let Some(sent) = shutdown
+            .run_until_cancelled(publisher.send(id, &payload))
+            .await
+        else {
+            return Ok(false);
         };
+        let sent = sent?;
         match sent {
             Sent::Queued => Ok(self.handled(post.position, Some(id))),
             Sent::Refused(code) => {
@@ -180,9 +183,9 @@ impl Pipeline {
                     rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge
                         | rdkafka::types::RDKafkaErrorCode::InvalidMessageSize
                 ) {
-                    inc(&self.metrics.oversized);
+                    self.metrics.oversized.inc();
                 } else {
-                    inc(&self.metrics.malformed);
+                    self.metrics.malformed.inc();
                 }
                 tracing::warn!(
                     id = shorten(id),

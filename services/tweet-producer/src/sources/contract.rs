@@ -22,10 +22,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
+use serde_with::{DurationMilliSeconds, serde_as};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use trends_common::config::ConfigError;
@@ -33,7 +34,7 @@ use trends_core::EpochMillis;
 use trends_core::post::RawPost;
 
 use super::position::{Mark, Position};
-use crate::metrics::{Metrics, inc};
+use crate::metrics::Metrics;
 
 /// What a source hands to the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,30 +110,29 @@ impl SourceContext {
     /// `false` when the source must stop: shutdown, or the pipeline is gone.
     pub async fn emit(&self, event: SourceEvent) -> bool {
         if matches!(event, SourceEvent::Post(_)) {
-            inc(&self.metrics.received);
+            self.metrics.received.inc();
         }
-        tokio::select! {
-            biased;
-            () = self.shutdown.cancelled() => false,
-            sent = self.tx.send(event) => sent.is_ok(),
-        }
+        self.shutdown
+            .run_until_cancelled(self.tx.send(event))
+            .await
+            .is_some_and(|sent| sent.is_ok())
     }
 
     /// Counts an input the source could not use: a bad frame, event or line, or one over the
     /// size limit that was not a post (`…_events_malformed_total`, and the run's `skipped`).
     pub fn malformed(&self) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
-        inc(&self.metrics.malformed);
+        self.metrics.malformed.inc();
     }
 
     /// Counts a frame skipped for its size (`…_events_oversized_total`).
     pub fn oversized(&self) {
-        inc(&self.metrics.oversized);
+        self.metrics.oversized.inc();
     }
 
     /// Counts a connection attempt after the first (`…_reconnects_total`).
     pub fn reconnecting(&self) {
-        inc(&self.metrics.reconnects);
+        self.metrics.reconnects.inc();
     }
 
     /// The inputs skipped as malformed so far.
@@ -176,17 +176,23 @@ impl Start<'_> {
 }
 
 /// `[source.reconnect]`: the shared back-off of live sources ([`super::live::Exponential`]).
+/// The keys keep their unit in their name (`min_ms`, `max_ms`); the fields are typed.
+#[serde_as]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReconnectSettings {
-    pub min_ms: u64,
-    pub max_ms: u64,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "min_ms")]
+    pub min: Duration,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "max_ms")]
+    pub max: Duration,
 }
 
 impl ReconnectSettings {
     /// Checks the bounds; the error names the keys.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.min_ms < 1 || self.max_ms < self.min_ms {
+        if self.min < Duration::from_millis(1) || self.max < self.min {
             return Err(ConfigError(
                 "source.reconnect.min_ms must be at least 1 and source.reconnect.max_ms at least min_ms"
                     .to_owned(),
@@ -233,24 +239,6 @@ pub trait Source: std::fmt::Debug + Send + Sync {
     fn start(&self, from: &Start<'_>, ctx: SourceContext) -> anyhow::Result<SourceTask>;
 }
 
-/// The value of a setting among its `choices` (name, value); the error lists the names:
-/// `expected "a", "b" or "c", got "d"`.
-pub fn one_of<T: Copy>(value: &str, choices: &[(&str, T)]) -> Result<T, String> {
-    if let Some((_, choice)) = choices.iter().find(|(name, _)| *name == value) {
-        return Ok(*choice);
-    }
-    let names: Vec<String> = choices
-        .iter()
-        .map(|(name, _)| format!("{name:?}"))
-        .collect();
-    let expected = match names.split_last() {
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-        None => String::new(),
-    };
-    Err(format!("expected {expected}, got {value:?}"))
-}
-
 /// A comma-separated setting as a list: entries trimmed, empty ones dropped.
 pub fn split_list(s: &str) -> Vec<String> {
     s.split(',')
@@ -260,14 +248,6 @@ pub fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Wall-clock now in epoch milliseconds: the `created_at` of generated posts, and what X's
-/// rate-limit reset time is compared with.
-pub fn now_ms() -> EpochMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Checks that what a source publishes for `post` passes the aggregator's own parser, with the
 /// same event time (tests of sources' mappings).
 #[cfg(test)]
@@ -275,26 +255,4 @@ pub fn assert_publishable(post: &SourcePost) {
     let json = serde_json::to_vec(&post.post).expect("serializes");
     let parsed = trends_core::post::parse_post(&json).expect("a valid post");
     assert_eq!(parsed.event_time, post.event_time);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_choice_is_found_or_the_error_lists_them_all() {
-        let choices = [("fast", 1), ("original", 2)];
-        assert_eq!(one_of("original", &choices), Ok(2));
-        assert_eq!(
-            one_of("slow", &choices),
-            Err(r#"expected "fast" or "original", got "slow""#.to_owned())
-        );
-        assert_eq!(
-            one_of(
-                "user",
-                &[("public", 1), ("public:local", 2), ("hashtag", 3)]
-            ),
-            Err(r#"expected "public", "public:local" or "hashtag", got "user""#.to_owned())
-        );
-    }
 }

@@ -42,7 +42,7 @@ pub mod position;
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use trends_common::config::ConfigError;
+use trends_common::config::{ConfigError, by_name};
 
 use contract::split_list;
 pub use contract::{
@@ -57,9 +57,10 @@ macro_rules! registry {
     ($($name:ident: $kind:ident => $section:ty),+ $(,)?) => {
         $(pub mod $name;)+
 
-        /// Which source runs (`source.kind`).
+        /// Which source runs (`source.kind`). Its serde names (lowercase) are the module
+        /// names; a test checks they agree with [`SourceKind::name`].
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-        #[serde(try_from = "String")]
+        #[serde(rename_all = "lowercase")]
         pub enum SourceKind {
             $($kind),+
         }
@@ -82,6 +83,7 @@ macro_rules! registry {
         #[derive(Debug, Clone, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct SourceSettings {
+            #[serde(deserialize_with = "by_name")]
             pub kind: SourceKind,
             pub buffer: usize,
             /// Comma-separated keywords (any of); empty = no keyword filter.
@@ -121,24 +123,6 @@ registry! {
     bluesky: Bluesky => bluesky::BlueskySettings,
     mastodon: Mastodon => mastodon::MastodonSettings,
     x: X => x::XSettings,
-}
-
-impl TryFrom<String> for SourceKind {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        if let Some(kind) = SourceKind::ALL.iter().find(|k| k.name() == value) {
-            return Ok(*kind);
-        }
-        let names: Vec<String> = SourceKind::ALL
-            .iter()
-            .map(|k| format!("{:?}", k.name()))
-            .collect();
-        Err(format!(
-            "expected one of {}, got {value:?}",
-            names.join(", ")
-        ))
-    }
 }
 
 /// The smallest `source.max_post_bytes` accepted.
@@ -230,5 +214,20 @@ impl SourceSettings {
             task.await?;
             Ok(counted.skipped())
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_read_by_its_name() {
+        for kind in SourceKind::ALL {
+            let read: Result<SourceKind, serde::de::value::Error> = SourceKind::deserialize(
+                serde::de::IntoDeserializer::into_deserializer(kind.name()),
+            );
+            assert_eq!(read, Ok(*kind), "{}", kind.name());
+        }
     }
 }

@@ -11,7 +11,6 @@ use anyhow::Context as _;
 use test_support::{KafkaBroker, unique_name};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use tweet_producer::metrics::get;
 use tweet_producer::settings::Settings;
 
 use crate::support::{self, ids, read_committed, read_posts, settings, start, wait_until};
@@ -144,17 +143,17 @@ async fn a_dropped_connection_and_a_restart_resume_from_the_committed_position_w
     );
     let total_frames = 6 + frames.len(); // everything is re-served: the rewind covers it all
     wait_until("every frame served and 10 posts published", || {
-        server.served() == total_frames && get(&running.metrics.stats().published) == 10
+        server.served() == total_frames && running.metrics.published.get() == 10
     })
     .await?;
     let (summary, metrics) = running.stop().await?;
     assert_eq!(summary.published, 10);
     assert_eq!(summary.skipped, 2, "the two malformed frames");
-    assert_eq!(get(&metrics.malformed), 2);
-    assert_eq!(get(&metrics.reconnects), 1);
-    assert_eq!(get(&metrics.received), 15, "10 posts + 5 re-delivered");
+    assert_eq!(metrics.malformed.get(), 2);
+    assert_eq!(metrics.reconnects.get(), 1);
+    assert_eq!(metrics.received.get(), 15, "10 posts + 5 re-delivered");
     assert_eq!(
-        get(&metrics.duplicates),
+        metrics.duplicates.get(),
         5,
         "posts 1–5 re-delivered after the rewind"
     );
@@ -206,7 +205,7 @@ async fn a_dropped_connection_and_a_restart_resume_from_the_committed_position_w
         "bluesky",
     );
     wait_until("posts 41 and 42 published", || {
-        get(&running.metrics.stats().published) == 2
+        running.metrics.published.get() == 2
     })
     .await?;
     let (_, metrics) = running.stop().await?;
@@ -215,7 +214,7 @@ async fn a_dropped_connection_and_a_restart_resume_from_the_committed_position_w
         [Some(last_time)],
         "Jetstream's cursor is inclusive"
     );
-    assert_eq!(get(&metrics.duplicates), 0);
+    assert_eq!(metrics.duplicates.get(), 0);
     let posts = read_posts(&bootstrap, &topic)?;
     let mut expected = expected;
     expected.extend([post_id(41), post_id(42)]);
@@ -252,18 +251,15 @@ async fn refused_connections_back_off_and_reconnect() -> anyhow::Result<()> {
         bluesky_settings(&bootstrap, &topic, &server.url, &offsets, &[])?,
         "bluesky",
     );
-    wait_until("3 posts published", || {
-        get(&running.metrics.stats().published) == 3
-    })
-    .await?;
+    wait_until("3 posts published", || running.metrics.published.get() == 3).await?;
     let (_, metrics) = running.stop().await?;
     assert_eq!(
         server.cursors().len(),
         3,
         "two refused attempts, then a connection"
     );
-    assert_eq!(get(&metrics.reconnects), 2);
-    assert_eq!(get(&metrics.malformed), 0);
+    assert_eq!(metrics.reconnects.get(), 2);
+    assert_eq!(metrics.malformed.get(), 0);
 
     // A port where nothing listens: connection refused, retried, never a crash.
     let closed = TcpListener::bind("127.0.0.1:0").await?;
@@ -274,7 +270,7 @@ async fn refused_connections_back_off_and_reconnect() -> anyhow::Result<()> {
         "bluesky",
     );
     wait_until("3 reconnect attempts", || {
-        get(&running.metrics.reconnects) >= 3
+        running.metrics.reconnects.get() >= 3
     })
     .await?;
     let (summary, _) = running.stop().await?;
@@ -307,7 +303,7 @@ async fn a_restart_between_two_posts_of_one_time_us_loses_and_repeats_neither() 
         "bluesky",
     );
     wait_until("posts 1–3 committed", || {
-        get(&running.metrics.stats().published) == 3
+        running.metrics.published.get() == 3
     })
     .await?;
     running.stop().await?;
@@ -327,17 +323,17 @@ async fn a_restart_between_two_posts_of_one_time_us_loses_and_repeats_neither() 
         "bluesky",
     );
     wait_until("posts 4 and 5 committed", || {
-        get(&running.metrics.stats().published) == 2
+        running.metrics.published.get() == 2
     })
     .await?;
     let (_, metrics) = running.stop().await?;
     assert_eq!(server.cursors(), [Some(shared)]);
     assert_eq!(
-        get(&metrics.received),
+        metrics.received.get(),
         3,
         "posts 3, 4, 5 from the cursor on"
     );
-    assert_eq!(get(&metrics.duplicates), 1, "post 3, published before");
+    assert_eq!(metrics.duplicates.get(), 1, "post 3, published before");
     let mut expected: Vec<String> = (1..=5).map(post_id).collect();
     expected.sort();
     assert_eq!(ids(&read_posts(&bootstrap, &topic)?), expected);
@@ -367,14 +363,14 @@ async fn an_oversized_frame_is_skipped_counted_and_never_met_again() -> anyhow::
         "bluesky",
     );
     wait_until("posts 1 and 3 committed", || {
-        get(&running.metrics.stats().published) == 2
+        running.metrics.published.get() == 2
     })
     .await?;
     let (_, metrics) = running.stop().await?;
-    assert_eq!(get(&metrics.oversized), 1);
-    assert_eq!(get(&metrics.malformed), 0);
+    assert_eq!(metrics.oversized.get(), 1);
+    assert_eq!(metrics.malformed.get(), 0);
     assert_eq!(
-        get(&metrics.reconnects),
+        metrics.reconnects.get(),
         0,
         "the big frame did not end the connection"
     );
@@ -392,17 +388,17 @@ async fn an_oversized_frame_is_skipped_counted_and_never_met_again() -> anyhow::
         "bluesky",
     );
     wait_until("the restart handled post 4", || {
-        get(&running.metrics.oversized) == 1
+        running.metrics.oversized.get() == 1
     })
     .await?;
     let (_, metrics) = running.stop().await?;
     assert_eq!(server.cursors(), [Some(T0 + 3_000)], "past the big frame");
     assert_eq!(
-        get(&metrics.stats().published),
+        metrics.published.get(),
         0,
         "post 4's frame is over the limit too"
     );
-    assert_eq!(get(&metrics.duplicates), 1, "post 3, published before");
+    assert_eq!(metrics.duplicates.get(), 1, "post 3, published before");
     let mut expected = vec![post_id(1), post_id(3)];
     expected.sort();
     assert_eq!(ids(&read_posts(&bootstrap, &topic)?), expected);

@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 
 use test_support::{KafkaBroker, unique_name};
-use tweet_producer::metrics::get as count;
 
 use crate::support::{ids, logs, read_posts, settings, start, wait_until};
 use test_support::fakes::Plan;
@@ -133,27 +132,23 @@ async fn updates_reach_kafka_exactly_through_refusals_drops_and_malformed_events
     assert!(!format!("{settings:?}").contains(TOKEN));
     let running = start(settings, "mastodon");
     wait_until("statuses 1–3 published", || {
-        count(&running.metrics.stats().published) == 3
+        running.metrics.published.get() == 3
     })
     .await?;
     streaming.drop_connection();
     wait_until("statuses 1–5 published after 4 connections", || {
-        count(&running.metrics.stats().published) == 5 && streaming.stream_requests().len() == 4
+        running.metrics.published.get() == 5 && streaming.stream_requests().len() == 4
     })
     .await?;
     let (summary, metrics) = running.stop().await?;
 
     assert_eq!(summary.published, 5);
     assert_eq!(summary.skipped, 2, "the two malformed updates");
-    assert_eq!(count(&metrics.malformed), 2);
+    assert_eq!(metrics.malformed.get(), 2);
+    assert_eq!(metrics.received.get(), 6, "statuses 1–5 and status 3 again");
+    assert_eq!(metrics.duplicates.get(), 1, "status 3 re-delivered");
     assert_eq!(
-        count(&metrics.received),
-        6,
-        "statuses 1–5 and status 3 again"
-    );
-    assert_eq!(count(&metrics.duplicates), 1, "status 3 re-delivered");
-    assert_eq!(
-        count(&metrics.reconnects),
+        metrics.reconnects.get(),
         3,
         "429, 503 and the drop each led to a reconnect"
     );

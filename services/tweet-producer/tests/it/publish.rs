@@ -16,10 +16,11 @@ use rdkafka::message::Timestamp;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use test_support::{KafkaBroker, spawn_killed_on_parent_exit, unique_name};
 use tokio_util::sync::CancellationToken;
+use trends_common::config::Load as _;
 use trends_common::kafka::partition_count;
 use trends_core::post::parse_post;
-use tweet_producer::metrics::{Metrics, get};
-use tweet_producer::publisher::{Publisher, PublisherOptions, Sent, Stats};
+use tweet_producer::metrics::Metrics;
+use tweet_producer::publisher::{Publisher, PublisherOptions, Sent};
 use tweet_producer::settings::Settings;
 
 use crate::support::{self, TIMEOUT, kafka_settings};
@@ -428,21 +429,15 @@ async fn a_post_the_topic_would_refuse_is_skipped_and_counted() -> anyhow::Resul
         path.display().to_string(),
     );
     let settings = Settings::load_from(&env)?;
-    let stats = Arc::new(Stats::default());
-    let metrics = Arc::new(Metrics::new("file", Arc::clone(&stats)));
+    let metrics = Arc::new(Metrics::new("file"));
 
     let summary = tokio::time::timeout(
         TIMEOUT,
-        tweet_producer::run_with_metrics(
-            settings,
-            CancellationToken::new(),
-            Arc::clone(&metrics),
-            stats,
-        ),
+        tweet_producer::run_with_metrics(settings, CancellationToken::new(), Arc::clone(&metrics)),
     )
     .await??;
     assert_eq!(summary.published, 20);
-    assert_eq!(get(&metrics.oversized), 1);
+    assert_eq!(metrics.oversized.get(), 1);
     let bootstrap = broker.bootstrap_servers().to_owned();
     let (records, _) = tokio::task::spawn_blocking(move || read_all(&bootstrap, &topic)).await??;
     let ids = check_contract(&records)?;
@@ -471,7 +466,7 @@ async fn a_record_the_client_refuses_leaves_the_transaction_intact() -> anyhow::
         ],
     )
     .await?;
-    let stats = Arc::new(Stats::default());
+    let metrics = Arc::new(Metrics::new("synthetic"));
     let mut publisher = Publisher::start(
         &kafka,
         &topic,
@@ -480,7 +475,7 @@ async fn a_record_the_client_refuses_leaves_the_transaction_intact() -> anyhow::
             max_in_flight: 100,
             batch_bytes: 1_000_000,
         },
-        Arc::clone(&stats),
+        Arc::clone(&metrics),
     )
     .await?;
     let post = |id: &str, text: &str| {
@@ -506,8 +501,8 @@ async fn a_record_the_client_refuses_leaves_the_transaction_intact() -> anyhow::
         .commit(Some(("test-source", b"{}".as_slice())), &offsets)
         .await?;
     assert_eq!(committed, 2);
-    assert_eq!(stats.published(), 2);
-    assert_eq!(stats.transactions(), 1);
+    assert_eq!(metrics.published.get(), 2);
+    assert_eq!(metrics.transactions.get(), 1);
     let bootstrap = broker.bootstrap_servers().to_owned();
     let (records, _) = tokio::task::spawn_blocking(move || read_all(&bootstrap, &topic)).await??;
     let ids = check_contract(&records)?;

@@ -13,12 +13,12 @@ use rdkafka::message::Timestamp;
 use rdkafka::{ClientConfig, Message as _};
 use test_support::unique_name;
 use tokio_util::sync::CancellationToken;
+use trends_common::config::Load as _;
 use trends_common::kafka::partition_count;
 use trends_common::settings::KafkaSettings;
 use trends_core::post::{RawPost, parse_post};
 use tweet_producer::metrics::Metrics;
 use tweet_producer::pipeline::offsets::ToEnd;
-use tweet_producer::publisher::Stats;
 use tweet_producer::settings::Settings;
 
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,14 +40,12 @@ pub struct Running {
 }
 
 pub fn start(settings: Settings, source: &'static str) -> Running {
-    let stats = Arc::new(Stats::default());
-    let metrics = Arc::new(Metrics::new(source, Arc::clone(&stats)));
+    let metrics = Arc::new(Metrics::new(source));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(tweet_producer::run_with_metrics(
         settings,
         shutdown.clone(),
         Arc::clone(&metrics),
-        stats,
     ));
     Running {
         metrics,

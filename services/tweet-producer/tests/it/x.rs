@@ -9,7 +9,6 @@
 
 use serde_json::json;
 use test_support::{KafkaBroker, unique_name};
-use tweet_producer::metrics::get as count;
 
 use crate::support::{ids, logs, read_posts, settings, start, wait_until};
 use test_support::fakes::Plan;
@@ -118,12 +117,12 @@ async fn rules_are_synced_and_posts_reach_kafka_exactly_through_429_503_drops_an
     assert!(!format!("{loaded:?}").contains(TOKEN));
     let running = start(loaded, "x");
     wait_until("posts 1–3 published", || {
-        count(&running.metrics.stats().published) == 3
+        running.metrics.published.get() == 3
     })
     .await?;
     server.drop_connection();
     wait_until("posts 1–5 published after 4 connections", || {
-        count(&running.metrics.stats().published) == 5 && server.stream_calls().len() == 4
+        running.metrics.published.get() == 5 && server.stream_calls().len() == 4
     })
     .await?;
     let (summary, metrics) = running.stop().await?;
@@ -175,10 +174,10 @@ async fn rules_are_synced_and_posts_reach_kafka_exactly_through_429_503_drops_an
 
     assert_eq!(summary.published, 5);
     assert_eq!(summary.skipped, 2, "the two bad lines");
-    assert_eq!(count(&metrics.malformed), 2);
-    assert_eq!(count(&metrics.received), 6, "posts 1–5 and post 3 again");
-    assert_eq!(count(&metrics.duplicates), 1);
-    assert_eq!(count(&metrics.reconnects), 3);
+    assert_eq!(metrics.malformed.get(), 2);
+    assert_eq!(metrics.received.get(), 6, "posts 1–5 and post 3 again");
+    assert_eq!(metrics.duplicates.get(), 1);
+    assert_eq!(metrics.reconnects.get(), 3);
 
     let posts = read_posts(&bootstrap, &topic)?;
     let mut expected: Vec<String> = (1..=5).map(post_id).collect();

@@ -37,7 +37,10 @@
 pub mod event;
 pub mod stream;
 
+use std::time::Duration;
+
 use serde::Deserialize;
+use serde_with::{DurationSeconds, serde_as};
 use trends_common::config::ConfigError;
 
 use self::stream::Jetstream;
@@ -53,11 +56,14 @@ rewind_secs = 3
 "#;
 
 /// `[source.bluesky]`: Jetstream.
+#[serde_as]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlueskySettings {
     pub host: String,
-    pub rewind_secs: u64,
+    #[serde_as(as = "DurationSeconds<u64>")]
+    #[serde(rename = "rewind_secs")]
+    pub rewind: Duration,
 }
 
 impl BlueskySettings {
@@ -101,11 +107,10 @@ impl Source for BlueskySettings {
     }
 
     fn start(&self, from: &Start<'_>, ctx: SourceContext) -> anyhow::Result<SourceTask> {
-        let rewind = i64::try_from(self.rewind_secs).unwrap_or(i64::MAX / 1_000_000);
         let mut jetstream = Jetstream::new(
             self.host().to_owned(),
             from.resume("bluesky", Position::jetstream_cursor)?,
-            rewind.saturating_mul(1_000_000),
+            i64::try_from(self.rewind.as_micros()).unwrap_or(i64::MAX),
             from.max_post_bytes,
         );
         let policy = Exponential::new(from.reconnect);

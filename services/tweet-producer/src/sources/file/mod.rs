@@ -23,11 +23,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Deserialize;
 use tokio::io::{AsyncSeekExt, BufReader};
-use trends_common::config::ConfigError;
+use trends_common::config::{ConfigError, by_name};
 use trends_core::EpochMillis;
 
 use self::reader::{JsonLines, Line};
-use super::contract::{Source, SourceContext, SourceEvent, SourcePost, SourceTask, Start, one_of};
+use super::contract::{Source, SourceContext, SourceEvent, SourcePost, SourceTask, Start};
 use super::position::{Mark, Position};
 
 /// The defaults of `[source.file]`.
@@ -45,25 +45,18 @@ pub const MAX_REPLAY_GAP: Duration = Duration::from_secs(5);
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
     pub path: String,
+    #[serde(deserialize_with = "by_name")]
     pub pace: Pace,
 }
 
-/// How fast a file is replayed.
+/// How fast a file is replayed (`source.file.pace`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
+#[serde(rename_all = "lowercase")]
 pub enum Pace {
     /// As fast as possible.
     Fast,
     /// Sleep the gap between consecutive `created_at`, capped per gap.
     Original,
-}
-
-impl TryFrom<String> for Pace {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        one_of(&value, &[("fast", Pace::Fast), ("original", Pace::Original)])
-    }
 }
 
 impl Source for FileSettings {

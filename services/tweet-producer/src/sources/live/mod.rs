@@ -108,9 +108,9 @@ pub struct Exponential {
 
 impl Exponential {
     pub fn new(settings: &ReconnectSettings) -> Exponential {
-        let max = Duration::from_millis(settings.max_ms);
+        let max = settings.max;
         let builder = ExponentialBuilder::new()
-            .with_min_delay(Duration::from_millis(settings.min_ms))
+            .with_min_delay(settings.min)
             .with_max_delay(max)
             .with_jitter()
             .without_max_times();
@@ -188,8 +188,8 @@ mod tests {
     #[test]
     fn the_shared_back_off_grows_to_its_maximum_and_starts_over_after_a_delivery() {
         let mut policy = Exponential::new(&ReconnectSettings {
-            min_ms: 100,
-            max_ms: 1_000,
+            min: Duration::from_millis(100),
+            max: Duration::from_millis(1_000),
         });
         let failed = Dropped { delivered: false };
         let first = policy.wait_after(failed);

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 use secrecy::SecretString;
 use serde::Deserialize;
-use trends_common::config::ConfigError;
+use trends_common::config::{ConfigError, by_name};
 
 pub use self::stream::{MastodonStream, TOKEN_KEY};
 use self::stream::{MastodonConfig, Streaming, http_base};
@@ -60,6 +60,7 @@ file = ""
 pub struct MastodonSettings {
     pub base_url: String,
     pub streaming_url: String,
+    #[serde(deserialize_with = "by_name")]
     pub stream: MastodonStream,
     pub tag: String,
     /// Where the access token is; the token itself is in [`MastodonSettings::resolved_token`].

@@ -27,7 +27,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::status::map_status;
-use crate::sources::contract::{SourceContext, SourceEvent, one_of};
+use crate::sources::contract::{SourceContext, SourceEvent};
 use crate::sources::live::http::{self, Body, Lost, Next, RESPONSE_TIMEOUT, SendError};
 use crate::sources::live::sse::{Sse, SseParser};
 use crate::sources::live::{Connection, Dropped, Ended};
@@ -40,33 +40,18 @@ pub const MAX_EVENT_BYTES: usize = 1 << 20;
 /// The config key of the token (for errors).
 pub const TOKEN_KEY: &str = "source.mastodon.token";
 
-/// Which Mastodon timeline is streamed.
+/// Which Mastodon timeline is streamed (`source.mastodon.stream`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
 pub enum MastodonStream {
     /// The federated timeline: every public post the server knows.
+    #[serde(rename = "public")]
     Public,
     /// Public posts of the server's own users.
+    #[serde(rename = "public:local")]
     PublicLocal,
     /// Public posts with one hashtag.
+    #[serde(rename = "hashtag")]
     Hashtag,
-}
-
-impl MastodonStream {
-    /// Each stream's name in config.
-    const NAMES: [(&str, MastodonStream); 3] = [
-        ("public", MastodonStream::Public),
-        ("public:local", MastodonStream::PublicLocal),
-        ("hashtag", MastodonStream::Hashtag),
-    ];
-}
-
-impl TryFrom<String> for MastodonStream {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        one_of(&value, &MastodonStream::NAMES)
-    }
 }
 
 /// What a connection needs of the settings.

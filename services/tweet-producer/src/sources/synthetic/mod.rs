@@ -19,13 +19,17 @@ pub mod pacing;
 pub mod rng;
 pub mod vocabulary;
 
+use std::time::Duration;
+
 use serde::Deserialize;
+use serde_with::{DurationSeconds, serde_as};
 use tokio::time::Instant;
 use trends_common::config::ConfigError;
+use trends_common::time::now_ms;
 
 use self::generator::{Generator, GeneratorConfig};
 use self::pacing::Schedule;
-use super::contract::{Source, SourceContext, SourceEvent, SourcePost, SourceTask, Start, now_ms};
+use super::contract::{Source, SourceContext, SourceEvent, SourcePost, SourceTask, Start};
 use super::position::Position;
 
 /// The defaults of `[source.synthetic]`.
@@ -45,7 +49,9 @@ pub const MAX_VOCABULARY: usize = 1_000_000;
 /// Posts generated between two checks for shutdown when there is no rate limit.
 const UNPACED_BATCH: u64 = 512;
 
-/// `[source.synthetic]`: the generator.
+/// `[source.synthetic]`: the generator. The burst keys keep their unit in their name
+/// (`…_secs`); the fields are typed.
+#[serde_as]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyntheticSettings {
@@ -53,8 +59,13 @@ pub struct SyntheticSettings {
     pub seed: u64,
     pub vocabulary: usize,
     pub limit: u64,
-    pub burst_every_secs: u64,
-    pub burst_secs: u64,
+    /// Zero: no bursts.
+    #[serde_as(as = "DurationSeconds<u64>")]
+    #[serde(rename = "burst_every_secs")]
+    pub burst_every: Duration,
+    #[serde_as(as = "DurationSeconds<u64>")]
+    #[serde(rename = "burst_secs")]
+    pub burst: Duration,
 }
 
 impl Source for SyntheticSettings {
@@ -72,7 +83,7 @@ impl Source for SyntheticSettings {
                 self.vocabulary
             )));
         }
-        if self.burst_every_secs > 0 && self.burst_secs > self.burst_every_secs {
+        if !self.burst_every.is_zero() && self.burst > self.burst_every {
             return Err(ConfigError(
                 "source.synthetic.burst_secs must not exceed source.synthetic.burst_every_secs"
                     .to_owned(),
@@ -110,8 +121,8 @@ async fn run(settings: &SyntheticSettings, ctx: &SourceContext) {
     let mut generator = Generator::new(GeneratorConfig {
         seed: settings.seed,
         vocabulary: settings.vocabulary,
-        burst_every_ms: secs_to_ms(settings.burst_every_secs),
-        burst_ms: secs_to_ms(settings.burst_secs),
+        burst_every_ms: millis(settings.burst_every),
+        burst_ms: millis(settings.burst),
     });
     let limit = if settings.limit == 0 {
         u64::MAX
@@ -148,6 +159,7 @@ async fn run(settings: &SyntheticSettings, ctx: &SourceContext) {
     }
 }
 
-fn secs_to_ms(secs: u64) -> i64 {
-    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+/// `d` in milliseconds, as the generator's event-time arithmetic takes it.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -9,7 +9,7 @@
 use reqwest::StatusCode;
 use secrecy::SecretString;
 
-use super::backoff::{Failure, Policy};
+use super::backoff::{Failure, XBackoffSettings};
 use crate::sources::contract::SourceContext;
 use crate::sources::live::Ended;
 use crate::sources::live::http::{self, RESPONSE_TIMEOUT, SendError};
@@ -27,7 +27,7 @@ pub struct XConfig {
     /// The tag given to every rule.
     pub tag: Option<String>,
     pub token: SecretString,
-    pub policy: Policy,
+    pub policy: XBackoffSettings,
 }
 
 /// Sends a request (bounded by [`RESPONSE_TIMEOUT`], interrupted by shutdown); a non-2xx

@@ -17,69 +17,59 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_with::{DurationMilliSeconds, serde_as};
 use trends_common::config::ConfigError;
+use trends_common::time::now_ms;
 
-use crate::sources::contract::now_ms;
 use crate::sources::live;
 
-/// `[source.x.backoff]`: X's documented reconnect policy, in milliseconds.
-#[derive(Debug, Clone, Deserialize)]
+/// `[source.x.backoff]`: X's documented reconnect policy. The keys keep their unit in their
+/// name (`…_ms`); the fields are typed.
+#[serde_as]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct XBackoffSettings {
-    pub network_step_ms: u64,
-    pub network_max_ms: u64,
-    pub http_min_ms: u64,
-    pub http_max_ms: u64,
-    pub rate_limit_min_ms: u64,
-    pub rate_limit_max_ms: u64,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "network_step_ms")]
+    pub network_step: Duration,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "network_max_ms")]
+    pub network_max: Duration,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "http_min_ms")]
+    pub http_min: Duration,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "http_max_ms")]
+    pub http_max: Duration,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "rate_limit_min_ms")]
+    pub rate_limit_min: Duration,
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    #[serde(rename = "rate_limit_max_ms")]
+    pub rate_limit_max: Duration,
 }
 
 impl XBackoffSettings {
-    /// Each minimum at least 1 and each maximum at least its minimum; errors name the keys.
+    /// Each minimum at least 1 ms and each maximum at least its minimum; errors name the keys.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let pairs = [
-            ("network_step_ms", self.network_step_ms, "network_max_ms", self.network_max_ms),
-            ("http_min_ms", self.http_min_ms, "http_max_ms", self.http_max_ms),
+            ("network_step_ms", self.network_step, "network_max_ms", self.network_max),
+            ("http_min_ms", self.http_min, "http_max_ms", self.http_max),
             (
                 "rate_limit_min_ms",
-                self.rate_limit_min_ms,
+                self.rate_limit_min,
                 "rate_limit_max_ms",
-                self.rate_limit_max_ms,
+                self.rate_limit_max,
             ),
         ];
         for (min_key, min, max_key, max) in pairs {
-            if min < 1 || max < min {
+            if min < Duration::from_millis(1) || max < min {
                 return Err(ConfigError(format!(
                     "source.x.backoff.{min_key} must be at least 1 and {max_key} at least {min_key}"
                 )));
             }
         }
         Ok(())
-    }
-}
-
-/// X's documented reconnect policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    pub network_step: Duration,
-    pub network_max: Duration,
-    pub http_min: Duration,
-    pub http_max: Duration,
-    pub rate_limit_min: Duration,
-    pub rate_limit_max: Duration,
-}
-
-impl Policy {
-    pub fn from_settings(b: &XBackoffSettings) -> Policy {
-        let ms = Duration::from_millis;
-        Policy {
-            network_step: ms(b.network_step_ms),
-            network_max: ms(b.network_max_ms),
-            http_min: ms(b.http_min_ms),
-            http_max: ms(b.http_max_ms),
-            rate_limit_min: ms(b.rate_limit_min_ms),
-            rate_limit_max: ms(b.rate_limit_max_ms),
-        }
     }
 }
 
@@ -100,14 +90,14 @@ pub enum Failure {
 /// Consecutive failures of each kind, and the delays they lead to.
 #[derive(Debug, Clone)]
 pub struct Backoff {
-    policy: Policy,
+    policy: XBackoffSettings,
     network: u32,
     http: u32,
     rate_limited: u32,
 }
 
 impl Backoff {
-    pub fn new(policy: Policy) -> Backoff {
+    pub fn new(policy: XBackoffSettings) -> Backoff {
         Backoff {
             policy,
             network: 0,
@@ -174,15 +164,16 @@ fn doubled(base: Duration, n: u32) -> Duration {
 mod tests {
     use super::*;
 
-    fn policy() -> Policy {
-        Policy::from_settings(&XBackoffSettings {
-            network_step_ms: 250,
-            network_max_ms: 16_000,
-            http_min_ms: 5_000,
-            http_max_ms: 320_000,
-            rate_limit_min_ms: 60_000,
-            rate_limit_max_ms: 900_000,
-        })
+    fn policy() -> XBackoffSettings {
+        let ms = Duration::from_millis;
+        XBackoffSettings {
+            network_step: ms(250),
+            network_max: ms(16_000),
+            http_min: ms(5_000),
+            http_max: ms(320_000),
+            rate_limit_min: ms(60_000),
+            rate_limit_max: ms(900_000),
+        }
     }
 
     fn secs(d: Duration) -> f64 {

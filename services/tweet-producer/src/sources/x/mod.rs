@@ -29,7 +29,7 @@ use trends_common::config::ConfigError;
 
 pub use self::api::TOKEN_KEY;
 use self::api::XConfig;
-use self::backoff::{Backoff, Policy, XBackoffSettings};
+use self::backoff::{Backoff, XBackoffSettings};
 use self::stream::FilteredStream;
 use super::contract::{Source, SourceContext, SourceTask, Start, split_list};
 use super::live::http::{self, check_http_url, host_or_url};
@@ -128,7 +128,7 @@ impl Source for XSettings {
                 .resolved_token
                 .clone()
                 .with_context(|| format!("{TOKEN_KEY} was not read"))?,
-            policy: Policy::from_settings(&self.backoff),
+            policy: self.backoff,
         };
         Ok(Box::pin(async move {
             let client = http::client(&config.token, TOKEN_KEY)?;

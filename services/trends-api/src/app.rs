@@ -132,18 +132,15 @@ impl Default for HttpOptions {
 
 impl HttpOptions {
     pub fn from_settings(settings: &Settings) -> Self {
+        let http = &settings.http;
         HttpOptions {
-            request_timeout: Duration::from_millis(settings.http.request_timeout_ms),
-            // Validated at load.
-            cors: settings.cors_origins().unwrap_or(CorsOrigins::None),
-            rate_limit: RateLimit::new(
-                settings.http.rate_limit_per_sec,
-                settings.http.rate_limit_burst,
-            ),
-            header_read_timeout: Duration::from_millis(settings.http.header_read_timeout_ms),
-            idle_timeout: Duration::from_millis(settings.http.idle_timeout_ms),
-            max_connections: settings.http.max_connections,
-            separate_metrics_listener: !settings.http.metrics_addr.trim().is_empty(),
+            request_timeout: http.request_timeout,
+            cors: http.cors_allowed_origins.clone(),
+            rate_limit: RateLimit::new(http.rate_limit_per_sec, http.rate_limit_burst),
+            header_read_timeout: http.header_read_timeout,
+            idle_timeout: http.idle_timeout,
+            max_connections: http.max_connections,
+            separate_metrics_listener: http.metrics_addr.is_some(),
         }
     }
 }

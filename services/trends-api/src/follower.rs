@@ -128,7 +128,7 @@ pub async fn follow(
     let mut at_end: HashSet<i32> = HashSet::new();
     let mut dirty = false;
     let mut records = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(settings.api.snapshot_interval_ms));
+    let mut tick = tokio::time::interval(settings.api.snapshot_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -203,9 +203,12 @@ async fn wait_for_topic(
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot fetch metadata yet"),
         }
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(None),
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        if shutdown
+            .run_until_cancelled(tokio::time::sleep(Duration::from_millis(500)))
+            .await
+            .is_none()
+        {
+            return Ok(None);
         }
     }
 }

@@ -55,7 +55,10 @@ use crate::state::AppState;
 
 /// Binds the configured address and serves until `shutdown` is cancelled.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(settings.addr()?).await?;
+    let addr = settings.http.addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (http.addr)"))?;
     run_with_listener(settings, listener, shutdown).await
 }
 
@@ -66,12 +69,12 @@ pub async fn run_with_listener(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "trends-api listening");
-    let metrics_listener = match settings.metrics_addr()? {
+    let metrics_listener = match settings.http.metrics_addr {
         None => None,
         Some(addr) => {
             let bound = TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("bind http.metrics_addr {addr}"))?;
+                .with_context(|| format!("cannot listen on {addr} (http.metrics_addr)"))?;
             tracing::info!(addr = %bound.local_addr()?, "serving /metrics on its own listener");
             Some(bound)
         }
@@ -94,12 +97,10 @@ pub async fn run_with_listener(
         let token = shutdown.clone();
         tasks.spawn("rate limit pruning", async move {
             let mut every = tokio::time::interval(rate_limit::PRUNE_EVERY);
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return Ok(()),
-                    _ = every.tick() => limit.prune(),
-                }
+            while token.run_until_cancelled(every.tick()).await.is_some() {
+                limit.prune();
             }
+            Ok(())
         });
     }
     let follower_token = shutdown.clone();

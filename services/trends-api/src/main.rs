@@ -1,24 +1,9 @@
-//! `trends-api`: see the library docs. `main` only loads settings and runs.
+//! `trends-api`: see the library docs. `main` only runs the service in the shared skeleton
+//! ([`trends_common::service::run`]: settings from the environment, see the README; exit 0
+//! after a clean stop, 1 on a failure, 2 for a configuration it refuses).
 
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let settings = match trends_api::settings::Settings::load() {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    trends_common::telemetry::init(&settings.log);
-    let token = tokio_util::sync::CancellationToken::new();
-    trends_common::shutdown::cancel_on_signal(token.clone());
-    match trends_api::run(settings, token).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "trends-api stopped");
-            ExitCode::FAILURE
-        }
-    }
+fn main() -> ExitCode {
+    trends_common::service::run("trends-api", trends_api::run)
 }

@@ -1,4 +1,5 @@
-//! The API's metrics, served as Prometheus text on `GET /metrics`.
+//! The API's metrics, declared once on a `prometheus-client` registry (prefix `trends_api`)
+//! and served as Prometheus (OpenMetrics) text on `GET /metrics` (`crate::api::health`).
 //!
 //! | metric | type | meaning |
 //! |---|---|---|
@@ -19,20 +20,28 @@
 //! `unmatched` for requests no route matched, so the number of series is fixed by the code and
 //! not by what clients send. The templates are declared once, by the router that serves them
 //! (`crate::app`'s route table, [`Metrics::declare_routes`]), so the label values and the routes
-//! cannot drift apart. The values are plain atomics in fixed arrays: recording a request takes
-//! no lock, which matters at tens of thousands of requests per second. The exposition is
-//! hand-written, like the aggregator's (`services/hashtag-aggregator/src/metrics.rs`).
+//! cannot drift apart. A request's series appear with its first response (`status` is only
+//! known then); every other series exists from the start, at zero.
 //!
-//! The rest of the crate sees only methods (`observe`, `set_counts_lag`, …, `render`) and
-//! [`Gauge`] handles, never the atomics, so the storage can change without touching the
-//! callers. A [`Gauge`] is shaped like `prometheus_client`'s: a cloneable shared value with
-//! `inc`, `dec` and `get`; the caps (`crate::cap`) hold one each, so the open streams and
-//! connections gauges move with the places held.
+//! The families are registered once, in [`Metrics::new`], on a registry of their own (no
+//! global: two servers in one test process count apart). The rest of the crate sees typed
+//! handles and methods (`observe`, `set_counts_lag`, …, `render`), never the registry. The
+//! handles of fixed series (the gauges, the connection counters of each listener) are taken
+//! once here, so updating them is one atomic operation; a request's two series are found in
+//! their family by label (a read lock, uncontended), and the histogram takes its own short
+//! lock. A [`Gauge`] is a cloneable shared value: the caps (`crate::cap`) hold one each, so
+//! the open streams and connections gauges move with the places held.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use trends_common::metrics::Registry;
+
+pub use prometheus_client::metrics::gauge::Gauge;
 
 /// Histogram bucket bounds in seconds (cumulative `le` buckets; `+Inf` is the count).
 pub const DURATION_BUCKETS: [f64; 14] = [
@@ -42,28 +51,9 @@ pub const DURATION_BUCKETS: [f64; 14] = [
 /// The route label of requests no route matched.
 pub const UNMATCHED: &str = "unmatched";
 
-/// Status codes 100..=599 get one counter each.
-const STATUSES: usize = 500;
-
-#[derive(Debug)]
-struct RouteStats {
-    by_status: Box<[AtomicU64]>,
-    /// Non-cumulative per bucket; the last slot is above every bound.
-    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
-    count: AtomicU64,
-}
-
-impl RouteStats {
-    fn new() -> Self {
-        RouteStats {
-            by_status: (0..STATUSES).map(|_| AtomicU64::new(0)).collect(),
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_nanos: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-}
+/// The status codes counted: a response with another (hyper allows up to 999) is timed but
+/// not counted, so that `status` has at most 500 values.
+const STATUSES: std::ops::RangeInclusive<u16> = 100..=599;
 
 /// Which listener a connection came in on (the `listener` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,31 +75,40 @@ impl Listener {
     }
 }
 
-/// A gauge: a shared value that goes up and down. Clones are handles to the same value.
-#[derive(Debug, Clone, Default)]
-pub struct Gauge(Arc<AtomicI64>);
-
-impl Gauge {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn dec(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
 }
 
-/// Connection counts of one listener.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabel {
+    route: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TimeoutLabels {
+    listener: &'static str,
+    reason: &'static str,
+}
+
+/// A request-duration histogram with [`DURATION_BUCKETS`].
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// Connection counts of one listener: handles to its series of the connection families.
+#[derive(Debug)]
 pub struct ConnectionStats {
     open: Gauge,
-    rejected: AtomicU64,
-    header_read_timeouts: AtomicU64,
-    idle_timeouts: AtomicU64,
+    rejected: Counter,
+    header_read_timeouts: Counter,
+    idle_timeouts: Counter,
 }
 
 impl ConnectionStats {
@@ -125,42 +124,44 @@ impl ConnectionStats {
 
     /// Counts a connection refused at the cap; returns how many were refused before it.
     pub fn rejected_one(&self) -> u64 {
-        self.rejected.fetch_add(1, Ordering::Relaxed)
+        self.rejected.inc()
     }
 
     pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+        self.rejected.get()
     }
 
     pub fn header_read_timed_out(&self) {
-        self.header_read_timeouts.fetch_add(1, Ordering::Relaxed);
+        self.header_read_timeouts.inc();
     }
 
     pub fn header_read_timeouts(&self) -> u64 {
-        self.header_read_timeouts.load(Ordering::Relaxed)
+        self.header_read_timeouts.get()
     }
 
     pub fn idle_timed_out(&self) {
-        self.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+        self.idle_timeouts.inc();
     }
 
     pub fn idle_timeouts(&self) -> u64 {
-        self.idle_timeouts.load(Ordering::Relaxed)
+        self.idle_timeouts.get()
     }
 }
 
-/// Shared metric values.
+/// The API's metric handles and their registry.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Per route template, in the order declared; set once by [`Metrics::declare_routes`].
-    routes: OnceLock<Box<[(&'static str, RouteStats)]>>,
-    unmatched: RouteStats,
+    /// The route templates, in the order declared; set once by [`Metrics::declare_routes`].
+    routes: OnceLock<Box<[&'static str]>>,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RouteLabel, Histogram, fn() -> Histogram>,
     stream_clients: Gauge,
-    counts_lag: AtomicI64,
-    snapshots_published: AtomicU64,
-    counts_records_skipped: AtomicU64,
+    counts_lag: Gauge,
+    snapshots_published: Counter,
+    counts_records_skipped: Counter,
     /// Indexed like [`Listener::ALL`].
     connections: [ConnectionStats; 2],
+    registry: Registry,
 }
 
 impl Default for Metrics {
@@ -170,16 +171,59 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Fresh metrics. Until [`Metrics::declare_routes`], every request counts as unmatched.
+    /// Every family, registered on a fresh `trends_api` registry. Until
+    /// [`Metrics::declare_routes`], every request counts as unmatched.
     pub fn new() -> Self {
+        let mut registry = trends_common::metrics::registry("trends_api");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP responses by route template and status",
+            requests.clone(),
+        );
+        let durations = Family::<RouteLabel, Histogram, _>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response head, by route template",
+            durations.clone(),
+        );
+        let stream_clients = Gauge::default();
+        registry.register(
+            "stream_clients",
+            "Open /api/v1/stream connections",
+            stream_clients.clone(),
+        );
+        let counts_lag = Gauge::default();
+        registry.register(
+            "counts_lag_records",
+            "Records between the follower's position and the end of the counts topic",
+            counts_lag.clone(),
+        );
+        let snapshots_published = Counter::default();
+        registry.register(
+            "snapshots_published",
+            "Snapshots made servable",
+            snapshots_published.clone(),
+        );
+        let counts_records_skipped = Counter::default();
+        registry.register(
+            "counts_records_skipped",
+            "Counts-topic records that could not be decoded and were skipped",
+            counts_records_skipped.clone(),
+        );
+        let connections = connection_families(&mut registry);
         Metrics {
             routes: OnceLock::new(),
-            unmatched: RouteStats::new(),
-            stream_clients: Gauge::default(),
-            counts_lag: AtomicI64::new(0),
-            snapshots_published: AtomicU64::new(0),
-            counts_records_skipped: AtomicU64::new(0),
-            connections: Default::default(),
+            requests,
+            durations,
+            stream_clients,
+            counts_lag,
+            snapshots_published,
+            counts_records_skipped,
+            connections,
+            registry,
         }
     }
 
@@ -187,44 +231,29 @@ impl Metrics {
     /// [`UNMATCHED`]. The first declaration holds; every router built on these metrics declares
     /// the same table.
     pub fn declare_routes(&self, templates: impl IntoIterator<Item = &'static str>) {
-        self.routes.get_or_init(|| {
-            templates
-                .into_iter()
-                .map(|t| (t, RouteStats::new()))
-                .collect()
-        });
+        self.routes.get_or_init(|| templates.into_iter().collect());
     }
 
-    /// The declared templates and [`UNMATCHED`], with their stats, in the order rendered.
-    fn route_stats(&self) -> impl Iterator<Item = (&'static str, &RouteStats)> {
+    /// The `route` label of a matched template: the template as declared, or [`UNMATCHED`].
+    fn route_label(&self, route: Option<&str>) -> &'static str {
         let declared = self.routes.get().map(|r| &r[..]).unwrap_or_default();
-        declared
-            .iter()
-            .map(|(name, stats)| (*name, stats))
-            .chain([(UNMATCHED, &self.unmatched)])
+        route
+            .and_then(|r| declared.iter().find(|name| **name == r))
+            .map_or(UNMATCHED, |name| name)
     }
 
     /// Records one response. `route` is the matched template, `None` when nothing matched; a
     /// template never declared counts as unmatched.
     pub fn observe(&self, route: Option<&str>, status: u16, took: Duration) {
-        let stats = route
-            .and_then(|r| self.route_stats().find(|(name, _)| *name == r))
-            .map_or(&self.unmatched, |(_, stats)| stats);
-        if let Some(counter) = usize::from(status)
-            .checked_sub(100)
-            .and_then(|i| stats.by_status.get(i))
-        {
-            counter.fetch_add(1, Ordering::Relaxed);
+        let route = self.route_label(route);
+        if STATUSES.contains(&status) {
+            self.requests
+                .get_or_create(&RequestLabels { route, status })
+                .inc();
         }
-        let seconds = took.as_secs_f64();
-        let bucket = DURATION_BUCKETS
-            .iter()
-            .position(|&le| seconds <= le)
-            .unwrap_or(DURATION_BUCKETS.len());
-        stats.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        stats.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        stats.count.fetch_add(1, Ordering::Relaxed);
+        self.durations
+            .get_or_create(&RouteLabel { route })
+            .observe(took.as_secs_f64());
     }
 
     /// The open-streams gauge (held by the stream cap).
@@ -238,20 +267,20 @@ impl Metrics {
     }
 
     pub fn set_counts_lag(&self, records: i64) {
-        self.counts_lag.store(records, Ordering::Relaxed);
+        self.counts_lag.set(records);
     }
 
     pub fn snapshot_published(&self) {
-        self.snapshots_published.fetch_add(1, Ordering::Relaxed);
+        self.snapshots_published.inc();
     }
 
     /// A counts record the follower could not decode (and skipped).
     pub fn counts_record_skipped(&self) {
-        self.counts_records_skipped.fetch_add(1, Ordering::Relaxed);
+        self.counts_records_skipped.inc();
     }
 
     pub fn counts_records_skipped(&self) -> u64 {
-        self.counts_records_skipped.load(Ordering::Relaxed)
+        self.counts_records_skipped.get()
     }
 
     /// The connection counts of `listener`.
@@ -262,158 +291,43 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
+    /// The exposition (what `/metrics` serves, as [`trends_common::metrics::CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        let _ = writeln!(
-            out,
-            "# HELP trends_api_http_requests_total HTTP responses by route template and status."
-        );
-        let _ = writeln!(out, "# TYPE trends_api_http_requests_total counter");
-        for (route, stats) in self.route_stats() {
-            for (i, counter) in stats.by_status.iter().enumerate() {
-                let n = counter.load(Ordering::Relaxed);
-                if n > 0 {
-                    let status = i + 100;
-                    let _ = writeln!(
-                        out,
-                        "trends_api_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-                    );
-                }
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP trends_api_http_request_duration_seconds Time from request to response head, by route template."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE trends_api_http_request_duration_seconds histogram"
-        );
-        for (route, stats) in self.route_stats() {
-            let count = stats.count.load(Ordering::Relaxed);
-            if count == 0 {
-                continue;
-            }
-            let mut cumulative = 0;
-            for (le, bucket) in DURATION_BUCKETS.iter().zip(&stats.buckets) {
-                cumulative += bucket.load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "trends_api_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {cumulative}"
-                );
-            }
-            cumulative += stats.buckets[DURATION_BUCKETS.len()].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "trends_api_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
-            );
-            let sum = stats.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(
-                out,
-                "trends_api_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "trends_api_http_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}"
-            );
-        }
-        let gauges = [
-            (
-                "stream_clients",
-                "Open /api/v1/stream connections.",
-                self.stream_clients(),
-            ),
-            (
-                "counts_lag_records",
-                "Records between the follower's position and the end of the counts topic.",
-                self.counts_lag.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP trends_api_{name} {help}");
-            let _ = writeln!(out, "# TYPE trends_api_{name} gauge");
-            let _ = writeln!(out, "trends_api_{name} {value}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP trends_api_snapshots_published_total Snapshots made servable."
-        );
-        let _ = writeln!(out, "# TYPE trends_api_snapshots_published_total counter");
-        let _ = writeln!(
-            out,
-            "trends_api_snapshots_published_total {}",
-            self.snapshots_published.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP trends_api_counts_records_skipped_total Counts-topic records that could not be decoded and were skipped."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE trends_api_counts_records_skipped_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "trends_api_counts_records_skipped_total {}",
-            self.counts_records_skipped()
-        );
-        self.render_connections(&mut out);
-        out
+        trends_common::metrics::encode(&self.registry)
     }
+}
 
-    fn render_connections(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP trends_api_http_connections Open TCP connections, by listener."
-        );
-        let _ = writeln!(out, "# TYPE trends_api_http_connections gauge");
-        for listener in Listener::ALL {
-            let _ = writeln!(
-                out,
-                "trends_api_http_connections{{listener=\"{}\"}} {}",
-                listener.label(),
-                self.connections(listener).open()
-            );
+/// Registers the three connection families and takes the handles of every listener's series
+/// (created now, so that they read 0 before anything happened), in [`Listener::ALL`]'s order.
+fn connection_families(registry: &mut Registry) -> [ConnectionStats; 2] {
+    let open = Family::<ListenerLabel, Gauge>::default();
+    registry.register(
+        "http_connections",
+        "Open TCP connections, by listener",
+        open.clone(),
+    );
+    let rejected = Family::<ListenerLabel, Counter>::default();
+    registry.register(
+        "http_connections_rejected",
+        "Connections closed at once because http.max_connections were open",
+        rejected.clone(),
+    );
+    let timed_out = Family::<TimeoutLabels, Counter>::default();
+    registry.register(
+        "http_connections_timed_out",
+        "Connections closed by the header-read or the idle timeout",
+        timed_out.clone(),
+    );
+    Listener::ALL.map(|listener| {
+        let listener = listener.label();
+        let timeout = |reason| timed_out.get_or_create_owned(&TimeoutLabels { listener, reason });
+        ConnectionStats {
+            open: open.get_or_create_owned(&ListenerLabel { listener }),
+            rejected: rejected.get_or_create_owned(&ListenerLabel { listener }),
+            header_read_timeouts: timeout("header_read"),
+            idle_timeouts: timeout("idle"),
         }
-        let _ = writeln!(
-            out,
-            "# HELP trends_api_http_connections_rejected_total Connections closed at once because http.max_connections were open."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE trends_api_http_connections_rejected_total counter"
-        );
-        for listener in Listener::ALL {
-            let _ = writeln!(
-                out,
-                "trends_api_http_connections_rejected_total{{listener=\"{}\"}} {}",
-                listener.label(),
-                self.connections(listener).rejected()
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP trends_api_http_connections_timed_out_total Connections closed by the header-read or the idle timeout."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE trends_api_http_connections_timed_out_total counter"
-        );
-        for listener in Listener::ALL {
-            let stats = self.connections(listener);
-            for (reason, n) in [
-                ("header_read", stats.header_read_timeouts()),
-                ("idle", stats.idle_timeouts()),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "trends_api_http_connections_timed_out_total{{listener=\"{}\",reason=\"{reason}\"}} {n}",
-                    listener.label()
-                );
-            }
-        }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -447,10 +361,10 @@ mod tests {
             "trends_api_http_requests_total{route=\"/api/v1/trends\",status=\"200\"} 2\n",
             "trends_api_http_requests_total{route=\"/api/v1/trends\",status=\"400\"} 1\n",
             "trends_api_http_requests_total{route=\"unmatched\",status=\"404\"} 2\n",
-            "trends_api_http_request_duration_seconds_bucket{route=\"/api/v1/trends\",le=\"0.0005\"} 1\n",
-            "trends_api_http_request_duration_seconds_bucket{route=\"/api/v1/trends\",le=\"0.0025\"} 2\n",
-            "trends_api_http_request_duration_seconds_bucket{route=\"/api/v1/trends\",le=\"5\"} 2\n",
-            "trends_api_http_request_duration_seconds_bucket{route=\"/api/v1/trends\",le=\"+Inf\"} 3\n",
+            "trends_api_http_request_duration_seconds_bucket{le=\"0.0005\",route=\"/api/v1/trends\"} 1\n",
+            "trends_api_http_request_duration_seconds_bucket{le=\"0.0025\",route=\"/api/v1/trends\"} 2\n",
+            "trends_api_http_request_duration_seconds_bucket{le=\"5.0\",route=\"/api/v1/trends\"} 2\n",
+            "trends_api_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/api/v1/trends\"} 3\n",
             "trends_api_http_request_duration_seconds_sum{route=\"/api/v1/trends\"} 10.0023\n",
             "trends_api_http_request_duration_seconds_count{route=\"/api/v1/trends\"} 3\n",
             "trends_api_stream_clients 2\n",
@@ -472,5 +386,50 @@ mod tests {
             9,
             "{text}"
         );
+    }
+
+    #[test]
+    fn help_ends_in_one_full_stop_and_the_body_in_eof() {
+        let text = Metrics::new().render();
+        assert!(
+            text.contains("# HELP trends_api_snapshots_published Snapshots made servable.\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains(".."),
+            "the library adds the full stop:\n{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn a_status_outside_100_to_599_is_timed_but_not_counted() {
+        let metrics = Metrics::new();
+        metrics.observe(None, 999, Duration::from_millis(1));
+        metrics.observe(None, 99, Duration::from_millis(1));
+        let text = metrics.render();
+        assert!(!text.contains("trends_api_http_requests_total{"), "{text}");
+        assert!(
+            text.contains(
+                "trends_api_http_request_duration_seconds_count{route=\"unmatched\"} 2\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn two_instances_do_not_share_metrics() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.snapshot_published();
+        a.stream_clients_gauge().inc();
+        a.connections(Listener::Api).open_gauge().inc();
+        // Series come in hash order: compare them sorted.
+        let sorted = |metrics: &Metrics| {
+            let mut lines: Vec<String> = metrics.render().lines().map(String::from).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(sorted(&b), sorted(&Metrics::new()));
+        assert_eq!(a.stream_clients(), 1);
     }
 }

@@ -137,21 +137,22 @@ pub async fn serve(
     let (all_closed, connection_open) = watch::channel(());
     let mut refusing = false;
     loop {
-        let (stream, peer) = tokio::select! {
-            () = shared.shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                // The client gave up before we accepted: nothing to do.
-                Err(e) if is_connection_error(&e) => continue,
-                Err(e) => {
-                    // Typically out of file descriptors: wait for connections to close.
-                    tracing::error!(error = %e, "cannot accept connections; retrying in 1 s");
-                    tokio::select! {
-                        () = shared.shutdown.cancelled() => break,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
+        let Some(accepted) = shared.shutdown.run_until_cancelled(listener.accept()).await else {
+            break;
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            // The client gave up before we accepted: nothing to do.
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                // Typically out of file descriptors: wait for connections to close.
+                tracing::error!(error = %e, "cannot accept connections; retrying in 1 s");
+                let pause = tokio::time::sleep(Duration::from_secs(1));
+                if shared.shutdown.run_until_cancelled(pause).await.is_none() {
+                    break;
                 }
-            },
+                continue;
+            }
         };
         let Some(place) = places.take() else {
             drop(stream);

@@ -241,11 +241,9 @@ impl State {
             }
             // Coalesce: wait out the rate cap, then send whatever is latest.
             if Instant::now() < self.next_event {
-                tokio::select! {
-                    biased;
-                    () = self.shutdown.cancelled() => return None,
-                    () = sleep_until(self.next_event) => {}
-                }
+                self.shutdown
+                    .run_until_cancelled(sleep_until(self.next_event))
+                    .await?;
             }
             if let Some(event) = self.changed_event() {
                 return Some(event);

@@ -43,19 +43,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, A
     }
 }
 
-/// Prometheus metrics (text format 0.0.4).
+/// Prometheus metrics (OpenMetrics text 1.0.0).
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")),
+    responses((status = 200, description = "Prometheus (OpenMetrics) text exposition", body = String, content_type = "application/openmetrics-text")),
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, trends_common::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
 }

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use trends_api::settings::Settings;
+use trends_common::config::Load as _;
 use trends_common::kafka::{TopicSpec, client_config, ensure_topics};
 
 use crate::helpers::NOON;

@@ -385,7 +385,7 @@ async fn metrics_count_requests_by_route_template_and_status() {
     assert!(
         response.headers()["content-type"]
             .to_str()
-            .is_ok_and(|t| t.starts_with("text/plain; version=0.0.4"))
+            .is_ok_and(|t| t.starts_with("application/openmetrics-text; version=1.0.0"))
     );
     let text = String::from_utf8(body_bytes(response).await.to_vec()).expect("utf-8");
     for line in [
@@ -395,7 +395,7 @@ async fn metrics_count_requests_by_route_template_and_status() {
         "trends_api_http_requests_total{route=\"/api/v1/hashtags/{tag}\",status=\"404\"} 1",
         "trends_api_http_requests_total{route=\"unmatched\",status=\"404\"} 1",
         "trends_api_http_request_duration_seconds_count{route=\"/api/v1/trends\"} 3",
-        "trends_api_http_request_duration_seconds_bucket{route=\"/api/v1/trends\",le=\"+Inf\"} 3",
+        "trends_api_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/api/v1/trends\"} 3",
         "trends_api_http_request_duration_seconds_count{route=\"/api/v1/hashtags/{tag}\"} 3",
         "trends_api_stream_clients 0",
         "trends_api_counts_lag_records 0",

@@ -476,7 +476,7 @@ async fn metrics_on_their_own_listener_and_both_listeners_stop_on_shutdown() {
     assert!(
         response
             .head
-            .contains("content-type: text/plain; version=0.0.4")
+            .contains("content-type: application/openmetrics-text; version=1.0.0")
     );
     assert_security_headers(&response.head);
     let text = String::from_utf8(response.body).expect("utf-8");

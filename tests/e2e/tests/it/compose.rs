@@ -72,7 +72,7 @@ fn every_service_environment_is_accepted_by_its_own_config_loader() {
     let api = environment(service(&compose, "trends-api"));
     let api_settings = trends_api::settings::Settings::load_from(&api)
         .expect("trends-api accepts its environment");
-    assert_eq!(api_settings.addr().expect("addr").port(), 8080);
+    assert_eq!(api_settings.http.addr.port(), 8080);
 
     // All three agree on the topics they share.
     for (name, env) in [("hashtag-aggregator", &aggregator), ("trends-api", &api)] {

@@ -71,7 +71,7 @@ mod tests {
     fn names_carry_the_prefix_and_counters_end_in_total() {
         let mut registry = registry("trends_test");
         let counter: Counter = Counter::default();
-        registry.register("things", "Things seen.", counter.clone());
+        registry.register("things", "Things seen", counter.clone());
         counter.inc_by(3);
         let text = encode(&registry);
         assert!(

@@ -141,71 +141,68 @@ impl Metrics {
             registry.register(name, help, counter.clone());
             counter
         };
-        let records_processed = counter(
-            &mut registry,
-            "records_processed",
-            "Input records consumed.",
-        );
+        let records_processed =
+            counter(&mut registry, "records_processed", "Input records consumed");
         let records_late = counter(
             &mut registry,
             "records_late",
-            "Posts older than the allowed lateness, counted in all only.",
+            "Posts older than the allowed lateness, counted in all only",
         );
         let records_dead_lettered = counter(
             &mut registry,
             "records_dead_lettered",
-            "Records sent to the dead-letter topic.",
+            "Records sent to the dead-letter topic",
         );
         let records_clamped = counter(
             &mut registry,
             "records_clamped",
-            "Posts dated ahead of their ingest time, counted at their ingest time.",
+            "Posts dated ahead of their ingest time, counted at their ingest time",
         );
         let posts_over_tag_limit = counter(
             &mut registry,
             "posts_over_tag_limit",
-            "Posts that had hashtags past the per-post limit.",
+            "Posts that had hashtags past the per-post limit",
         );
         let dead_letters_truncated = counter(
             &mut registry,
             "dead_letters_truncated",
-            "Dead letters written truncated because the copy would not fit a record.",
+            "Dead letters written truncated because the copy would not fit a record",
         );
         let counts_records_skipped = counter(
             &mut registry,
             "counts_records_skipped",
-            "Counts-topic records a restore skipped because they do not decode.",
+            "Counts-topic records a restore skipped because they do not decode",
         );
         let transactions_committed = counter(
             &mut registry,
             "transactions_committed",
-            "Kafka transactions committed.",
+            "Kafka transactions committed",
         );
         let transactions_aborted = counter(
             &mut registry,
             "transactions_aborted",
-            "Kafka transactions aborted.",
+            "Kafka transactions aborted",
         );
         let rebalances = counter(
             &mut registry,
             "rebalances",
-            "Partition assignments and revocations.",
+            "Partition assignments and revocations",
         );
         let partitions_restored = counter(
             &mut registry,
             "partitions_restored",
-            "Partition states rebuilt from the counts topic.",
+            "Partition states rebuilt from the counts topic",
         );
         let tags_dropped = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "tags_dropped",
-            "Hashtag occurrences not counted, by reason.",
+            "Hashtag occurrences not counted, by reason",
             tags_dropped.clone(),
         );
         let records_refused = Family::<TopicLabel, Counter>::default();
         registry.register(
             "records_refused",
-            "Records the Kafka client refused for their content, dropped, by topic.",
+            "Records the Kafka client refused for their content, dropped, by topic",
             records_refused.clone(),
         );
         // Both label values exist from the start, at 0: an alert on them needs the series.
@@ -219,14 +216,14 @@ impl Metrics {
         let restore_duration = Histogram::new(exponential_buckets(0.01, 2.0, 15));
         registry.register(
             "restore_duration_seconds",
-            "Time to rebuild one partition's state from the counts topic.",
+            "Time to rebuild one partition's state from the counts topic",
             restore_duration.clone(),
         );
         let transaction_duration =
             Family::<PhaseLabel, Histogram>::new_with_constructor(phase_buckets as fn() -> _);
         registry.register(
             "transaction_duration_seconds",
-            "Time one commit spent in each phase.",
+            "Time one commit spent in each phase",
             transaction_duration.clone(),
         );
         for phase in [
@@ -239,13 +236,13 @@ impl Metrics {
         let assigned_partitions = Gauge::default();
         registry.register(
             "assigned_partitions",
-            "Input partitions owned by this instance.",
+            "Input partitions owned by this instance",
             assigned_partitions.clone(),
         );
         let lag = Family::<PartitionLabel, Gauge>::default();
         registry.register(
             "consumer_lag_records",
-            "Records between the consumer position and the last stable offset.",
+            "Records between the consumer position and the last stable offset",
             lag.clone(),
         );
         Metrics {
@@ -361,6 +358,12 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+        assert!(
+            text.lines()
+                .filter(|l| l.starts_with("# HELP"))
+                .all(|l| l.ends_with('.') && !l.ends_with("..")),
+            "one full stop at the end of every HELP (the library adds it):\n{text}"
+        );
         assert!(
             !text.contains("partition=\"3\""),
             "a partition no longer owned is gone:\n{text}"

@@ -47,6 +47,15 @@ pub trait Load: DeserializeOwned {
         Self::load_from(&vars)
     }
 
+    /// [`Load::load_from`] an environment given as `(name, value)` pairs (tests).
+    fn load_from_pairs(pairs: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::load_from(&vars)
+    }
+
     /// Loads and validates settings from an explicit environment (tests, config checks).
     fn load_from(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let defaults = format!("{}{}", crate::settings::SHARED_DEFAULTS, Self::DEFAULTS);

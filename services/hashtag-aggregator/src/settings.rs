@@ -148,15 +148,9 @@ fn random_suffix() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        use trends_common::config::Load as _;
-        let vars: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::load_from(&vars)
+        Settings::load_from_pairs(pairs)
     }
 
     #[test]

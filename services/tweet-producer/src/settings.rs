@@ -169,11 +169,7 @@ mod tests {
     use crate::sources::mastodon::MastodonStream;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let vars = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::load_from(&vars)
+        Settings::load_from_pairs(pairs)
     }
 
     fn error_of(pairs: &[(&str, &str)]) -> String {

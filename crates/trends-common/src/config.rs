@@ -20,10 +20,7 @@ pub const ENV_PREFIX: &str = "TRENDS";
 /// Environment variable naming an optional TOML config file.
 pub const CONFIG_FILE_ENV: &str = "TRENDS_CONFIG_FILE";
 
-/// A configuration that cannot be used. The message names the offending key.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
+pub use crate::config_error::ConfigError;
 
 /// A service's settings: their defaults, their checks, and how they load.
 ///

@@ -12,6 +12,7 @@
 //! - [`time`]: the wall clock in the pipeline's unit.
 
 pub mod config;
+pub mod config_error;
 pub mod kafka;
 pub mod metrics;
 pub mod service;

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use trends_core::window::BucketLayout;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// `[kafka]`: how to reach the cluster.
 #[derive(Debug, Clone, Deserialize)]

@@ -26,14 +26,15 @@ use crate::counts_record::{CountsKey, CountsRecord};
 use crate::tags::PostTag;
 use crate::window::{BucketLayout, Resolution};
 
-/// How many distinct spellings of one tag a partition tracks for the display form.
+/// How many distinct spellings of one tag a partition tracks (the bound of the counts
+/// topic's `spellings`, [`crate::counts_record::MAX_SPELLINGS`]).
 ///
 /// When a ninth spelling arrives, it takes the place of the least frequent one (the newest of
 /// those, on a tie) with that one's count plus one: the Space-Saving rule (Metwally et al.,
 /// 2005). So a spelling seen later can still become the most frequent, any spelling used by
 /// more than one post in 8 of the tag's is kept, and a kept spelling's count is at most the
 /// count of the one it replaced too high.
-pub const MAX_SPELLINGS: usize = 8;
+pub use crate::counts_record::MAX_SPELLINGS;
 
 /// Index of a tag in [`PartitionCounter::tags`]: the tag's string is stored once, and every
 /// bucket counts by this id.

@@ -22,7 +22,7 @@
 //! [`CountsRecord::decode`] refuses, as malformed, everything the aggregator never writes: a
 //! negative partition, a time outside [`crate::EVENT_TIME_RANGE`], a count outside
 //! `0..=`[`crate::MAX_COUNT`], an empty tag or one over [`crate::tags::MAX_TAG_CHARS`]
-//! characters, more than [`crate::counter::MAX_SPELLINGS`] spellings. Its error quotes at most
+//! characters, more than [`MAX_SPELLINGS`] spellings. Its error quotes at most
 //! a short preview of the key.
 
 use serde::{Deserialize, Serialize};
@@ -56,7 +56,7 @@ pub struct CountsRecord {
     /// The count, or the watermark in epoch milliseconds for a watermark key.
     pub value: Option<i64>,
     /// For all-time keys: how often each original spelling was seen (at most
-    /// [`crate::counter::MAX_SPELLINGS`] of them); empty otherwise.
+    /// [`MAX_SPELLINGS`] of them); empty otherwise.
     pub spellings: Vec<(String, i64)>,
 }
 
@@ -85,10 +85,10 @@ fn ordered_spellings<'de, D: serde::Deserializer<'de>>(
         ) -> Result<Self::Value, A::Error> {
             let mut list = Vec::new();
             while let Some((spelling, count)) = map.next_entry::<String, i64>()? {
-                if list.len() == crate::counter::MAX_SPELLINGS {
+                if list.len() == MAX_SPELLINGS {
                     return Err(serde::de::Error::custom(format!(
                         "more than {} spellings",
-                        crate::counter::MAX_SPELLINGS
+                        MAX_SPELLINGS
                     )));
                 }
                 list.push((spelling, count));
@@ -105,6 +105,10 @@ struct WatermarkValue {
     #[serde(default, skip_deserializing)]
     at: String,
 }
+
+/// The most spellings an all-time record carries (the aggregator keeps that many a tag and
+/// partition, see [`crate::counter`]); a record with more is malformed.
+pub const MAX_SPELLINGS: usize = 8;
 
 /// How much of a malformed key an error quotes.
 const KEY_PREVIEW_BYTES: usize = 80;

@@ -332,6 +332,10 @@ auto.create.topics.enable=false
 num.partitions=1
 # Consumer groups start at once instead of waiting 3 s for more members.
 group.initial.rebalance.delay.ms=0
+# Abort transactions that outlived their timeout within a second, not the default ten: the
+# product's timeouts are then enforced as configured, and a test that relies on one (a
+# restore longer than the transaction timeout) sees it enforced.
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 # No deletion by age: tests write records stamped with fixed dates (CreateTime), which the
 # default 7-day retention would delete once those dates are a week old, mid-test, making a
 # test's outcome depend on the day it runs.

@@ -40,8 +40,9 @@ use crate::watchdog::Watchdog;
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long past its own timeout a blocking call may run before the watchdog ends the process.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(30);
-/// Restoring a partition gives up by itself after 120 s (plus a 30 s watermark query).
-const RESTORE_LIMIT: Duration = Duration::from_secs(150);
+/// How long past `aggregator.restore_timeout_secs` (plus its 30 s watermark query) a restore
+/// may run before the watchdog ends the process.
+const RESTORE_GRACE: Duration = Duration::from_secs(60);
 
 /// Limits on the records the engine writes, found at start.
 #[derive(Debug, Clone, Copy)]
@@ -200,6 +201,26 @@ impl Engine {
         }
     }
 
+    /// Commits the open transaction if `partition`'s next record will need a restore first.
+    ///
+    /// **Why restores run outside transactions.** A restore reads a whole counts partition; it
+    /// can take longer than `transaction.timeout.ms`, after which the broker aborts the open
+    /// transaction and fences this producer: the instance would exit, restart, restore again
+    /// inside a new transaction, and so on. With nothing open while it restores, a restore is
+    /// bounded by its own limit (`aggregator.restore_timeout_secs`) only.
+    fn commit_before_restore(
+        &mut self,
+        consumer: &AggregatorConsumer,
+        partition: i32,
+    ) -> anyhow::Result<()> {
+        let needs_restore =
+            self.assigned.contains(&partition) && !self.counters.contains_key(&partition);
+        if needs_restore && self.in_transaction {
+            self.commit(consumer).context("commit before restoring")?;
+        }
+        Ok(())
+    }
+
     fn process(&mut self, message: &BorrowedMessage<'_>) -> anyhow::Result<()> {
         let partition = message.partition();
         if !self.assigned.contains(&partition) {
@@ -210,7 +231,8 @@ impl Engine {
             let started = Instant::now();
             let lateness = millis(self.settings.aggregator.allowed_lateness);
             let restored = {
-                let _armed = self.watchdog.arm("restore partition", RESTORE_LIMIT);
+                let limit = self.settings.aggregator.restore_timeout + RESTORE_GRACE;
+                let _armed = self.watchdog.arm("restore partition", limit);
                 restore_partition(&self.settings, partition)?
             };
             let counter = restored.counter.with_allowed_lateness(lateness);
@@ -610,7 +632,12 @@ pub fn run_blocking(
     while !shutdown.is_cancelled() {
         match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(message)) => {
-                let result = consumer.context().engine().process(&message);
+                let result = {
+                    let mut engine = consumer.context().engine();
+                    engine
+                        .commit_before_restore(&consumer, message.partition())
+                        .and_then(|()| engine.process(&message))
+                };
                 if let Err(e) = result {
                     consumer.context().engine().commit_failed();
                     return Err(e);

@@ -67,9 +67,10 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
                 }
                 Some(Err(e)) => return Err(e.into()),
                 None => {
-                    if started.elapsed() > Duration::from_secs(120) {
+                    let limit = settings.aggregator.restore_timeout;
+                    if started.elapsed() > limit {
                         anyhow::bail!(
-                            "restoring partition {partition} of {topic} did not finish within 120 s"
+                            "restoring partition {partition} of {topic} did not finish within {limit:?} (aggregator.restore_timeout_secs)"
                         );
                     }
                 }

@@ -11,6 +11,7 @@
 //! | `aggregator.allowed_lateness_secs` | `86400` | a post older than the partition's watermark minus this counts in `all` only (and in the late-records metric) |
 //! | `aggregator.max_future_skew_secs` | `300` | a post whose `created_at` is further ahead of its record's Kafka timestamp (its ingest time) goes to the DLQ (`future_timestamp`); one less far ahead counts at its ingest time |
 //! | `aggregator.max_tags_per_post` | `30` | a post counts for at most this many distinct tags, the first ones; the hashtags after them are counted in `trends_aggregator_tags_dropped_total{reason="over_limit"}` |
+//! | `aggregator.restore_timeout_secs` | `120` | a partition's restore (rebuilding its state from the counts topic, outside any transaction) gives up after this long, and the instance restarts; at most 200 |
 //! | `aggregator.metrics_addr` | `0.0.0.0:9100` | where `GET /metrics` (Prometheus text) is served |
 //!
 //! plus the shared `kafka`, `topics`, `log` and `windows` sections.
@@ -60,8 +61,18 @@ pub struct AggregatorSettings {
     #[serde(rename = "max_future_skew_secs")]
     pub max_future_skew: Duration,
     pub max_tags_per_post: usize,
+    /// A partition's restore gives up (and the instance restarts) after this long. Restores
+    /// run outside transactions, so this is their only limit; it must stay below librdkafka's
+    /// `max.poll.interval.ms` (300 s), as the consumer is not polled while a restore runs.
+    #[serde_as(as = "DurationSeconds<u64>")]
+    #[serde(rename = "restore_timeout_secs")]
+    pub restore_timeout: Duration,
     pub metrics_addr: SocketAddr,
 }
+
+/// The longest `aggregator.restore_timeout_secs`: with the 60 s the watchdog adds, still below
+/// librdkafka's `max.poll.interval.ms` (300 s).
+pub const MAX_RESTORE_TIMEOUT: Duration = Duration::from_secs(200);
 
 /// The largest `aggregator.max_tags_per_post`: a post's work stays bounded by
 /// [`trends_core::tags::MAX_OCCURRENCES_EXAMINED`] occurrences anyway.
@@ -78,6 +89,7 @@ static_membership = false
 allowed_lateness_secs = 86400
 max_future_skew_secs = 300
 max_tags_per_post = 30
+restore_timeout_secs = 120
 metrics_addr = "0.0.0.0:9100"
 "#;
 
@@ -98,6 +110,12 @@ metrics_addr = "0.0.0.0:9100"
             return Err(ConfigError(
                 "aggregator.transaction_timeout_ms must be larger than aggregator.commit_interval_ms".into(),
             ));
+        }
+        if !(Duration::from_secs(1)..=MAX_RESTORE_TIMEOUT).contains(&a.restore_timeout) {
+            return Err(ConfigError(format!(
+                "aggregator.restore_timeout_secs must be within 1..={} (below max.poll.interval.ms)",
+                MAX_RESTORE_TIMEOUT.as_secs()
+            )));
         }
         if !(1..=MAX_TAGS_PER_POST).contains(&a.max_tags_per_post) {
             return Err(ConfigError(format!(

@@ -11,4 +11,5 @@ mod exactly_once;
 mod hostile;
 mod live_source;
 mod pipeline;
+mod restore;
 mod source_exactly_once;

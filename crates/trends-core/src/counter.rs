@@ -14,15 +14,25 @@
 //! through a `HashTable` of ids hashed by the string), buckets map a `u32` id to a `u32` count
 //! with a one-multiply hash, and changed keys are `(resolution, start, id)` triples: one
 //! allocation and about 190 bytes per tag (`examples/counter_memory.rs`), and counting is
-//! ~5× faster (`benches/count.rs`). Tags are never forgotten: the all-time window keeps them.
+//! ~5× faster (`benches/count.rs`).
+//!
+//! **Why the state is bounded.** A live feed brings new tags for ever, and a spam run can bring
+//! millions in an hour. So every bucket and the all-time window hold at most a configured
+//! number of tags ([`Capacity`]), as [Space-Saving](crate::space_saving) tables: exact below
+//! the capacity; above it, a count may be over by its `error`, at most `N / capacity` of that
+//! bucket or window, and every tag counted more often than that is held. A tag evicted from a
+//! bucket or from `all` gets a tombstone, so the counts topic stays bounded too, and a tag's
+//! string is freed once no bucket and no `all` holds it (reference counts): memory is bounded by
+//! the capacities, whatever the input. Evictions are counted ([`PartitionCounter::evictions`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
 use hashbrown::HashTable;
 
 use crate::EpochMillis;
 use crate::counts_record::{CountsKey, CountsRecord};
+use crate::space_saving::{Estimate, SpaceSaving};
 use crate::tags::PostTag;
 use crate::window::{BucketLayout, Resolution};
 
@@ -67,9 +77,46 @@ impl Hasher for IdHasher {
 
 type IdBuild = BuildHasherDefault<IdHasher>;
 
-/// One bucket: posts per tag id. `u32` counts: one partition's 10-second or 5-minute bucket
-/// never sees four billion posts.
-type Bucket = HashMap<TagId, u32, IdBuild>;
+/// One bucket: posts per tag id, for at most [`Capacity::bucket_tags`] tags. `u32` counts: one
+/// partition's 10-second or 5-minute bucket never sees four billion posts.
+type Bucket = SpaceSaving<TagId, u32, IdBuild>;
+
+/// The all-time counts of at most [`Capacity::all_time_tags`] tags.
+type AllTime = SpaceSaving<TagId, i64, IdBuild>;
+
+/// How many tags a partition's counter holds at most: memory is bounded by these, not by the
+/// input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Tags per bucket, at either resolution.
+    pub bucket_tags: usize,
+    /// Tags in the all-time window.
+    pub all_time_tags: usize,
+}
+
+impl Capacity {
+    /// The aggregator's defaults (`aggregator.max_tags_per_bucket`,
+    /// `aggregator.all_time_capacity`).
+    pub const DEFAULT: Capacity = Capacity {
+        bucket_tags: 20_000,
+        all_time_tags: 50_000,
+    };
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity::DEFAULT
+    }
+}
+
+/// How many tags were evicted, since the counter was made (see [`PartitionCounter::evictions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Evictions {
+    /// From a bucket, at either resolution.
+    pub bucket: u64,
+    /// From the all-time window.
+    pub all_time: u64,
+}
 
 /// How a tag was spelled, with counts, in first-seen order. `None` stands for the spelling that
 /// equals the normalized tag, the common case, which then costs no allocation.
@@ -130,14 +177,16 @@ impl Spellings {
     }
 }
 
-/// A tag seen on this partition, with its all-time count. Tags are never forgotten: the
-/// all-time window keeps them.
+/// A tag held by this partition: by a bucket or by `all`.
 #[derive(Debug)]
 struct TagSlot {
+    /// Empty while the slot is free.
     name: Box<str>,
-    /// `None` when there is no all-time count (a restored tombstone).
-    total: Option<i64>,
+    /// How this partition spelled the tag, while `all` holds it.
     spellings: Spellings,
+    /// How many buckets hold the tag, plus one if `all` does. At zero the slot is freed at the
+    /// end of the next [`PartitionCounter::take_updates`] (after its tombstones are written).
+    refs: u32,
     /// The all-time count changed since the last emission.
     total_dirty: bool,
 }
@@ -147,21 +196,30 @@ struct TagSlot {
 pub struct PartitionCounter {
     partition: i32,
     layout: BucketLayout,
+    capacity: Capacity,
     watermark: Option<EpochMillis>,
     /// Posts older than `watermark - allowed_lateness` count in `all` only.
     allowed_lateness_ms: i64,
-    /// Every tag seen, by id.
+    /// Tags held, by id; free slots are listed in `free`.
     tags: Vec<TagSlot>,
+    free: Vec<TagId>,
+    /// Ids whose `refs` fell to zero since the last emission.
+    unreferenced: Vec<TagId>,
     /// Tag string → id, hashed by `hasher`; holds ids only (the strings live in `tags`).
     index: HashTable<TagId>,
     hasher: RandomState,
     fine: BTreeMap<EpochMillis, Bucket>,
     coarse: BTreeMap<EpochMillis, Bucket>,
+    all: AllTime,
+    /// Evictions from buckets that have expired since (their tables are gone).
+    expired_evictions: u64,
     /// (resolution, bucket start, tag) of bucket counts changed since the last emission.
     dirty_buckets: HashSet<(Resolution, EpochMillis, TagId), IdBuild>,
     /// Ids whose all-time count changed since the last emission (`total_dirty` set).
     dirty_totals: Vec<TagId>,
     watermark_dirty: bool,
+    /// `all`'s floor as last emitted (with the watermark record).
+    emitted_floor: i64,
 }
 
 /// What happened to one post.
@@ -175,20 +233,31 @@ pub enum Recorded {
 }
 
 impl PartitionCounter {
+    /// A counter with the default [`Capacity`].
     pub fn new(partition: i32, layout: BucketLayout) -> Self {
+        PartitionCounter::with_capacity(partition, layout, Capacity::DEFAULT)
+    }
+
+    pub fn with_capacity(partition: i32, layout: BucketLayout, capacity: Capacity) -> Self {
         PartitionCounter {
             partition,
             layout,
+            capacity,
             watermark: None,
             allowed_lateness_ms: i64::MAX,
             tags: Vec::new(),
+            free: Vec::new(),
+            unreferenced: Vec::new(),
             index: HashTable::new(),
             hasher: RandomState::new(),
             fine: BTreeMap::new(),
             coarse: BTreeMap::new(),
+            all: AllTime::new(capacity.all_time_tags),
+            expired_evictions: 0,
             dirty_buckets: HashSet::default(),
             dirty_totals: Vec::new(),
             watermark_dirty: false,
+            emitted_floor: 0,
         }
     }
 
@@ -208,34 +277,60 @@ impl PartitionCounter {
         self.watermark
     }
 
-    fn buckets_mut(&mut self, resolution: Resolution) -> &mut BTreeMap<EpochMillis, Bucket> {
-        match resolution {
-            Resolution::Fine => &mut self.fine,
-            Resolution::Coarse => &mut self.coarse,
+    pub fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
+    /// How many tags were evicted from buckets and from `all`, since the counter was made.
+    pub fn evictions(&self) -> Evictions {
+        let live: u64 = self
+            .fine
+            .values()
+            .chain(self.coarse.values())
+            .map(Bucket::evictions)
+            .sum();
+        Evictions {
+            bucket: self.expired_evictions + live,
+            all_time: self.all.evictions(),
         }
     }
 
-    /// The id of `tag`, added (without an all-time count) if new.
+    /// The most posts a tag not held by `all` may have had on this partition (0 while `all`
+    /// has evicted nothing).
+    pub fn all_time_floor(&self) -> i64 {
+        self.all.floor()
+    }
+
+    /// The id of `tag`, added (held by nothing yet) if new.
     fn intern(&mut self, tag: &str) -> TagId {
         let hash = self.hasher.hash_one(tag);
         let tags = &self.tags;
         if let Some(&id) = self.index.find(hash, |&id| &*tags[id as usize].name == tag) {
             return id;
         }
-        let id = TagId::try_from(self.tags.len()).unwrap_or(TagId::MAX);
-        self.tags.push(TagSlot {
+        let slot = TagSlot {
             name: tag.into(),
-            total: None,
             spellings: Spellings::Empty,
+            refs: 0,
             total_dirty: false,
-        });
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.tags[id as usize] = slot;
+                id
+            }
+            None => {
+                self.tags.push(slot);
+                TagId::try_from(self.tags.len() - 1).unwrap_or(TagId::MAX)
+            }
+        };
         let (tags, hasher) = (&self.tags, &self.hasher);
         self.index
             .insert_unique(hash, id, |&id| hasher.hash_one(&*tags[id as usize].name));
         id
     }
 
-    /// The id of `tag` if it was seen.
+    /// The id of `tag` if it is held.
     fn lookup(&self, tag: &str) -> Option<TagId> {
         let hash = self.hasher.hash_one(tag);
         self.index
@@ -245,6 +340,36 @@ impl PartitionCounter {
 
     fn name(&self, id: TagId) -> String {
         self.tags[id as usize].name.to_string()
+    }
+
+    fn hold(&mut self, id: TagId) {
+        self.tags[id as usize].refs += 1;
+    }
+
+    fn release(&mut self, id: TagId) {
+        let slot = &mut self.tags[id as usize];
+        slot.refs = slot.refs.saturating_sub(1);
+        if slot.refs == 0 {
+            self.unreferenced.push(id);
+        }
+    }
+
+    /// Frees the slots nothing holds any more: their tombstones were written.
+    fn free_unreferenced(&mut self) {
+        for id in std::mem::take(&mut self.unreferenced) {
+            let slot = &self.tags[id as usize];
+            if slot.refs != 0 || slot.name.is_empty() || slot.total_dirty {
+                continue;
+            }
+            let hash = self.hasher.hash_one(&*slot.name);
+            if let Ok(entry) = self.index.find_entry(hash, |&other| other == id) {
+                entry.remove();
+            }
+            let slot = &mut self.tags[id as usize];
+            slot.name = Box::from("");
+            slot.spellings = Spellings::Empty;
+            self.free.push(id);
+        }
     }
 
     fn mark_total_dirty(&mut self, id: TagId) {
@@ -268,6 +393,7 @@ impl PartitionCounter {
         } else {
             Recorded::InWindows
         };
+        let mut evicted: Vec<TagId> = Vec::new();
         for t in tags {
             let id = self.intern(&t.tag);
             if !too_late {
@@ -282,20 +408,40 @@ impl PartitionCounter {
                         }
                         continue;
                     }
-                    let count = self
-                        .buckets_mut(resolution)
-                        .entry(start)
-                        .or_default()
-                        .entry(id)
-                        .or_insert(0);
-                    *count = count.saturating_add(1);
+                    let capacity = self.capacity.bucket_tags;
+                    let added = match resolution {
+                        Resolution::Fine => &mut self.fine,
+                        Resolution::Coarse => &mut self.coarse,
+                    }
+                    .entry(start)
+                    .or_insert_with(|| Bucket::new(capacity))
+                    .add(id, 1, |old, _| evicted.push(old));
+                    if added.admitted {
+                        self.hold(id);
+                    }
                     self.dirty_buckets.insert((resolution, start, id));
+                    for old in evicted.drain(..) {
+                        // Its key is tombstoned at the next emission.
+                        self.dirty_buckets.insert((resolution, start, old));
+                        self.release(old);
+                    }
                 }
             }
-            let slot = &mut self.tags[id as usize];
-            slot.total = Some(slot.total.unwrap_or(0) + 1);
-            slot.spellings.count(&t.tag, &t.spelling);
+            let added = self.all.add(id, 1, |old, _| evicted.push(old));
+            if added.admitted {
+                self.hold(id);
+            }
+            for old in evicted.drain(..) {
+                self.tags[old as usize].spellings = Spellings::Empty;
+                self.mark_total_dirty(old);
+                self.release(old);
+            }
+            self.tags[id as usize].spellings.count(&t.tag, &t.spelling);
             self.mark_total_dirty(id);
+        }
+        if self.all.floor() != self.emitted_floor {
+            // The floor travels with the watermark record.
+            self.watermark_dirty = true;
         }
         outcome
     }
@@ -306,23 +452,30 @@ impl PartitionCounter {
         if record.key.partition() != self.partition {
             return;
         }
+        let estimate = |count: i64| Estimate {
+            count,
+            error: record.error.clamp(0, count.max(0)),
+        };
         match (record.key, record.value) {
-            (CountsKey::Watermark { .. }, value) => self.watermark = value,
+            (CountsKey::Watermark { .. }, value) => {
+                self.watermark = value;
+                self.all.raise_floor(record.error.max(0));
+                self.emitted_floor = self.all.floor();
+            }
             (CountsKey::Total { tag, .. }, None) => {
-                if let Some(id) = self.lookup(&tag) {
-                    let slot = &mut self.tags[id as usize];
-                    slot.total = None;
-                    slot.spellings = Spellings::Empty;
+                if let Some(id) = self.lookup(&tag)
+                    && self.all.remove(&id).is_some()
+                {
+                    self.tags[id as usize].spellings = Spellings::Empty;
+                    self.release(id);
                 }
             }
-            (CountsKey::Total { tag, .. }, value) => {
+            (CountsKey::Total { tag, .. }, Some(count)) => {
                 let id = self.intern(&tag);
-                let slot = &mut self.tags[id as usize];
-                slot.total = value;
-                slot.spellings = match value {
-                    Some(_) => Spellings::from_list(&tag, record.spellings),
-                    None => Spellings::Empty,
-                };
+                if self.all.set(id, estimate(count)) {
+                    self.hold(id);
+                }
+                self.tags[id as usize].spellings = Spellings::from_list(&tag, record.spellings);
             }
             (
                 CountsKey::Bucket {
@@ -335,30 +488,54 @@ impl PartitionCounter {
             ) => match value {
                 Some(count) => {
                     let id = self.intern(&tag);
-                    let count = u32::try_from(count.max(0)).unwrap_or(u32::MAX);
-                    self.buckets_mut(resolution)
+                    let Estimate { count, error } = estimate(count);
+                    let narrow = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+                    let capacity = self.capacity.bucket_tags;
+                    let new = self
+                        .buckets_mut(resolution)
                         .entry(start)
-                        .or_default()
-                        .insert(id, count);
+                        .or_insert_with(|| Bucket::new(capacity))
+                        .set(
+                            id,
+                            Estimate {
+                                count: narrow(count),
+                                error: narrow(error),
+                            },
+                        );
+                    if new {
+                        self.hold(id);
+                    }
                 }
                 None => {
                     let Some(id) = self.lookup(&tag) else {
                         return;
                     };
                     let buckets = self.buckets_mut(resolution);
-                    if let Some(bucket) = buckets.get_mut(&start) {
-                        bucket.remove(&id);
-                        if bucket.is_empty() {
-                            buckets.remove(&start);
-                        }
+                    let Some(bucket) = buckets.get_mut(&start) else {
+                        return;
+                    };
+                    let removed = bucket.remove(&id).is_some();
+                    if bucket.is_empty() {
+                        buckets.remove(&start);
+                    }
+                    if removed {
+                        self.release(id);
                     }
                 }
             },
         }
     }
 
-    /// Expires old buckets and returns every change since the last call: new absolute counts,
-    /// tombstones for expired buckets, and the watermark if it moved.
+    fn buckets_mut(&mut self, resolution: Resolution) -> &mut BTreeMap<EpochMillis, Bucket> {
+        match resolution {
+            Resolution::Fine => &mut self.fine,
+            Resolution::Coarse => &mut self.coarse,
+        }
+    }
+
+    /// Expires old buckets and returns every change since the last call: new absolute counts
+    /// (with their error), tombstones for expired buckets and evicted tags, and the watermark
+    /// (with `all`'s floor) if either moved. Then frees the tags nothing holds any more.
     pub fn take_updates(&mut self) -> Vec<CountsRecord> {
         let mut updates =
             Vec::with_capacity(self.dirty_buckets.len() + self.dirty_totals.len() + 1);
@@ -370,7 +547,8 @@ impl PartitionCounter {
                 let kept = buckets.split_off(&oldest);
                 let expired = std::mem::replace(buckets, kept);
                 for (start, bucket) in expired {
-                    for (id, _) in bucket {
+                    self.expired_evictions += bucket.evictions();
+                    for (id, _) in bucket.iter() {
                         self.dirty_buckets.remove(&(resolution, start, id));
                         let key = CountsKey::Bucket {
                             partition,
@@ -379,6 +557,7 @@ impl PartitionCounter {
                             tag: self.name(id),
                         };
                         updates.push(CountsRecord::new(key, None));
+                        self.release(id);
                     }
                 }
             }
@@ -389,17 +568,17 @@ impl PartitionCounter {
                 Resolution::Fine => &self.fine,
                 Resolution::Coarse => &self.coarse,
             };
-            let value = buckets
-                .get(&start)
-                .and_then(|b| b.get(&id))
-                .map(|&n| i64::from(n));
+            let estimate = buckets.get(&start).and_then(|b| b.get(&id));
             let key = CountsKey::Bucket {
                 partition,
                 resolution,
                 start,
                 tag: self.name(id),
             };
-            updates.push(CountsRecord::new(key, value));
+            updates.push(
+                CountsRecord::new(key, estimate.map(|e| i64::from(e.count)))
+                    .with_error(estimate.map_or(0, |e| i64::from(e.error))),
+            );
         }
         // Keep the set's table for the next interval unless it is far larger than needed
         // (a catch-up burst): a drained set keeps its capacity otherwise.
@@ -411,6 +590,7 @@ impl PartitionCounter {
         }
         self.dirty_buckets = dirty;
         for id in std::mem::take(&mut self.dirty_totals) {
+            let estimate = self.all.get(&id);
             let slot = &mut self.tags[id as usize];
             slot.total_dirty = false;
             updates.push(CountsRecord {
@@ -418,16 +598,22 @@ impl PartitionCounter {
                     partition,
                     tag: slot.name.to_string(),
                 },
-                value: slot.total,
-                spellings: slot.spellings.to_list(&slot.name),
+                value: estimate.map(|e| e.count),
+                spellings: match estimate {
+                    Some(_) => slot.spellings.to_list(&slot.name),
+                    None => Vec::new(),
+                },
+                error: estimate.map_or(0, |e| e.error),
             });
         }
         if std::mem::take(&mut self.watermark_dirty) {
-            updates.push(CountsRecord::new(
-                CountsKey::Watermark { partition },
-                self.watermark,
-            ));
+            self.emitted_floor = self.all.floor();
+            updates.push(
+                CountsRecord::new(CountsKey::Watermark { partition }, self.watermark)
+                    .with_error(self.emitted_floor),
+            );
         }
+        self.free_unreferenced();
         updates
     }
 
@@ -437,14 +623,21 @@ impl PartitionCounter {
             .fine
             .values()
             .chain(self.coarse.values())
-            .map(HashMap::len)
+            .map(Bucket::len)
             .sum();
-        buckets + self.tags.iter().filter(|t| t.total.is_some()).count()
+        buckets + self.all.len()
+    }
+
+    /// Number of distinct tags held (by a bucket or by `all`), for memory metrics.
+    pub fn tags_held(&self) -> usize {
+        self.tags.len() - self.free.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     const NOON: EpochMillis = 1_795_435_200_000;
@@ -679,6 +872,169 @@ mod tests {
         assert_eq!(
             as_map(original.take_updates()),
             as_map(restored.take_updates())
+        );
+    }
+
+    fn small(bucket_tags: usize, all_time_tags: usize) -> PartitionCounter {
+        PartitionCounter::with_capacity(
+            0,
+            BucketLayout::default(),
+            Capacity {
+                bucket_tags,
+                all_time_tags,
+            },
+        )
+    }
+
+    /// The state the counts topic holds after applying `updates` in order (compaction).
+    fn apply(topic: &mut HashMap<String, CountsRecord>, updates: Vec<CountsRecord>) {
+        for record in updates {
+            let key = record.key.encode();
+            if record.value.is_some() {
+                topic.insert(key, record);
+            } else {
+                topic.remove(&key);
+            }
+        }
+    }
+
+    #[test]
+    fn below_capacity_every_count_is_exact() {
+        let mut counter = small(100, 100);
+        let mut truth: HashMap<String, i64> = HashMap::new();
+        for i in 0..2_000u64 {
+            let tag = format!("t{}", (i * 7_919) % 100);
+            *truth.entry(tag.clone()).or_default() += 1;
+            counter.record(NOON + i as i64, &tags(&[&tag]));
+        }
+        let mut topic = HashMap::new();
+        apply(&mut topic, counter.take_updates());
+        for (tag, n) in &truth {
+            let total = &topic[&format!("0|a|{tag}")];
+            assert_eq!((total.value, total.error), (Some(*n), 0), "{tag}");
+        }
+        assert_eq!(counter.evictions(), Evictions::default());
+        assert_eq!(topic["0|w"].error, 0, "no floor while nothing was evicted");
+    }
+
+    #[test]
+    fn a_flood_of_one_off_tags_stays_within_capacity_and_the_error_bound() {
+        // Two heavy tags in every 10th post, 20,000 one-off tags, capacities of 500.
+        let capacity = 500;
+        let mut counter = small(capacity, capacity);
+        let mut truth: HashMap<String, i64> = HashMap::new();
+        let mut topic = HashMap::new();
+        let mut posts = 0i64;
+        for i in 0..20_000i64 {
+            let mut list = vec![format!("once{i}")];
+            if i % 10 == 0 {
+                list.push("heavy".into());
+                list.push("heavier".into());
+            }
+            if i % 5 == 0 {
+                list.push("heavier".into());
+            }
+            list.dedup();
+            let list: Vec<&str> = list.iter().map(String::as_str).collect();
+            for t in &list {
+                *truth.entry(t.to_string()).or_default() += 1;
+            }
+            posts += list.len() as i64;
+            // All within one fine bucket: 20,000 tags into a bucket of 500.
+            counter.record(NOON + i % 10_000, &tags(&list));
+            if i % 1_000 == 0 {
+                apply(&mut topic, counter.take_updates());
+            }
+        }
+        apply(&mut topic, counter.take_updates());
+        assert!(
+            counter.tags_held() <= 2 * capacity,
+            "{}",
+            counter.tags_held()
+        );
+        assert!(counter.entries() <= 3 * capacity);
+        let evictions = counter.evictions();
+        assert!(evictions.bucket > 0 && evictions.all_time > 0);
+        // The topic holds no more than the counter: evicted keys were tombstoned.
+        assert!(topic.len() <= 3 * capacity + 1, "{}", topic.len());
+        let bound = posts / capacity as i64;
+        let floor = topic["0|w"].error;
+        assert!(floor > 0 && floor <= bound);
+        for heavy in ["heavy", "heavier"] {
+            let n = truth[heavy];
+            let total = &topic[&format!("0|a|{heavy}")];
+            let count = total.value.expect("held");
+            assert!(
+                count - total.error <= n && n <= count,
+                "{heavy}: {total:?} vs {n}"
+            );
+            assert!(total.error <= bound);
+            let bucket = &topic[&format!("0|f|{NOON}|{heavy}")];
+            let count = bucket.value.expect("held");
+            assert!(count - bucket.error <= n && n <= count);
+        }
+        // Every all-time key in the topic bounds its tag's true count; a tag without one had at
+        // most the floor.
+        for (tag, n) in &truth {
+            match topic.get(&format!("0|a|{tag}")) {
+                Some(r) => {
+                    let count = r.value.expect("live");
+                    assert!(count - r.error <= *n && *n <= count, "{tag}");
+                }
+                None => assert!(*n <= floor, "{tag}: {n} > floor {floor}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_restored_counter_continues_the_estimates_and_the_floor() {
+        let mut original = small(50, 50);
+        let mut topic = HashMap::new();
+        for i in 0..500i64 {
+            original.record(NOON, &tags(&[&format!("x{i}"), "keep"]));
+        }
+        apply(&mut topic, original.take_updates());
+        let mut restored = small(50, 50);
+        for record in topic.values() {
+            restored.restore(record.clone());
+        }
+        assert_eq!(restored.all_time_floor(), original.all_time_floor());
+        assert!(restored.take_updates().is_empty());
+        for i in 500..600i64 {
+            let post = [format!("x{i}"), "keep".to_string()];
+            let post: Vec<&str> = post.iter().map(String::as_str).collect();
+            original.record(NOON, &tags(&post));
+            restored.record(NOON, &tags(&post));
+        }
+        let (a, b) = (original.take_updates(), restored.take_updates());
+        let keep = |u: &[CountsRecord]| {
+            u.iter()
+                .find(|r| r.key.encode() == "0|a|keep")
+                .map(|r| (r.value, r.error))
+        };
+        assert_eq!(keep(&a), Some((Some(600), 0)));
+        assert_eq!(keep(&a), keep(&b));
+        assert_eq!(original.tags_held(), restored.tags_held());
+    }
+
+    #[test]
+    fn freed_tags_are_forgotten_and_their_slots_reused() {
+        let mut counter = small(1_000, 10);
+        for day in 0..5i64 {
+            for i in 0..100 {
+                counter.record(
+                    NOON + day * 86_400_000 * 2,
+                    &tags(&[&format!("d{day}t{i}")]),
+                );
+            }
+            counter.take_updates();
+        }
+        // Two days between batches: the older batches' buckets expired and `all` holds 10.
+        assert!(counter.tags_held() <= 100 + 10, "{}", counter.tags_held());
+        assert!(
+            counter.tags.len() <= 2 * 110,
+            "slots are reused: {}",
+            counter.tags.len()
         );
     }
 }

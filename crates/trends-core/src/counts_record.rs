@@ -6,16 +6,23 @@
 //!
 //! | key                                    | value                               | meaning                                   |
 //! |----------------------------------------|-------------------------------------|-------------------------------------------|
-//! | `{p}\|f\|{bucket_start_ms}\|{tag}`     | `{"count":N}`                       | posts with `tag` in a fine bucket         |
-//! | `{p}\|c\|{bucket_start_ms}\|{tag}`     | `{"count":N}`                       | posts with `tag` in a coarse bucket       |
-//! | `{p}\|a\|{tag}`                        | `{"count":N,"spellings":{"Rust":N}}`| posts with `tag` since the topic began, and how often each spelling was seen |
-//! | `{p}\|w`                               | `{"watermark":ms,"at":"RFC 3339"}`  | latest event time seen on input partition |
+//! | `{p}\|f\|{bucket_start_ms}\|{tag}`     | `{"count":N,"error":E}`             | posts with `tag` in a fine bucket         |
+//! | `{p}\|c\|{bucket_start_ms}\|{tag}`     | `{"count":N,"error":E}`             | posts with `tag` in a coarse bucket       |
+//! | `{p}\|a\|{tag}`                        | `{"count":N,"error":E,"spellings":{"Rust":N}}`| posts with `tag` since the topic began, and how often each spelling was seen |
+//! | `{p}\|w`                               | `{"watermark":ms,"at":"RFC 3339","all_floor":F}` | latest event time seen on input partition |
 //!
 //! `p` is the input partition, `tag` the normalized hashtag (it comes last, so it may contain
 //! `|`). Values are absolute, so compaction keeps exactly the current state; a bucket that left
 //! the longest window is deleted with a tombstone (a null value) for each of its keys.
 //! `spellings` lists a tag's spellings in the order the partition first saw them (a JSON
 //! object whose member order is kept), so a restored counter is the counter that wrote it.
+//!
+//! **Estimates.** The aggregator tracks a bounded number of tags per bucket and in `all`
+//! (Space-Saving, see [`crate::space_saving`]). Below that capacity every count is exact and
+//! `error` is absent (0). Above it, a count may be over by at most `error`: the true count is in
+//! `count − error ..= count`. A tag evicted from `all` loses its `{p}|a|{tag}` key (a
+//! tombstone), and the watermark record's `all_floor` says how many posts such a tag may have
+//! had on that partition at most (absent, 0, while `all` has evicted nothing).
 //!
 //! **Decoding trusts nothing.** Anyone with write access to the topic can put anything in it,
 //! and a reader must neither panic, loop nor hold unbounded state because of one record. So
@@ -25,7 +32,7 @@
 //! characters, more than [`MAX_SPELLINGS`] spellings. Its error quotes at most
 //! a short preview of the key.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::tags::MAX_TAG_CHARS;
 use crate::window::Resolution;
@@ -58,11 +65,19 @@ pub struct CountsRecord {
     /// For all-time keys: how often each original spelling was seen (at most
     /// [`MAX_SPELLINGS`] of them); empty otherwise.
     pub spellings: Vec<(String, i64)>,
+    /// For bucket and all-time keys: how much `value` may exceed the true count (0: exact);
+    /// the true count is in `value − error ..= value`. For the watermark key: the partition's
+    /// *all-time floor*, the most posts a tag without an all-time key on this partition may
+    /// have had (0 while its `all` has evicted no tag). Always within `0..=value` or
+    /// `0..=`[`MAX_COUNT`].
+    pub error: i64,
 }
 
 #[derive(Deserialize)]
 struct CountValue {
     count: i64,
+    #[serde(default)]
+    error: i64,
     #[serde(default, deserialize_with = "ordered_spellings")]
     spellings: Vec<(String, i64)>,
 }
@@ -99,11 +114,11 @@ fn ordered_spellings<'de, D: serde::Deserializer<'de>>(
     deserializer.deserialize_map(Members)
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct WatermarkValue {
     watermark: EpochMillis,
-    #[serde(default, skip_deserializing)]
-    at: String,
+    #[serde(default)]
+    all_floor: i64,
 }
 
 /// The most spellings an all-time record carries (the aggregator keeps that many a tag and
@@ -201,20 +216,37 @@ impl CountsRecord {
             key,
             value,
             spellings: Vec::new(),
+            error: 0,
         }
+    }
+
+    /// The same record with `error` set.
+    pub fn with_error(mut self, error: i64) -> CountsRecord {
+        self.error = error;
+        self
     }
 
     /// The record's value as bytes, `None` for a tombstone.
     pub fn encode_value(&self) -> Option<String> {
         let value = self.value?;
+        let error = match self.error {
+            0 => String::new(),
+            e => format!(r#","error":{e}"#),
+        };
         Some(match self.key {
-            CountsKey::Watermark { .. } => format!(
-                r#"{{"watermark":{value},"at":"{}"}}"#,
-                crate::format_rfc3339_millis(value)
-            ),
+            CountsKey::Watermark { .. } => {
+                let floor = match self.error {
+                    0 => String::new(),
+                    f => format!(r#","all_floor":{f}"#),
+                };
+                format!(
+                    r#"{{"watermark":{value},"at":"{}"{floor}}}"#,
+                    crate::format_rfc3339_millis(value)
+                )
+            }
             CountsKey::Total { .. } if !self.spellings.is_empty() => {
                 // By hand, to keep the spellings in their order.
-                let mut out = format!(r#"{{"count":{value},"spellings":{{"#);
+                let mut out = format!(r#"{{"count":{value}{error},"spellings":{{"#);
                 for (i, (spelling, n)) in self.spellings.iter().enumerate() {
                     if i > 0 {
                         out.push(',');
@@ -227,7 +259,7 @@ impl CountsRecord {
                 out.push_str("}}");
                 out
             }
-            _ => format!(r#"{{"count":{value}}}"#),
+            _ => format!(r#"{{"count":{value}{error}}}"#),
         })
     }
 
@@ -243,16 +275,24 @@ impl CountsRecord {
         };
         let valid_count = |n: i64| (0..=MAX_COUNT).contains(&n);
         let mut spellings = Vec::new();
+        let mut error = 0;
         let value = match value {
             None => None,
             Some(bytes) => Some(match key {
                 CountsKey::Watermark { .. } => {
-                    let watermark = serde_json::from_slice::<WatermarkValue>(bytes)
-                        .map_err(|e| bad_value(e.to_string()))?
-                        .watermark;
+                    let decoded = serde_json::from_slice::<WatermarkValue>(bytes)
+                        .map_err(|e| bad_value(e.to_string()))?;
+                    let watermark = decoded.watermark;
                     if !EVENT_TIME_RANGE.contains(&watermark) {
                         return Err(bad_value(format!("watermark {watermark} out of range")));
                     }
+                    if !valid_count(decoded.all_floor) {
+                        return Err(bad_value(format!(
+                            "all_floor {} out of range",
+                            decoded.all_floor
+                        )));
+                    }
+                    error = decoded.all_floor;
                     watermark
                 }
                 _ => {
@@ -261,6 +301,13 @@ impl CountsRecord {
                     if !valid_count(value.count) {
                         return Err(bad_value(format!("count {} out of range", value.count)));
                     }
+                    if !(0..=value.count).contains(&value.error) {
+                        return Err(bad_value(format!(
+                            "error {} not within 0..=count",
+                            value.error
+                        )));
+                    }
+                    error = value.error;
                     let valid_spelling = |(s, n): &(String, i64)| {
                         !s.is_empty() && s.chars().nth(MAX_TAG_CHARS).is_none() && valid_count(*n)
                     };
@@ -278,6 +325,7 @@ impl CountsRecord {
             key,
             value,
             spellings,
+            error,
         })
     }
 }
@@ -304,6 +352,7 @@ mod tests {
             },
             value: Some(42),
             spellings: vec![],
+            error: 0,
         });
         round_trip(CountsRecord {
             key: CountsKey::Bucket {
@@ -314,6 +363,7 @@ mod tests {
             },
             value: None,
             spellings: vec![],
+            error: 0,
         });
         round_trip(CountsRecord {
             key: CountsKey::Total {
@@ -322,6 +372,7 @@ mod tests {
             },
             value: Some(7),
             spellings: vec![("Kafka".into(), 5), ("kafka\"|".into(), 2)],
+            error: 0,
         });
         // Spellings keep their order (first seen first), not a sorted one.
         round_trip(CountsRecord {
@@ -331,11 +382,32 @@ mod tests {
             },
             value: Some(6),
             spellings: vec![("rust".into(), 1), ("Rust".into(), 3), ("RUST".into(), 2)],
+            error: 2,
         });
+        round_trip(
+            CountsRecord::new(
+                CountsKey::Bucket {
+                    partition: 2,
+                    resolution: Resolution::Fine,
+                    start: 1_795_435_200_000,
+                    tag: "flood".into(),
+                },
+                Some(9),
+            )
+            .with_error(8),
+        );
+        round_trip(
+            CountsRecord::new(
+                CountsKey::Watermark { partition: 1 },
+                Some(1_795_435_200_123),
+            )
+            .with_error(17),
+        );
         round_trip(CountsRecord {
             key: CountsKey::Watermark { partition: 1 },
             value: Some(1_795_435_200_123),
             spellings: vec![],
+            error: 0,
         });
     }
 
@@ -383,6 +455,10 @@ mod tests {
         assert!(decode("0|a|x", r#"{"count":9007199254740992}"#).is_err());
         assert!(decode("0|a|x", r#"{"count":9007199254740991}"#).is_ok());
         assert!(decode("0|a|x", r#"{"count":1,"spellings":{"X":-1}}"#).is_err());
+        assert!(decode("0|a|x", r#"{"count":3,"error":4}"#).is_err());
+        assert!(decode("0|a|x", r#"{"count":3,"error":-1}"#).is_err());
+        assert!(decode("0|a|x", r#"{"count":3,"error":3}"#).is_ok());
+        assert!(decode("0|w", r#"{"watermark":1795435200000,"all_floor":-1}"#).is_err());
         assert!(decode("0|a|x", r#"{"count":1,"spellings":{"":1}}"#).is_err());
         let many: Vec<String> = (0..9).map(|i| format!(r#""x{i}":1"#)).collect();
         assert!(

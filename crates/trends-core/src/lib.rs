@@ -9,6 +9,7 @@
 //! - [`tags`]: which hashtags a post counts for (supplied tags or extracted ones).
 //! - [`window`]: the windows (`1m` … `24h`, `all`) and the event-time buckets they are made of.
 //! - [`counter`]: the per-input-partition counting state kept by the aggregator.
+//! - [`space_saving`]: bounded top-k counting (Space-Saving), exact below capacity.
 //! - [`counts_record`]: the wire format of the compacted counts topic (keys and values).
 //! - [`view`]: the API's read model, which sums partial counts into ranked snapshots.
 
@@ -16,6 +17,7 @@ pub mod counter;
 pub mod counts_record;
 pub mod hashtag;
 pub mod post;
+pub mod space_saving;
 pub mod tags;
 pub mod view;
 pub mod window;

@@ -601,6 +601,7 @@ mod tests {
                 },
                 value: Some(*count),
                 spellings: vec![(tag.clone(), *count)],
+                error: 0,
             });
         }
         view.snapshot()

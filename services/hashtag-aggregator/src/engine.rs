@@ -26,13 +26,13 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::client_config;
 use trends_common::time::now_ms;
-use trends_core::counter::{PartitionCounter, Recorded};
+use trends_core::counter::{Evictions, PartitionCounter, Recorded};
 use trends_core::post::{MAX_REASON_BYTES, PostError, event_time_at_ingest, parse_post};
 use trends_core::tags::extract_post_tags;
 use trends_core::{EpochMillis, truncate_utf8};
 
 use crate::dead_letter::DeadLetter;
-use crate::metrics::{CommitPhase, DropReason, Metrics, RefusedTopic};
+use crate::metrics::{CommitPhase, DropReason, EvictionScope, Metrics, RefusedTopic};
 use crate::restore::restore_partition;
 use crate::settings::{Settings, millis};
 use crate::watchdog::Watchdog;
@@ -76,6 +76,8 @@ pub struct Engine {
     producer: BaseProducer,
     assigned: HashSet<i32>,
     counters: HashMap<i32, PartitionCounter>,
+    /// Each counter's evictions as last added to the metric.
+    evictions_seen: HashMap<i32, Evictions>,
     /// Next input offset to commit, per partition touched in the open transaction.
     offsets: BTreeMap<i32, i64>,
     in_transaction: bool,
@@ -239,6 +241,7 @@ impl Engine {
             self.metrics.counts_records_skipped.inc_by(restored.skipped);
             self.metrics.restored(started.elapsed());
             self.counters.insert(partition, counter);
+            self.evictions_seen.insert(partition, Evictions::default());
         }
         self.begin_if_needed()?;
         let max_skew_ms = millis(self.settings.aggregator.max_future_skew);
@@ -426,11 +429,31 @@ impl Engine {
 
     fn try_commit(&mut self, consumer: &AggregatorConsumer) -> anyhow::Result<()> {
         let mut updates = Vec::new();
+        let (mut entries, mut tags) = (0usize, 0usize);
         for (partition, counter) in &mut self.counters {
             for record in counter.take_updates() {
                 updates.push((*partition, record));
             }
+            let now = counter.evictions();
+            let seen = self.evictions_seen.entry(*partition).or_default();
+            self.metrics.tags_evicted(
+                EvictionScope::Bucket,
+                now.bucket.saturating_sub(seen.bucket),
+            );
+            self.metrics.tags_evicted(
+                EvictionScope::AllTime,
+                now.all_time.saturating_sub(seen.all_time),
+            );
+            *seen = now;
+            entries += counter.entries();
+            tags += counter.tags_held();
         }
+        self.metrics
+            .state_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.metrics
+            .state_tags
+            .set(i64::try_from(tags).unwrap_or(i64::MAX));
         if !updates.is_empty() {
             self.begin_if_needed()?;
         }
@@ -522,6 +545,7 @@ impl Engine {
         for partition in partitions {
             self.assigned.remove(partition);
             self.counters.remove(partition);
+            self.evictions_seen.remove(partition);
         }
         self.assignment_changed();
     }
@@ -592,6 +616,7 @@ pub fn run_blocking(
         producer,
         assigned: HashSet::new(),
         counters: HashMap::new(),
+        evictions_seen: HashMap::new(),
         offsets: BTreeMap::new(),
         in_transaction: false,
         failure: None,

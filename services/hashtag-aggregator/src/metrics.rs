@@ -53,6 +53,13 @@ pub enum DropReason {
     OverLimit,
 }
 
+/// Where a tag was evicted from (the counter's bounded tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EvictionScope {
+    Bucket,
+    AllTime,
+}
+
 /// The topic a refused record was meant for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefusedTopic {
@@ -76,6 +83,12 @@ label_values! {
     CommitPhase { Produce => "produce", SendOffsets => "send_offsets", Commit => "commit" }
     DropReason { TooLong => "too_long", OverLimit => "over_limit" }
     RefusedTopic { Counts => "counts", Dlq => "dlq" }
+    EvictionScope { Bucket => "bucket", AllTime => "all" }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ScopeLabel {
+    scope: EvictionScope,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -118,6 +131,9 @@ pub struct Metrics {
     pub rebalances: Counter,
     pub partitions_restored: Counter,
     tags_dropped: Family<ReasonLabel, Counter>,
+    tags_evicted: Family<ScopeLabel, Counter>,
+    pub state_entries: Gauge,
+    pub state_tags: Gauge,
     records_refused: Family<TopicLabel, Counter>,
     restore_duration: Histogram,
     transaction_duration: Family<PhaseLabel, Histogram>,
@@ -199,6 +215,27 @@ impl Metrics {
             "Hashtag occurrences not counted, by reason",
             tags_dropped.clone(),
         );
+        let tags_evicted = Family::<ScopeLabel, Counter>::default();
+        registry.register(
+            "tags_evicted",
+            "Tags evicted from a full bucket or all-time table (their counts become estimates), by scope",
+            tags_evicted.clone(),
+        );
+        for scope in [EvictionScope::Bucket, EvictionScope::AllTime] {
+            let _ = tags_evicted.get_or_create(&ScopeLabel { scope });
+        }
+        let state_entries = Gauge::default();
+        registry.register(
+            "state_entries",
+            "(bucket, tag) and (all, tag) counts held for the owned partitions",
+            state_entries.clone(),
+        );
+        let state_tags = Gauge::default();
+        registry.register(
+            "state_tags",
+            "Distinct tags held for the owned partitions (summed over partitions)",
+            state_tags.clone(),
+        );
         let records_refused = Family::<TopicLabel, Counter>::default();
         registry.register(
             "records_refused",
@@ -258,6 +295,9 @@ impl Metrics {
             rebalances,
             partitions_restored,
             tags_dropped,
+            tags_evicted,
+            state_entries,
+            state_tags,
             records_refused,
             restore_duration,
             transaction_duration,
@@ -282,6 +322,15 @@ impl Metrics {
         if n > 0 {
             self.tags_dropped
                 .get_or_create(&ReasonLabel { reason })
+                .inc_by(n);
+        }
+    }
+
+    /// Counts `n` tags evicted from `scope`.
+    pub fn tags_evicted(&self, scope: EvictionScope, n: u64) {
+        if n > 0 {
+            self.tags_evicted
+                .get_or_create(&ScopeLabel { scope })
                 .inc_by(n);
         }
     }
@@ -340,6 +389,8 @@ mod tests {
         metrics.commit_phase(CommitPhase::Commit, Duration::from_millis(250));
         metrics.commit_phase(CommitPhase::Commit, Duration::from_millis(250));
         metrics.tags_dropped(DropReason::OverLimit, 7);
+        metrics.tags_evicted(EvictionScope::AllTime, 3);
+        metrics.state_entries.set(12);
         let text = metrics.render();
         for line in [
             "trends_aggregator_records_processed_total 2\n",
@@ -355,6 +406,9 @@ mod tests {
             "trends_aggregator_tags_dropped_total{reason=\"too_long\"} 0\n",
             "trends_aggregator_tags_dropped_total{reason=\"over_limit\"} 7\n",
             "trends_aggregator_records_refused_total{topic=\"dlq\"} 0\n",
+            "trends_aggregator_tags_evicted_total{scope=\"all\"} 3\n",
+            "trends_aggregator_tags_evicted_total{scope=\"bucket\"} 0\n",
+            "trends_aggregator_state_entries 12\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
@@ -368,7 +422,7 @@ mod tests {
             !text.contains("partition=\"3\""),
             "a partition no longer owned is gone:\n{text}"
         );
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 17);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 20);
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub struct Restored {
 /// `read_committed` and returns the counter it describes.
 pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<Restored> {
     let started = Instant::now();
-    let mut counter = PartitionCounter::new(partition, settings.layout());
+    let mut counter =
+        PartitionCounter::with_capacity(partition, settings.layout(), settings.capacity());
     let consumer: BaseConsumer<ReaderContext> =
         client_config(&settings.kafka, "hashtag-aggregator-restore")
             .set("group.id", "hashtag-aggregator-restore-unused")

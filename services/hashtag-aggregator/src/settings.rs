@@ -11,6 +11,8 @@
 //! | `aggregator.allowed_lateness_secs` | `86400` | a post older than the partition's watermark minus this counts in `all` only (and in the late-records metric) |
 //! | `aggregator.max_future_skew_secs` | `300` | a post whose `created_at` is further ahead of its record's Kafka timestamp (its ingest time) goes to the DLQ (`future_timestamp`); one less far ahead counts at its ingest time |
 //! | `aggregator.max_tags_per_post` | `30` | a post counts for at most this many distinct tags, the first ones; the hashtags after them are counted in `trends_aggregator_tags_dropped_total{reason="over_limit"}` |
+//! | `aggregator.max_tags_per_bucket` | `20000` | a partition's bucket (10 s or 5 min) counts at most this many distinct tags exactly; past it the least counted is evicted (Space-Saving) and counts become estimates with a stated error |
+//! | `aggregator.all_time_capacity` | `50000` | a partition's `all` window holds at most this many tags; past it the least counted is evicted, its key tombstoned, and counts become estimates |
 //! | `aggregator.restore_timeout_secs` | `120` | a partition's restore (rebuilding its state from the counts topic, outside any transaction) gives up after this long, and the instance restarts; at most 200 |
 //! | `aggregator.metrics_addr` | `0.0.0.0:9100` | where `GET /metrics` (Prometheus text) is served |
 //!
@@ -23,6 +25,7 @@ use serde::Deserialize;
 use serde_with::{DurationMilliSeconds, DurationSeconds, serde_as};
 use trends_common::config::{ConfigError, Load};
 use trends_common::settings::{KafkaSettings, LogSettings, TopicSettings, WindowSettings};
+use trends_core::counter::Capacity;
 use trends_core::window::BucketLayout;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +64,10 @@ pub struct AggregatorSettings {
     #[serde(rename = "max_future_skew_secs")]
     pub max_future_skew: Duration,
     pub max_tags_per_post: usize,
+    /// Distinct tags a bucket of one partition holds at most ([`Capacity::bucket_tags`]).
+    pub max_tags_per_bucket: usize,
+    /// Tags the `all` window of one partition holds at most ([`Capacity::all_time_tags`]).
+    pub all_time_capacity: usize,
     /// A partition's restore gives up (and the instance restarts) after this long. Restores
     /// run outside transactions, so this is their only limit; it must stay below librdkafka's
     /// `max.poll.interval.ms` (300 s), as the consumer is not polled while a restore runs.
@@ -73,6 +80,9 @@ pub struct AggregatorSettings {
 /// The longest `aggregator.restore_timeout_secs`: with the 60 s the watchdog adds, still below
 /// librdkafka's `max.poll.interval.ms` (300 s).
 pub const MAX_RESTORE_TIMEOUT: Duration = Duration::from_secs(200);
+
+/// The largest `aggregator.max_tags_per_bucket` and `aggregator.all_time_capacity`.
+pub const MAX_CAPACITY: usize = 10_000_000;
 
 /// The largest `aggregator.max_tags_per_post`: a post's work stays bounded by
 /// [`trends_core::tags::MAX_OCCURRENCES_EXAMINED`] occurrences anyway.
@@ -89,6 +99,8 @@ static_membership = false
 allowed_lateness_secs = 86400
 max_future_skew_secs = 300
 max_tags_per_post = 30
+max_tags_per_bucket = 20000
+all_time_capacity = 50000
 restore_timeout_secs = 120
 metrics_addr = "0.0.0.0:9100"
 "#;
@@ -110,6 +122,16 @@ metrics_addr = "0.0.0.0:9100"
             return Err(ConfigError(
                 "aggregator.transaction_timeout_ms must be larger than aggregator.commit_interval_ms".into(),
             ));
+        }
+        for (key, value) in [
+            ("aggregator.max_tags_per_bucket", a.max_tags_per_bucket),
+            ("aggregator.all_time_capacity", a.all_time_capacity),
+        ] {
+            if !(1..=MAX_CAPACITY).contains(&value) {
+                return Err(ConfigError(format!(
+                    "{key} must be within 1..={MAX_CAPACITY} (it bounds the memory of a partition)"
+                )));
+            }
         }
         if !(Duration::from_secs(1)..=MAX_RESTORE_TIMEOUT).contains(&a.restore_timeout) {
             return Err(ConfigError(format!(
@@ -133,6 +155,14 @@ metrics_addr = "0.0.0.0:9100"
 impl Settings {
     pub fn layout(&self) -> BucketLayout {
         self.windows.layout().unwrap_or_default()
+    }
+
+    /// How many tags a partition's counter holds at most.
+    pub fn capacity(&self) -> Capacity {
+        Capacity {
+            bucket_tags: self.aggregator.max_tags_per_bucket,
+            all_time_tags: self.aggregator.all_time_capacity,
+        }
     }
 
     /// This instance's stable name.

@@ -44,6 +44,7 @@ fn view() -> TrendsView {
                 },
                 value: Some(count),
                 spellings: vec![],
+                error: 0,
             });
         }
         view.apply(CountsRecord {
@@ -53,12 +54,14 @@ fn view() -> TrendsView {
             },
             value: Some(count),
             spellings: vec![(tag.to_uppercase(), count)],
+            error: 0,
         });
     }
     view.apply(CountsRecord {
         key: CountsKey::Watermark { partition: 0 },
         value: Some(NOON),
         spellings: vec![],
+        error: 0,
     });
     view
 }

@@ -205,6 +205,7 @@ async fn before_any_data_series_are_empty_and_watermark_null() {
         },
         value: Some(1),
         spellings: vec![("Solo".into(), 1)],
+        error: 0,
     });
     let (tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(Prepared::new(view.snapshot())));
     let state = AppState::new(rx, std::sync::Arc::new(true.into()));

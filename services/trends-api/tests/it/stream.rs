@@ -98,6 +98,7 @@ fn with_watermark(posts: &[Post], watermark: i64) -> Arc<Prepared> {
         key: CountsKey::Watermark { partition: 0 },
         value: Some(watermark),
         spellings: vec![],
+        error: 0,
     });
     Arc::new(Prepared::new(view.snapshot()))
 }

@@ -11,5 +11,6 @@ mod exactly_once;
 mod hostile;
 mod live_source;
 mod pipeline;
+mod bounded;
 mod restore;
 mod source_exactly_once;

@@ -130,6 +130,8 @@ async fn a_restore_longer_than_the_transaction_timeout_aborts_nothing() {
         &[
             ("TRENDS__AGGREGATOR__COMMIT_INTERVAL_MS", "100".into()),
             ("TRENDS__AGGREGATOR__TRANSACTION_TIMEOUT_MS", "1000".into()),
+            // All 400,000 restored tags stay held (exact), as the test expects.
+            ("TRENDS__AGGREGATOR__ALL_TIME_CAPACITY", "1000000".into()),
         ],
     );
     let client = reqwest::Client::new();

@@ -1,0 +1,252 @@
+//! Bounded state through the real pipeline (issue 14 §1–2): a flood of one-off tags through an
+//! aggregator with small capacities keeps the counts topic bounded, and every count it
+//! publishes bounds the true count computed here.
+//!
+//! The aggregator runs with `all_time_capacity = 200` and `max_tags_per_bucket = 300`, and gets
+//! 6,000 posts on two partitions, all in one 10-second bucket: each with a tag of its own, every
+//! 5th with `#heavy`, 2 of every 20 with `#mid`. Then the counts topic (`read_committed`, the last
+//! value of each key, as compaction keeps it) must hold, per partition:
+//! - at most 200 all-time keys and at most 300 keys per bucket: evicted tags were tombstoned;
+//! - for every tag with a key: `count − error ≤ true ≤ count`; for every tag without one:
+//!   `true ≤ all_floor` (the watermark record's), with `all_floor ≤ N / 200`;
+//! - `heavy` and `mid` held, with an error within `N / capacity`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use e2e::{Topics, create_topic, get_text, metric_value, rfc3339, wait_for};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use test_support::{KafkaBroker, unique_name};
+use trends_common::time::now_ms;
+
+const WAIT: Duration = Duration::from_secs(180);
+const POSTS: usize = 6_000;
+const ALL_TIME_CAPACITY: usize = 200;
+const BUCKET_CAPACITY: usize = 300;
+
+fn client() -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set(
+        "bootstrap.servers",
+        KafkaBroker::shared().bootstrap_servers(),
+    );
+    config
+}
+
+/// What compaction keeps of counts partition `partition`: the last value of each key, as JSON,
+/// tombstoned keys gone.
+fn compacted(topic: &str, partition: i32) -> HashMap<String, serde_json::Value> {
+    let consumer: BaseConsumer = client()
+        .set("group.id", unique_name("bounded-reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut state = HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+                match m.payload() {
+                    Some(value) => {
+                        let value = serde_json::from_slice(value).expect("a JSON counts value");
+                        state.insert(key, value);
+                    }
+                    None => {
+                        state.remove(&key);
+                    }
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            _ => {}
+        }
+    }
+    state
+}
+
+/// The sum of `group`'s committed offsets on both partitions of `topic`.
+fn committed_offsets(group: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = client().set("group.id", group).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    tpl.add_partition(topic, 1);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(n) => n,
+            _ => 0,
+        })
+        .sum()
+}
+
+fn field(value: &serde_json::Value, name: &str) -> i64 {
+    value[name].as_i64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_one_off_tags_keeps_the_counts_topic_bounded_and_every_count_honest() {
+    let topics = Topics::unique("bounded-");
+    create_topic(&topics.tweets, 2).await;
+    let bootstrap = KafkaBroker::shared().bootstrap_servers();
+    let group = unique_name("bounded-aggregator");
+    let mut aggregator = topics.start_aggregator(
+        bootstrap,
+        2,
+        &group,
+        &[
+            ("TRENDS__AGGREGATOR__COMMIT_INTERVAL_MS", "200".into()),
+            (
+                "TRENDS__AGGREGATOR__ALL_TIME_CAPACITY",
+                ALL_TIME_CAPACITY.to_string(),
+            ),
+            (
+                "TRENDS__AGGREGATOR__MAX_TAGS_PER_BUCKET",
+                BUCKET_CAPACITY.to_string(),
+            ),
+        ],
+    );
+
+    // One fine bucket: every post a minute old, at a whole 10 s.
+    let created = (now_ms() - 60_000) / 10_000 * 10_000;
+    let mut truth: [HashMap<String, i64>; 2] = Default::default();
+    let producer: FutureProducer = client().create().expect("producer");
+    let mut pending = Vec::new();
+    for i in 0..POSTS {
+        let partition = (i % 2) as i32;
+        let mut tags = vec![format!("once{i}")];
+        if i % 5 == 0 {
+            tags.push("heavy".into());
+        }
+        if i % 20 < 2 {
+            tags.push("mid".into());
+        }
+        for tag in &tags {
+            *truth[partition as usize].entry(tag.clone()).or_default() += 1;
+        }
+        let text: Vec<String> = tags.iter().map(|t| format!("#{t}")).collect();
+        let json = format!(
+            r#"{{"id":"p{i}","text":"{}","created_at":"{}"}}"#,
+            text.join(" "),
+            rfc3339(created)
+        );
+        let key = format!("p{i}");
+        let record = FutureRecord::to(&topics.tweets)
+            .partition(partition)
+            .key(&key)
+            .payload(&json);
+        pending.push(
+            producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .expect("queued"),
+        );
+        if pending.len() == 1_000 {
+            for delivery in pending.drain(..) {
+                delivery.await.expect("delivered").expect("written");
+            }
+        }
+    }
+    for delivery in pending.drain(..) {
+        delivery.await.expect("delivered").expect("written");
+    }
+
+    // Every post counted and committed: the group's committed offsets (committed in the same
+    // transaction as the counts) reached the end of both partitions.
+    let tweets = topics.tweets.clone();
+    let group = group.clone();
+    wait_for("every post committed", WAIT, || {
+        let (tweets, group) = (tweets.clone(), group.clone());
+        async move {
+            let committed = tokio::task::spawn_blocking(move || committed_offsets(&group, &tweets))
+                .await
+                .map_err(|e| e.to_string())?;
+            if committed == POSTS as i64 {
+                Ok(())
+            } else {
+                Err(format!("{committed} of {POSTS}"))
+            }
+        }
+    })
+    .await
+    .expect("committed");
+    let client = reqwest::Client::new();
+    let text = get_text(&client, &aggregator.url).await.expect("metrics");
+    let metric = |name: &str| metric_value(&text, name).unwrap_or(-1.0);
+    assert!(metric("trends_aggregator_tags_evicted_total{scope=\"all\"}") > 0.0);
+    assert!(metric("trends_aggregator_tags_evicted_total{scope=\"bucket\"}") > 0.0);
+
+    for partition in 0..2i32 {
+        let truth = &truth[partition as usize];
+        let posts = truth.values().sum::<i64>();
+        let counts = topics.counts.clone();
+        let state = tokio::task::spawn_blocking(move || compacted(&counts, partition))
+            .await
+            .expect("read");
+        let prefix = format!("{partition}|a|");
+        let all_keys = state.keys().filter(|k| k.starts_with(&prefix)).count();
+        assert!(
+            all_keys <= ALL_TIME_CAPACITY,
+            "partition {partition}: {all_keys} all-time keys"
+        );
+        let mut per_bucket: HashMap<&str, usize> = HashMap::new();
+        for key in state.keys() {
+            let parts: Vec<&str> = key.splitn(4, '|').collect();
+            if parts.len() == 4 {
+                *per_bucket
+                    .entry(&key[..key.len() - parts[3].len()])
+                    .or_default() += 1;
+            }
+        }
+        assert!(
+            per_bucket.values().all(|&n| n <= BUCKET_CAPACITY),
+            "partition {partition}: {per_bucket:?}"
+        );
+        let floor = field(&state[&format!("{partition}|w")], "all_floor");
+        let bound = posts / ALL_TIME_CAPACITY as i64;
+        assert!(
+            floor > 0 && floor <= bound,
+            "partition {partition}: floor {floor}, N/K {bound}"
+        );
+        for (tag, &n) in truth {
+            match state.get(&format!("{partition}|a|{tag}")) {
+                Some(value) => {
+                    let (count, error) = (field(value, "count"), field(value, "error"));
+                    assert!(
+                        count - error <= n && n <= count,
+                        "partition {partition}, {tag}: true {n}, published {value}"
+                    );
+                }
+                None => assert!(
+                    n <= floor,
+                    "partition {partition}, {tag}: {n} > floor {floor}"
+                ),
+            }
+        }
+        for heavy in ["heavy", "mid"] {
+            let value = &state[&format!("{partition}|a|{heavy}")];
+            assert!(field(value, "error") <= bound, "{heavy}: {value}");
+            let bucket = &state[&format!("{partition}|f|{created}|{heavy}")];
+            let (count, error) = (field(bucket, "count"), field(bucket, "error"));
+            assert!(count - error <= truth[heavy] && truth[heavy] <= count);
+            assert!(error <= posts / BUCKET_CAPACITY as i64);
+        }
+    }
+    assert_eq!(
+        aggregator
+            .process
+            .terminate(Duration::from_secs(30))
+            .expect("terminate"),
+        Some(0)
+    );
+}

@@ -21,6 +21,11 @@
 //! eviction changes one key (a tombstone), and the published state changes only where the
 //! stream did. The `datasketches` crate would also add a dependency for a 150-line structure.
 //!
+//! **Memory.** Counts live in one map of `key → count`; the errors, zero for every key admitted
+//! before the table filled (almost all of them, below capacity all), in a second map holding
+//! the non-zero ones only. A bucket entry is then a `u32` key and a `u32` count, as it was
+//! before tables were bounded.
+//!
 //! **Finding the smallest count** without a scan: a min-heap of `(count, key)` built the first
 //! time the table is full (never below capacity, so an exact table costs no heap). Counts grow
 //! without touching the heap; when the top entry is stale (its key's count grew since it was
@@ -28,6 +33,7 @@
 //! increment, so an eviction costs `O(log K)` amortized, and the heap holds one entry per key.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt::Debug;
 use std::hash::{BuildHasher, Hash};
@@ -72,7 +78,9 @@ pub struct Added<C> {
 #[derive(Debug, Clone)]
 pub struct SpaceSaving<K, C, S> {
     capacity: usize,
-    entries: HashMap<K, Estimate<C>, S>,
+    counts: HashMap<K, C, S>,
+    /// The non-zero errors (keys admitted into a full table).
+    errors: HashMap<K, C, S>,
     /// `(count, key)` of every held key, some counts stale (lower than the key's count now);
     /// built when the table first needs an eviction, dropped when keys are set or removed
     /// from outside (a restore).
@@ -92,7 +100,8 @@ where
     pub fn new(capacity: usize) -> Self {
         SpaceSaving {
             capacity: capacity.max(1),
-            entries: HashMap::default(),
+            counts: HashMap::default(),
+            errors: HashMap::default(),
             heap: None,
             floor: C::default(),
             evictions: 0,
@@ -104,11 +113,11 @@ where
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.counts.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.counts.is_empty()
     }
 
     /// The largest count evicted so far (zero while nothing was): no key that is not held has
@@ -127,32 +136,73 @@ where
         self.evictions
     }
 
+    fn error(&self, key: &K) -> C {
+        if self.errors.is_empty() {
+            return C::default();
+        }
+        self.errors.get(key).copied().unwrap_or_default()
+    }
+
     pub fn get(&self, key: &K) -> Option<Estimate<C>> {
-        self.entries.get(key).copied()
+        let count = *self.counts.get(key)?;
+        Some(Estimate {
+            count,
+            error: self.error(key),
+        })
     }
 
     pub fn contains(&self, key: &K) -> bool {
-        self.entries.contains_key(key)
+        self.counts.contains_key(key)
     }
 
     /// Every held key with its estimate, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (K, Estimate<C>)> + '_ {
-        self.entries.iter().map(|(k, e)| (*k, *e))
+        self.counts.iter().map(|(k, &count)| {
+            (
+                *k,
+                Estimate {
+                    count,
+                    error: self.error(k),
+                },
+            )
+        })
     }
 
     /// Counts `n` more for `key`. A key not held is admitted; if the table is full, the key
     /// with the smallest count is evicted first and handed to `evicted`, and the newcomer
     /// starts from that count (its `error`).
     pub fn add(&mut self, key: K, n: C, mut evicted: impl FnMut(K, Estimate<C>)) -> Added<C> {
-        if let Some(estimate) = self.entries.get_mut(&key) {
-            estimate.count = estimate.count.plus(n);
-            return Added {
-                estimate: *estimate,
-                admitted: false,
-            };
+        let full = self.counts.len() >= self.capacity;
+        match self.counts.entry(key) {
+            Entry::Occupied(mut entry) => {
+                let count = entry.get().plus(n);
+                *entry.get_mut() = count;
+                return Added {
+                    estimate: Estimate {
+                        count,
+                        error: self.error(&key),
+                    },
+                    admitted: false,
+                };
+            }
+            // The common case below capacity: one hash lookup, no eviction, no error.
+            Entry::Vacant(entry) if !full => {
+                entry.insert(n);
+                if let Some(heap) = &mut self.heap {
+                    heap.push(Reverse((n, key)));
+                }
+                return Added {
+                    estimate: Estimate {
+                        count: n,
+                        error: C::default(),
+                    },
+                    admitted: true,
+                };
+            }
+            Entry::Vacant(_) => {}
         }
         let mut inherited = C::default();
-        while self.entries.len() >= self.capacity {
+        while self.counts.len() >= self.capacity {
             let Some((old, estimate)) = self.pop_min() else {
                 break;
             };
@@ -165,7 +215,10 @@ where
             count: inherited.plus(n),
             error: inherited,
         };
-        self.entries.insert(key, estimate);
+        self.counts.insert(key, estimate.count);
+        if inherited != C::default() {
+            self.errors.insert(key, inherited);
+        }
         if let Some(heap) = &mut self.heap {
             heap.push(Reverse((estimate.count, key)));
         }
@@ -177,24 +230,21 @@ where
 
     /// Removes and returns the held key with the smallest count.
     fn pop_min(&mut self) -> Option<(K, Estimate<C>)> {
-        let entries = &self.entries;
-        let heap = self.heap.get_or_insert_with(|| {
-            entries
-                .iter()
-                .map(|(k, e)| Reverse((e.count, *k)))
-                .collect()
-        });
+        let counts = &self.counts;
+        let heap = self
+            .heap
+            .get_or_insert_with(|| counts.iter().map(|(k, &c)| Reverse((c, *k))).collect());
         while let Some(Reverse((count, key))) = heap.pop() {
-            match self.entries.get(&key) {
+            match self.counts.get(&key) {
                 // Removed since it was pushed.
                 None => {}
-                Some(estimate) if estimate.count == count => {
-                    let estimate = *estimate;
-                    self.entries.remove(&key);
-                    return Some((key, estimate));
+                Some(&now) if now == count => {
+                    self.counts.remove(&key);
+                    let error = self.errors.remove(&key).unwrap_or_default();
+                    return Some((key, Estimate { count, error }));
                 }
                 // Grew since it was pushed: push it again where it belongs now.
-                Some(estimate) => heap.push(Reverse((estimate.count, key))),
+                Some(&now) => heap.push(Reverse((now, key))),
             }
         }
         None
@@ -205,13 +255,20 @@ where
     /// it. Returns whether the key is new.
     pub fn set(&mut self, key: K, estimate: Estimate<C>) -> bool {
         self.heap = None;
-        self.entries.insert(key, estimate).is_none()
+        if estimate.error == C::default() {
+            self.errors.remove(&key);
+        } else {
+            self.errors.insert(key, estimate.error);
+        }
+        self.counts.insert(key, estimate.count).is_none()
     }
 
     /// Forgets `key` (a restored tombstone); returns what it held.
     pub fn remove(&mut self, key: &K) -> Option<Estimate<C>> {
         self.heap = None;
-        self.entries.remove(key)
+        let error = self.errors.remove(key).unwrap_or_default();
+        let count = self.counts.remove(key)?;
+        Some(Estimate { count, error })
     }
 }
 

@@ -9,65 +9,19 @@
 //!
 //! `cargo run --release -p trends-core --example counter_memory -- 1000000`
 
-// A global allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
+// The measuring allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
+#[path = "common/measuring.rs"]
+mod measuring;
 
+use measuring::{Measuring, snapshot};
 use trends_core::counter::PartitionCounter;
 use trends_core::tags::PostTag;
 use trends_core::window::BucketLayout;
 
-struct Measuring;
-
-static REQUESTED: AtomicI64 = AtomicI64::new(0);
-static RESERVED: AtomicI64 = AtomicI64::new(0);
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-/// What glibc's malloc reserves for a request of `size` bytes on 64-bit Linux.
-fn chunk(size: usize) -> i64 {
-    (size.saturating_add(8).div_ceil(16) * 16).max(32) as i64
-}
-
-fn add(size: usize, sign: i64) {
-    REQUESTED.fetch_add(sign * size as i64, Ordering::Relaxed);
-    RESERVED.fetch_add(sign * chunk(size), Ordering::Relaxed);
-    LIVE.fetch_add(sign, Ordering::Relaxed);
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged.
-unsafe impl GlobalAlloc for Measuring {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        add(layout.size(), 1);
-        // SAFETY: same contract as `GlobalAlloc::alloc`.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        add(layout.size(), -1);
-        // SAFETY: same contract as `GlobalAlloc::dealloc`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        add(layout.size(), -1);
-        add(new_size, 1);
-        // SAFETY: same contract as `GlobalAlloc::realloc`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: Measuring = Measuring;
-
-fn snapshot() -> (i64, i64, i64) {
-    (
-        REQUESTED.load(Ordering::Relaxed),
-        RESERVED.load(Ordering::Relaxed),
-        LIVE.load(Ordering::Relaxed),
-    )
-}
 
 fn main() {
     let tags: usize = std::env::args()

@@ -118,27 +118,36 @@ pub struct Evictions {
     pub all_time: u64,
 }
 
-/// How a tag was spelled, with counts, in first-seen order. `None` stands for the spelling that
-/// equals the normalized tag, the common case, which then costs no allocation.
+/// How a tag was spelled since `all` admitted it, with counts, in first-seen order.
+///
+/// `Canonical`, the common case, means only ever as the normalized tag itself, and as often as
+/// `all` counted the tag since admitting it (its count minus its error: every post `all`
+/// counts passes through [`Spellings::count`]); so it needs no count of its own, no allocation,
+/// and 8 bytes a tag. In a `Listed` entry, `None` stands for the normalized tag's own spelling.
 #[derive(Debug, Default, Clone)]
 enum Spellings {
     #[default]
-    Empty,
-    One(Option<Box<str>>, i64),
-    Many(Vec<(Option<Box<str>>, i64)>),
+    Canonical,
+    Listed(Box<Vec<(Option<Box<str>>, i64)>>),
 }
 
 impl Spellings {
-    fn count(&mut self, tag: &str, spelling: &str) {
+    /// Counts one post spelled `spelling`; `admitted` is how many posts `all` counted for the
+    /// tag since admitting it, this one included.
+    fn count(&mut self, tag: &str, spelling: &str, admitted: i64) {
         let key = (spelling != tag).then_some(spelling);
         match self {
-            Spellings::Empty => *self = Spellings::One(key.map(Box::from), 1),
-            Spellings::One(s, n) if s.as_deref() == key => *n += 1,
-            Spellings::One(s, n) => {
-                let first = (s.take(), *n);
-                *self = Spellings::Many(vec![first, (key.map(Box::from), 1)]);
+            Spellings::Canonical if key.is_none() => {}
+            Spellings::Canonical => {
+                let before = admitted - 1;
+                let mut list = Vec::with_capacity(2);
+                if before > 0 {
+                    list.push((None, before));
+                }
+                list.push((key.map(Box::from), 1));
+                *self = Spellings::Listed(Box::new(list));
             }
-            Spellings::Many(list) => {
+            Spellings::Listed(list) => {
                 if let Some((_, n)) = list.iter_mut().find(|(s, _)| s.as_deref() == key) {
                     *n += 1;
                 } else if list.len() < MAX_SPELLINGS {
@@ -152,27 +161,24 @@ impl Spellings {
     }
 
     fn from_list(tag: &str, list: Vec<(String, i64)>) -> Spellings {
-        let mut list: Vec<(Option<Box<str>>, i64)> = list
+        if list.iter().all(|(s, _)| s == tag) {
+            return Spellings::Canonical;
+        }
+        let list: Vec<(Option<Box<str>>, i64)> = list
             .into_iter()
             .take(MAX_SPELLINGS)
             .map(|(s, n)| ((s != tag).then(|| s.into_boxed_str()), n))
             .collect();
-        match list.len() {
-            0 => Spellings::Empty,
-            1 => {
-                let (s, n) = list.pop().unwrap_or((None, 0));
-                Spellings::One(s, n)
-            }
-            _ => Spellings::Many(list),
-        }
+        Spellings::Listed(Box::new(list))
     }
 
-    fn to_list(&self, tag: &str) -> Vec<(String, i64)> {
+    /// The list as the counts topic carries it; `admitted` as in [`Spellings::count`].
+    fn to_list(&self, tag: &str, admitted: i64) -> Vec<(String, i64)> {
         let spelled = |s: &Option<Box<str>>| s.as_deref().unwrap_or(tag).to_string();
         match self {
-            Spellings::Empty => Vec::new(),
-            Spellings::One(s, n) => vec![(spelled(s), *n)],
-            Spellings::Many(list) => list.iter().map(|(s, n)| (spelled(s), *n)).collect(),
+            Spellings::Canonical if admitted > 0 => vec![(tag.to_string(), admitted)],
+            Spellings::Canonical => Vec::new(),
+            Spellings::Listed(list) => list.iter().map(|(s, n)| (spelled(s), *n)).collect(),
         }
     }
 }
@@ -310,7 +316,7 @@ impl PartitionCounter {
         }
         let slot = TagSlot {
             name: tag.into(),
-            spellings: Spellings::Empty,
+            spellings: Spellings::Canonical,
             refs: 0,
             total_dirty: false,
         };
@@ -367,7 +373,7 @@ impl PartitionCounter {
             }
             let slot = &mut self.tags[id as usize];
             slot.name = Box::from("");
-            slot.spellings = Spellings::Empty;
+            slot.spellings = Spellings::Canonical;
             self.free.push(id);
         }
     }
@@ -432,11 +438,14 @@ impl PartitionCounter {
                 self.hold(id);
             }
             for old in evicted.drain(..) {
-                self.tags[old as usize].spellings = Spellings::Empty;
+                self.tags[old as usize].spellings = Spellings::Canonical;
                 self.mark_total_dirty(old);
                 self.release(old);
             }
-            self.tags[id as usize].spellings.count(&t.tag, &t.spelling);
+            let admitted = added.estimate.count - added.estimate.error;
+            self.tags[id as usize]
+                .spellings
+                .count(&t.tag, &t.spelling, admitted);
             self.mark_total_dirty(id);
         }
         if self.all.floor() != self.emitted_floor {
@@ -466,7 +475,7 @@ impl PartitionCounter {
                 if let Some(id) = self.lookup(&tag)
                     && self.all.remove(&id).is_some()
                 {
-                    self.tags[id as usize].spellings = Spellings::Empty;
+                    self.tags[id as usize].spellings = Spellings::Canonical;
                     self.release(id);
                 }
             }
@@ -600,7 +609,7 @@ impl PartitionCounter {
                 },
                 value: estimate.map(|e| e.count),
                 spellings: match estimate {
-                    Some(_) => slot.spellings.to_list(&slot.name),
+                    Some(e) => slot.spellings.to_list(&slot.name, e.count - e.error),
                     None => Vec::new(),
                 },
                 error: estimate.map_or(0, |e| e.error),

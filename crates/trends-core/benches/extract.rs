@@ -12,12 +12,23 @@
 //! - `extract`: `for_each_hashtag` over each post's text;
 //! - `extract+normalize`: the same, normalizing each tag into one reused `String`, as the
 //!   aggregator's hot path would;
-//! - `parse_post`: parsing each post from its raw JSON (the `tweets` topic contract) alone;
-//! - `parse+extract+normalize`: the whole per-record work.
+//! - `parse_post`: parsing each post from its raw JSON (the `tweets` topic contract) alone,
+//!   with serde_json into an owned `RawPost`;
+//! - `parse_post_ref`: the same with the aggregator's fast parser (`parse_post_ref`: borrowed
+//!   strings, one pass), run right after it for an A/B on the same machine state;
+//! - `parse+extract+normalize` and `parse_ref+extract+normalize`: parsing, extraction and
+//!   normalization, with either parser;
+//! - `whole_path`: the aggregator's whole per-record work, parse + event time at ingest + the
+//!   post's tags (extract, normalize, deduplicate, limit) + `PartitionCounter::record`, the
+//!   changed counts taken once per 2,000 posts, on the corpus dated 1 ms apart: `parse_post`
+//!   (before issue 14: `parse_post` + `extract_post_tags`), `parse_post_ref` (+
+//!   `extract_post_ref_tags`) and `parse_post_ref+extractor` (+ a reused `TagExtractor`: what
+//!   the aggregator runs).
 //!
 //! And `hostile_post`: the per-record work (`parse_post` + `extract_post_tags` with the default
 //! limit of 30 tags) on one post of about 1 MB, the largest the broker accepts, built to cost
-//! the most (issue 12's goal: under 10 ms each):
+//! the most (issue 12's goal: under 10 ms each), and `hostile_post_ref`, the same through
+//! `parse_post_ref` and a `TagExtractor`:
 //! - `distinct_tags`: ~166,000 distinct tags in the text (`#t0 #t1 …`);
 //! - `one_tag_repeated`: `#a ` 333,000 times;
 //! - `case_variants`: 60,000 different spellings of one 16-letter tag;
@@ -25,11 +36,18 @@
 //! - `long_tag`: `#A` and 1,000,000 letters.
 
 use std::hint::black_box;
+use std::time::Duration;
 
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use trends_core::counter::PartitionCounter;
+use trends_core::format_rfc3339_millis;
 use trends_core::hashtag::{for_each_hashtag, normalize_into};
-use trends_core::post::{RawPost, parse_post};
-use trends_core::tags::{DEFAULT_MAX_TAGS_PER_POST, extract_post_tags};
+use trends_core::post::{RawPost, event_time_at_ingest, parse_post, parse_post_ref};
+use trends_core::tags::{
+    DEFAULT_MAX_TAGS_PER_POST, TagExtractor, extract_post_ref_tags, extract_post_tags,
+};
+use trends_core::window::BucketLayout;
 
 const POSTS: usize = 2_000;
 const SEED: u64 = 0x5EED_2026_0522;
@@ -337,12 +355,16 @@ fn generate_post(rng: &mut Rng) -> (String, &'static str, usize) {
 struct Corpus {
     texts: Vec<String>,
     json: Vec<Vec<u8>>,
+    /// The same posts dated 1 ms apart from [`STREAM_T0_MS`], as a partition of a live
+    /// stream sees them: what the whole-path bench counts.
+    stream: Vec<Vec<u8>>,
 }
 
 fn corpus() -> Corpus {
     let mut rng = Rng(SEED);
     let mut texts = Vec::with_capacity(POSTS);
     let mut json = Vec::with_capacity(POSTS);
+    let mut stream = Vec::with_capacity(POSTS);
     let mut written_tags = 0;
     for n in 0..POSTS {
         let (text, lang, tags) = generate_post(&mut rng);
@@ -362,6 +384,12 @@ fn corpus() -> Corpus {
             hashtags: None,
         };
         json.push(serde_json::to_vec(&post).expect("a post serializes"));
+        // The same post in a stream of 1,000 posts a second (the count bench's rate).
+        let post = RawPost {
+            created_at: format_rfc3339_millis(STREAM_T0_MS + n as i64),
+            ..post
+        };
+        stream.push(serde_json::to_vec(&post).expect("a post serializes"));
         texts.push(text);
     }
 
@@ -393,7 +421,11 @@ fn corpus() -> Corpus {
         found as f64 / POSTS as f64,
         json.iter().map(Vec::len).sum::<usize>() as f64 / POSTS as f64,
     );
-    Corpus { texts, json }
+    Corpus {
+        texts,
+        json,
+        stream,
+    }
 }
 
 fn benches(c: &mut Criterion) {
@@ -439,8 +471,36 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
+    let mut group = c.benchmark_group("parse_post_ref");
+    group.throughput(elements.clone());
+    group.bench_function("posts", |b| {
+        b.iter(|| {
+            for json in &corpus.json {
+                let _ = black_box(parse_post_ref(json));
+            }
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("parse_ref+extract+normalize");
+    group.throughput(elements.clone());
+    group.bench_function("posts", |b| {
+        let mut buf = String::with_capacity(256);
+        b.iter(|| {
+            for json in &corpus.json {
+                if let Ok(parsed) = parse_post_ref(json) {
+                    for_each_hashtag(&parsed.text, |tag| {
+                        normalize_into(tag, &mut buf);
+                        black_box(&buf);
+                    });
+                }
+            }
+        })
+    });
+    group.finish();
+
     let mut group = c.benchmark_group("parse+extract+normalize");
-    group.throughput(elements);
+    group.throughput(elements.clone());
     group.bench_function("posts", |b| {
         let mut buf = String::with_capacity(256);
         b.iter(|| {
@@ -455,7 +515,196 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The aggregator's whole per-record work, old path against new, back to back: parse,
+    // event time at ingest, the post's tags (extract, normalize, deduplicate, limit), count
+    // into the partition's counter. The posts are the corpus dated 1 ms apart (`stream`); the
+    // changed counts are taken once per pass, as a commit every 2,000 posts would. The
+    // counter lives across iterations: the steady state of a partition whose vocabulary is
+    // known.
+    let mut group = c.benchmark_group("whole_path");
+    group.throughput(elements);
+    group.bench_function("parse_post", |b| {
+        let mut counter = PartitionCounter::new(0, BucketLayout::default());
+        b.iter(|| whole_path_owned(&corpus.stream, &mut counter))
+    });
+    group.bench_function("parse_post_ref", |b| {
+        let mut counter = PartitionCounter::new(0, BucketLayout::default());
+        b.iter(|| whole_path_borrowed(&corpus.stream, &mut counter))
+    });
+    group.bench_function("parse_post_ref+extractor", |b| {
+        let mut counter = PartitionCounter::new(0, BucketLayout::default());
+        let mut extractor = TagExtractor::new();
+        b.iter(|| whole_path_reused(&corpus.stream, &mut counter, &mut extractor))
+    });
+    group.finish();
 }
+
+/// One pass of the aggregator's per-record work as it was before issue 14: `parse_post`
+/// (serde_json, owned strings) and `extract_post_tags`.
+fn whole_path_owned(posts: &[Vec<u8>], counter: &mut PartitionCounter) {
+    for json in posts {
+        let Ok(parsed) = parse_post(json) else {
+            continue;
+        };
+        let Ok(event_time) = event_time_at_ingest(&parsed, INGEST_MS, MAX_SKEW_MS) else {
+            continue;
+        };
+        let tags = extract_post_tags(&parsed.post, DEFAULT_MAX_TAGS_PER_POST);
+        black_box(counter.record(event_time, &tags.tags));
+    }
+    black_box(counter.take_updates());
+}
+
+/// The same with `parse_post_ref` and `extract_post_ref_tags` (a new `PostTags` per post).
+fn whole_path_borrowed(posts: &[Vec<u8>], counter: &mut PartitionCounter) {
+    for json in posts {
+        let Ok(parsed) = parse_post_ref(json) else {
+            continue;
+        };
+        let Ok(event_time) = parsed.event_time_at_ingest(INGEST_MS, MAX_SKEW_MS) else {
+            continue;
+        };
+        let tags = extract_post_ref_tags(&parsed, DEFAULT_MAX_TAGS_PER_POST);
+        black_box(counter.record(event_time, &tags.tags));
+    }
+    black_box(counter.take_updates());
+}
+
+/// The aggregator's path since issue 14: `parse_post_ref` and a reused `TagExtractor`.
+fn whole_path_reused(
+    posts: &[Vec<u8>],
+    counter: &mut PartitionCounter,
+    extractor: &mut TagExtractor,
+) {
+    for json in posts {
+        let Ok(parsed) = parse_post_ref(json) else {
+            continue;
+        };
+        let Ok(event_time) = parsed.event_time_at_ingest(INGEST_MS, MAX_SKEW_MS) else {
+            continue;
+        };
+        let tags = extractor.extract(&parsed, DEFAULT_MAX_TAGS_PER_POST);
+        black_box(counter.record(event_time, &tags.tags));
+    }
+    black_box(counter.take_updates());
+}
+
+/// The time the benchmark's thread spent on a CPU, from `/proc/thread-self/schedstat`
+/// (Linux; 0 elsewhere), instead of wall time: on a shared machine wall time also counts
+/// the time other processes held the core, which swings by 2× from one minute to the next.
+/// The kernel updates the figure at every tick and context switch, so it lags by a few
+/// milliseconds at most, against samples of about 200 ms. Caches and memory bandwidth are
+/// still shared: this is not a figure for an idle machine either.
+struct ThreadCpuTime;
+
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+static WALL_TIME: WallTime = WallTime;
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = Duration;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, started: u64) -> Duration {
+        Duration::from_nanos(thread_cpu_ns().saturating_sub(started))
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        WALL_TIME.formatter()
+    }
+}
+
+/// In on-CPU time (`on_cpu/…`): parsing, old and new, back to back; the new path's other
+/// stages apart (`tags`: a reused `TagExtractor` on parsed posts; `count`: `record` of
+/// extracted tags, `take_updates` once per pass); the whole path, old and new.
+fn on_cpu(c: &mut Criterion<ThreadCpuTime>) {
+    let corpus = corpus();
+    let mut group = c.benchmark_group("on_cpu");
+    group.throughput(Throughput::Elements(corpus.json.len() as u64));
+    group.bench_function("parse_post", |b| {
+        b.iter(|| {
+            for json in &corpus.json {
+                let _ = black_box(parse_post(json));
+            }
+        })
+    });
+    group.bench_function("parse_post_ref", |b| {
+        b.iter(|| {
+            for json in &corpus.json {
+                let _ = black_box(parse_post_ref(json));
+            }
+        })
+    });
+    // The new path's stages apart: tags of parsed posts, then counting extracted tags.
+    let parsed: Vec<_> = corpus
+        .stream
+        .iter()
+        .filter_map(|json| parse_post_ref(json).ok())
+        .collect();
+    group.bench_function("tags", |b| {
+        let mut extractor = TagExtractor::new();
+        b.iter(|| {
+            for post in &parsed {
+                black_box(
+                    extractor
+                        .extract(post, DEFAULT_MAX_TAGS_PER_POST)
+                        .tags
+                        .len(),
+                );
+            }
+        })
+    });
+    let extracted: Vec<_> = parsed
+        .iter()
+        .map(|post| {
+            let tags = extract_post_ref_tags(post, DEFAULT_MAX_TAGS_PER_POST).tags;
+            (post.event_time, tags)
+        })
+        .collect();
+    group.bench_function("count", |b| {
+        let mut counter = PartitionCounter::new(0, BucketLayout::default());
+        b.iter(|| {
+            for (event_time, tags) in &extracted {
+                black_box(counter.record(*event_time, tags));
+            }
+            black_box(counter.take_updates());
+        })
+    });
+    group.bench_function("whole_path/parse_post", |b| {
+        let mut counter = PartitionCounter::new(0, BucketLayout::default());
+        b.iter(|| whole_path_owned(&corpus.stream, &mut counter))
+    });
+    group.bench_function("whole_path/parse_post_ref+extractor", |b| {
+        let mut counter = PartitionCounter::new(0, BucketLayout::default());
+        let mut extractor = TagExtractor::new();
+        b.iter(|| whole_path_reused(&corpus.stream, &mut counter, &mut extractor))
+    });
+    group.finish();
+}
+
+/// When the whole-path bench's stream starts: 2026-11-22T10:00:00Z.
+const STREAM_T0_MS: i64 = 1_795_341_600_000;
+/// Its posts' ingest time, a second after the last was written: all count at their own time.
+const INGEST_MS: i64 = STREAM_T0_MS + POSTS as i64 + 1_000;
+/// The aggregator's default `max_future_skew_secs`.
+const MAX_SKEW_MS: i64 = 300_000;
 
 /// About `bytes` of text made of `unit(i)` for i = 0, 1, 2, ….
 fn fill(bytes: usize, unit: impl Fn(usize) -> String) -> String {
@@ -535,6 +784,24 @@ fn hostile(c: &mut Criterion) {
         });
     }
     group.finish();
+    // The same posts through the aggregator's path since issue 14.
+    let mut group = c.benchmark_group("hostile_post_ref");
+    group.throughput(Throughput::Elements(1));
+    for (name, json) in &cases {
+        let mut extractor = TagExtractor::new();
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                let parsed = parse_post_ref(json).expect("valid");
+                black_box(
+                    extractor
+                        .extract(&parsed, DEFAULT_MAX_TAGS_PER_POST)
+                        .tags
+                        .len(),
+                )
+            })
+        });
+    }
+    group.finish();
 }
 
 criterion_group! {
@@ -545,4 +812,13 @@ criterion_group! {
         .measurement_time(std::time::Duration::from_secs(6));
     targets = benches, hostile
 }
-criterion_main!(extract);
+criterion_group! {
+    name = extract_on_cpu;
+    config = Criterion::default()
+        .with_measurement(ThreadCpuTime)
+        .sample_size(30)
+        .warm_up_time(std::time::Duration::from_secs(2))
+        .measurement_time(std::time::Duration::from_secs(6));
+    targets = on_cpu
+}
+criterion_main!(extract, extract_on_cpu);

@@ -12,6 +12,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use trends_core::hashtag::{for_each_hashtag, normalize_into};
+use trends_core::post::{RawPost, parse_post_ref};
+use trends_core::tags::{DEFAULT_MAX_TAGS_PER_POST, TagExtractor};
 
 struct CountingAllocator;
 
@@ -134,4 +136,44 @@ fn the_hot_path_does_not_allocate() {
         std::hint::black_box(String::from("allocates"));
     });
     assert_eq!(control, 1);
+}
+
+/// The aggregator's per-record path before counting: `parse_post_ref` borrows every string of
+/// a post written without escapes, and a `TagExtractor` that has seen posts before reuses its
+/// buffers. So a record costs no allocation at all until it reaches the counter.
+#[test]
+fn parsing_a_record_and_extracting_its_tags_does_not_allocate() {
+    let records: Vec<Vec<u8>> = POSTS
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            serde_json::to_vec(&RawPost {
+                id: i.to_string(),
+                text: text.to_string(),
+                created_at: "2026-11-22T10:00:00.123Z".into(),
+                author_id: Some("42".into()),
+                lang: Some("en".into()),
+                source: Some("synthetic".into()),
+                hashtags: (i == 0).then(|| vec!["RustLang".into(), "#kafka".into()]),
+            })
+            .expect("serializes")
+        })
+        .collect();
+    let mut extractor = TagExtractor::new();
+    let run = |extractor: &mut TagExtractor| {
+        let mut tags = 0;
+        for record in &records {
+            let post = parse_post_ref(record).expect("a valid post");
+            tags += extractor.extract(&post, DEFAULT_MAX_TAGS_PER_POST).tags.len();
+        }
+        tags
+    };
+    // The buffers grow to the sizes these records need (a few passes: tags trade strings).
+    for _ in 0..3 {
+        assert_eq!(run(&mut extractor), 13, "tags of the sample records");
+    }
+    let allocations = allocations_during(|| {
+        std::hint::black_box(run(&mut extractor));
+    });
+    assert_eq!(allocations, 0, "parse_post_ref + TagExtractor allocated");
 }

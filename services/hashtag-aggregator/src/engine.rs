@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use trends_common::kafka::client_config;
 use trends_common::time::now_ms;
 use trends_core::counter::{Evictions, PartitionCounter, Recorded};
-use trends_core::post::{MAX_REASON_BYTES, PostError, event_time_at_ingest, parse_post};
-use trends_core::tags::extract_post_tags;
+use trends_core::post::{MAX_REASON_BYTES, PostError, parse_post_ref};
+use trends_core::tags::TagExtractor;
 use trends_core::{EpochMillis, truncate_utf8};
 
 use crate::dead_letter::DeadLetter;
@@ -76,6 +76,8 @@ pub struct Engine {
     producer: BaseProducer,
     assigned: HashSet<i32>,
     counters: HashMap<i32, PartitionCounter>,
+    /// Extracts every record's tags into buffers it reuses (no allocation per post).
+    extractor: TagExtractor,
     /// Each counter's evictions as last added to the metric.
     evictions_seen: HashMap<i32, Evictions>,
     /// Next input offset to commit, per partition touched in the open transaction.
@@ -246,16 +248,20 @@ impl Engine {
         self.begin_if_needed()?;
         let max_skew_ms = millis(self.settings.aggregator.max_future_skew);
         let ingest = ingest_time(message.timestamp(), now_ms(), max_skew_ms);
-        let parsed = parse_post(message.payload().unwrap_or_default()).and_then(|p| {
-            event_time_at_ingest(&p, ingest, max_skew_ms).map(|event_time| (p, event_time))
+        // The fast parser borrows the post's strings from the record: the same posts and the
+        // same errors as `parse_post` (trends-core's property test and fuzz targets check it).
+        let parsed = parse_post_ref(message.payload().unwrap_or_default()).and_then(|p| {
+            p.event_time_at_ingest(ingest, max_skew_ms)
+                .map(|event_time| (p, event_time))
         });
         match parsed {
             Ok((parsed, event_time)) => {
                 if event_time < parsed.event_time {
                     self.metrics.records_clamped.inc();
                 }
-                let tags =
-                    extract_post_tags(&parsed.post, self.settings.aggregator.max_tags_per_post);
+                let tags = self
+                    .extractor
+                    .extract(&parsed, self.settings.aggregator.max_tags_per_post);
                 self.metrics
                     .tags_dropped(DropReason::TooLong, u64::from(tags.too_long));
                 if tags.over_limit > 0 {
@@ -616,6 +622,7 @@ pub fn run_blocking(
         producer,
         assigned: HashSet::new(),
         counters: HashMap::new(),
+        extractor: TagExtractor::new(),
         evictions_seen: HashMap::new(),
         offsets: BTreeMap::new(),
         in_transaction: false,

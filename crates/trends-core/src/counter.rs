@@ -26,7 +26,7 @@
 //! the capacities, whatever the input. Evictions are counted ([`PartitionCounter::evictions`]).
 
 use std::collections::{BTreeMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use hashbrown::HashTable;
 
@@ -217,7 +217,8 @@ pub struct PartitionCounter {
     unreferenced: Vec<TagId>,
     /// Tag string → id, hashed by `hasher`; holds ids only (the strings live in `tags`).
     index: HashTable<TagId>,
-    hasher: RandomState,
+    /// Seeded per counter (foldhash, as `tags.rs` uses): tags are chosen by posters.
+    hasher: foldhash::fast::RandomState,
     fine: BTreeMap<EpochMillis, Bucket>,
     coarse: BTreeMap<EpochMillis, Bucket>,
     all: AllTime,
@@ -259,7 +260,7 @@ impl PartitionCounter {
             free: Vec::new(),
             unreferenced: Vec::new(),
             index: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             fine: BTreeMap::new(),
             coarse: BTreeMap::new(),
             all: AllTime::new(capacity.all_time_tags),

@@ -1,6 +1,8 @@
 //! What serving costs with 100,000 distinct tags, in process (no socket): the prepared
 //! `/trends` body through the whole router, a prefix query, a hashtag with its series, and
-//! building the snapshot the follower publishes. `cargo bench -p trends-api --bench serve`.
+//! ranking a snapshot from scratch (`TrendsView::snapshot`: every name sorted afresh, as after
+//! a start; the follower's steady state, which merges only new names, is `steady_snapshot` in
+//! `cargo bench -p trends-core --bench view`). `cargo bench -p trends-api --bench serve`.
 //! The end-to-end figure (HTTP over TCP with wrk) is `scripts/bench-api.sh`.
 
 use std::hint::black_box;

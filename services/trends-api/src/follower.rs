@@ -2,95 +2,117 @@
 //!
 //! The API has no state of its own: it assigns itself every partition of the counts topic from
 //! the beginning (no consumer group, `read_committed`), feeds each record into a
-//! [`TrendsView`], and at most every `api.snapshot_interval_ms` turns the view into a new
-//! [`Snapshot`](trends_core::view::Snapshot) when something changed, wrapped as a
-//! [`Prepared`] (bodies serialized on first use). Requests never recompute a ranking; they read
-//! the latest one. Readiness flips to true once every partition has been read to its end once.
+//! [`TrendsView`] (which keeps every window's totals incrementally), and at most every
+//! `api.snapshot_interval_ms`, when something changed, takes a [`Frame`](trends_core::view::Frame)
+//! of it (shared copy-on-write chunks: cheap) and has a [`Ranker`] rank it into a new
+//! [`Snapshot`] on the blocking pool, wrapped as a [`Prepared`] (bodies serialized on first
+//! use). The loop keeps reading records while a snapshot is ranked, so ranking never holds up
+//! consumption; one build runs at a time. Requests never recompute a ranking; they read the
+//! latest one.
+//!
+//! **Honest catch-up.** Until every partition has been read to its end once, the follower
+//! publishes nothing: the server keeps [`Prepared::loading`] and the data endpoints answer 503
+//! `not_ready` (a sum over partitions read partly was never true at any moment). Once caught
+//! up it is ready (`/readyz` 200) and publishes. Readiness is lost again while the follower
+//! lags more than `api.max_ready_lag_records` behind the end of the topic (a burst it cannot
+//! keep up with, a stalled broker): `/readyz` answers 503 so a load balancer can send clients
+//! elsewhere, and the follower stops publishing, so the data endpoints keep serving the **last
+//! complete snapshot** (its `watermark` says how old it is) rather than one mixing partitions
+//! read up to different points. Once the lag is back under the threshold it publishes again.
+//!
+//! **The lag** (also the gauge `trends_api_counts_lag_records`) is the sum over partitions of
+//! the end of the partition (its high watermark, asked of the broker every
+//! [`LAG_PROBE_INTERVAL`] by a separate task, so a busy or held follower is still measured)
+//! minus the follower's position (after the last record it read, or the end it last reached).
+//! It can over-count by the records of transactions still open and by one commit marker per
+//! partition: both are small against the threshold.
 //!
 //! A record that does not decode ([`CountsRecord::decode`] rejects it) is logged with its
 //! partition and offset, counted in `trends_api_counts_records_skipped_total`, and skipped:
 //! anyone who can write to the topic must not be able to stop or skew the API.
-//!
-//! The lag gauge comes from librdkafka's statistics (every [`STATS_INTERVAL_MS`]): per partition,
-//! the last stable offset minus how far the follower has read, summed.
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::{ReaderContext, client_config, partition_count};
 use trends_core::counts_record::CountsRecord;
-use trends_core::view::TrendsView;
+use trends_core::view::{Ranker, Snapshot, TrendsView};
 
 use crate::metrics::Metrics;
 use crate::prepared::Prepared;
 use crate::settings::Settings;
 
-/// How often librdkafka reports statistics (the lag gauge's refresh interval).
-pub const STATS_INTERVAL_MS: u32 = 5000;
+/// How often the end of every counts partition is asked of the broker (for the lag).
+pub const LAG_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one partition's end may take to answer before that probe is skipped.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Logs like [`ReaderContext`] and turns statistics into the lag gauge.
-struct FollowerContext {
-    topic: String,
-    metrics: Arc<Metrics>,
+/// A hook for tests: while held, the follower reads no record (it still measures its lag and
+/// decides readiness), as a follower that cannot keep up would. Production never holds it.
+#[derive(Debug, Clone)]
+pub struct Hold(Arc<HoldInner>);
+
+#[derive(Debug)]
+struct HoldInner {
+    /// What the test asks for.
+    requested: watch::Sender<bool>,
+    /// What the follower's loop last acted on.
+    acknowledged: watch::Sender<bool>,
 }
 
-impl ClientContext for FollowerContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        ReaderContext.error(error, reason);
-    }
-
-    fn stats(&self, statistics: Statistics) {
-        if let Some(topic) = statistics.topics.get(&self.topic) {
-            let lag = counts_lag(topic.partitions.values().map(|p| PartitionOffsets {
-                partition: p.partition,
-                app_offset: p.app_offset,
-                eof_offset: p.eof_offset,
-                lo_offset: p.lo_offset,
-                ls_offset: p.ls_offset,
-            }));
-            self.metrics.set_counts_lag(lag);
-        }
+impl Default for Hold {
+    /// A hold nobody engaged.
+    fn default() -> Self {
+        Hold::new(false)
     }
 }
 
-impl ConsumerContext for FollowerContext {}
+impl Hold {
+    fn new(held: bool) -> Self {
+        Hold(Arc::new(HoldInner {
+            requested: watch::Sender::new(held),
+            acknowledged: watch::Sender::new(false),
+        }))
+    }
 
-/// The offsets of one partition in librdkafka's statistics (negative = unknown).
-#[derive(Debug, Clone, Copy)]
-pub struct PartitionOffsets {
-    /// `-1` is librdkafka's internal "unassigned" pseudo-partition.
-    pub partition: i32,
-    /// After the last record handed to the follower.
-    pub app_offset: i64,
-    /// Where the follower last reached the end (past transaction markers).
-    pub eof_offset: i64,
-    /// The log start.
-    pub lo_offset: i64,
-    /// The last stable offset: the end for a `read_committed` reader.
-    pub ls_offset: i64,
+    /// A hold engaged from the start: the follower reads nothing until [`Hold::release`].
+    pub fn engaged() -> Self {
+        Hold::new(true)
+    }
+
+    /// Engages the hold and returns once the follower reads no more: every record it read
+    /// was read before this returned.
+    pub async fn engage(&self) {
+        self.0.requested.send_replace(true);
+        let mut acknowledged = self.0.acknowledged.subscribe();
+        // The sender lives in `self`, so this cannot fail.
+        let _ = acknowledged.wait_for(|&held| held).await;
+    }
+
+    pub fn release(&self) {
+        self.0.requested.send_replace(false);
+    }
 }
 
-/// Records between the follower's position and the end, over all partitions. The position is
-/// the further of the last record read and the last end reached: a committed transaction ends
-/// with a control record the application never sees, so the last record read alone would
-/// leave a lag of one per partition forever.
-pub fn counts_lag(partitions: impl IntoIterator<Item = PartitionOffsets>) -> i64 {
-    partitions
-        .into_iter()
-        .filter(|p| p.partition >= 0 && p.ls_offset >= 0)
-        .map(|p| {
-            let position = p.app_offset.max(p.eof_offset).max(p.lo_offset).max(0);
-            (p.ls_offset - position).max(0)
-        })
-        .sum()
+/// Records between the follower's positions and the partitions' ends (unknown ends, negative,
+/// count nothing).
+pub fn lag(ends: &[AtomicI64], positions: &[i64]) -> i64 {
+    ends.iter()
+        .zip(positions)
+        .map(|(end, &position)| end.load(Ordering::Relaxed).saturating_sub(position).max(0))
+        .fold(0, i64::saturating_add)
+}
+
+/// Whether the API may serve: caught up once, and not lagging past the threshold since.
+pub fn is_ready(caught_up_once: bool, lag: i64, max_lag: i64) -> bool {
+    caught_up_once && lag <= max_lag
 }
 
 /// Reads the counts topic until `shutdown`; publishes snapshots into `snapshots`.
@@ -100,23 +122,21 @@ pub async fn follow(
     ready: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
+    hold: Hold,
 ) -> anyhow::Result<()> {
     let topic = settings.topics.counts.clone();
     let Some(partitions) = wait_for_topic(&settings, &shutdown).await? else {
         return Ok(());
     };
-    let context = FollowerContext {
-        topic: topic.clone(),
-        metrics: metrics.clone(),
-    };
-    let consumer: StreamConsumer<FollowerContext> = client_config(&settings.kafka, "trends-api")
-        .set("group.id", "trends-api-unused")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("statistics.interval.ms", STATS_INTERVAL_MS.to_string())
-        .create_with_context(context)
-        .context("create consumer")?;
+    let consumer: Arc<StreamConsumer<ReaderContext>> = Arc::new(
+        client_config(&settings.kafka, "trends-api")
+            .set("group.id", "trends-api-unused")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create_with_context(ReaderContext)
+            .context("create consumer")?,
+    );
     let mut tpl = TopicPartitionList::new();
     for partition in 0..partitions {
         tpl.add_partition_offset(&topic, partition, Offset::Beginning)?;
@@ -124,29 +144,86 @@ pub async fn follow(
     consumer.assign(&tpl)?;
     tracing::info!(topic, partitions, "following the counts topic");
 
+    let count = usize::try_from(partitions).unwrap_or(0);
+    let ends: Arc<[AtomicI64]> = (0..count).map(|_| AtomicI64::new(-1)).collect();
+    let probe_token = shutdown.child_token();
+    let _stop_probe = probe_token.clone().drop_guard();
+    tokio::spawn(probe_ends(
+        consumer.clone(),
+        topic.clone(),
+        ends.clone(),
+        probe_token,
+    ));
+
+    let max_lag = i64::try_from(settings.api.max_ready_lag_records).unwrap_or(i64::MAX);
     let mut view = TrendsView::new(settings.layout());
-    let mut at_end: HashSet<i32> = HashSet::new();
+    let mut ranker = Some(Ranker::default());
+    let mut building: Option<tokio::task::JoinHandle<(Ranker, Snapshot)>> = None;
+    // Per partition: the offset after the last record read (or the end last reached).
+    let mut positions = vec![0i64; count];
+    let mut at_end = vec![false; count];
+    let mut caught_up_once = false;
     let mut dirty = false;
     let mut records = 0u64;
     let mut tick = tokio::time::interval(settings.api.snapshot_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut requested = hold.0.requested.subscribe();
     loop {
+        let held = *requested.borrow_and_update();
+        hold.0.acknowledged.send_replace(held);
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
+            // A change of the hold ends a pending `recv` (cancel-safe: no record is lost).
+            Ok(()) = requested.changed() => {}
             _ = tick.tick() => {
-                let caught_up = at_end.len() == usize::try_from(partitions).unwrap_or(0);
-                if dirty || (caught_up && !ready.load(Ordering::Acquire)) {
-                    let prepared = Arc::new(Prepared::new(build_snapshot(&view)));
-                    let _ = snapshots.send(prepared);
-                    metrics.snapshot_published();
-                    dirty = false;
-                    if caught_up && !ready.swap(true, Ordering::AcqRel) {
-                        tracing::info!(records, "caught up with the counts topic; ready");
+                if !caught_up_once && at_end.iter().all(|&e| e) {
+                    caught_up_once = true;
+                    tracing::info!(records, "caught up with the counts topic");
+                }
+                let lag = lag(&ends, &positions);
+                metrics.set_counts_lag(lag);
+                let eligible = is_ready(caught_up_once, lag, max_lag);
+                let was_ready = ready.load(Ordering::Acquire);
+                if !eligible && was_ready {
+                    ready.store(false, Ordering::Release);
+                    tracing::warn!(lag, max_lag, "lagging behind the counts topic; not ready, serving the last complete snapshot");
+                }
+                // Not ready: nothing is built, so the last complete snapshot stays served. A
+                // build runs on the blocking pool while this loop goes on reading; the next
+                // one starts once it is done (the ranker is back).
+                if eligible && (dirty || !was_ready) {
+                    if let Some(mut idle) = ranker.take() {
+                        let frame = view.frame();
+                        dirty = false;
+                        building = Some(tokio::task::spawn_blocking(move || {
+                            let snapshot = idle.build(frame);
+                            (idle, snapshot)
+                        }));
                     }
                 }
             }
-            received = consumer.recv() => match received {
+            built = async {
+                match building.as_mut() {
+                    Some(build) => build.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                building = None;
+                let (idle, snapshot) = built.context("ranking a snapshot")?;
+                ranker = Some(idle);
+                let _ = snapshots.send(Arc::new(Prepared::new(snapshot)));
+                metrics.snapshot_published();
+                // Ready only once a complete snapshot is served.
+                let lag = lag(&ends, &positions);
+                if is_ready(caught_up_once, lag, max_lag) && !ready.swap(true, Ordering::AcqRel) {
+                    tracing::info!(records, lag, "ready");
+                }
+            }
+            received = consumer.recv(), if !held => match received {
                 Ok(message) => {
+                    if let Some(position) = usize::try_from(message.partition()).ok().and_then(|p| positions.get_mut(p)) {
+                        *position = message.offset().saturating_add(1);
+                    }
                     match CountsRecord::decode(message.key().unwrap_or_default(), message.payload()) {
                         Ok(record) => { view.apply(record); dirty = true; }
                         Err(e) => {
@@ -158,22 +235,44 @@ pub async fn follow(
                     }
                     records += 1;
                 }
-                Err(KafkaError::PartitionEOF(partition)) => { at_end.insert(partition); }
+                Err(KafkaError::PartitionEOF(partition)) => {
+                    if let Ok(p) = usize::try_from(partition) {
+                        if let (Some(done), Some(position), Some(end)) = (at_end.get_mut(p), positions.get_mut(p), ends.get(p)) {
+                            *done = true;
+                            // At the end: at least as far as the end last probed.
+                            *position = (*position).max(end.load(Ordering::Relaxed));
+                        }
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "counts consumer error"),
             }
         }
     }
 }
 
-/// Sums and ranks the view. With 100,000 tags this takes a good fraction of a second, so on a
-/// multi-threaded runtime the worker hands its other tasks (requests, streams) to the rest of
-/// the pool for the duration instead of stalling them.
-fn build_snapshot(view: &TrendsView) -> trends_core::view::Snapshot {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-            tokio::task::block_in_place(|| view.snapshot())
+/// Every [`LAG_PROBE_INTERVAL`] until `stop`, asks the broker for the end (high watermark) of
+/// every partition, on the blocking pool (the call blocks).
+async fn probe_ends(
+    consumer: Arc<StreamConsumer<ReaderContext>>,
+    topic: String,
+    ends: Arc<[AtomicI64]>,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(LAG_PROBE_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while stop.run_until_cancelled(every.tick()).await.is_some() {
+        let (consumer, topic, ends) = (consumer.clone(), topic.clone(), ends.clone());
+        let probed = tokio::task::spawn_blocking(move || {
+            for (partition, end) in (0i32..).zip(ends.iter()) {
+                match consumer.fetch_watermarks(&topic, partition, PROBE_TIMEOUT) {
+                    Ok((_, high)) => end.store(high, Ordering::Relaxed),
+                    Err(e) => tracing::debug!(partition, error = %e, "cannot probe the end"),
+                }
+            }
+        });
+        if stop.run_until_cancelled(probed).await.is_none() {
+            return;
         }
-        _ => view.snapshot(),
     }
 }
 
@@ -217,33 +316,16 @@ async fn wait_for_topic(
 mod tests {
     use super::*;
 
-    fn offsets(partition: i32, app: i64, eof: i64, lo: i64, ls: i64) -> PartitionOffsets {
-        PartitionOffsets {
-            partition,
-            app_offset: app,
-            eof_offset: eof,
-            lo_offset: lo,
-            ls_offset: ls,
-        }
-    }
-
     #[test]
-    fn lag_is_the_distance_to_the_last_stable_offset() {
-        let unknown = -1001;
-        assert_eq!(
-            counts_lag([
-                // Nothing read yet, log starts at 0 (or compacted up to 40).
-                offsets(0, unknown, unknown, 0, 100),
-                offsets(1, unknown, unknown, 40, 100),
-                // Read up to 90.
-                offsets(2, 90, unknown, 0, 100),
-                // At the end: the last record was 98, then a commit marker at 99.
-                offsets(3, 99, 100, 0, 100),
-                // librdkafka's pseudo-partition and an unknown end count nothing.
-                offsets(-1, unknown, unknown, unknown, unknown),
-                offsets(4, 5, unknown, 0, unknown),
-            ]),
-            100 + 60 + 10
-        );
+    fn lag_is_the_distance_to_the_ends_and_readiness_follows_it() {
+        let ends: Vec<AtomicI64> = [100, 100, 100, -1]
+            .into_iter()
+            .map(AtomicI64::new)
+            .collect();
+        // Nothing read; read up to 90; past the end (a commit marker not yet probed); unknown.
+        assert_eq!(lag(&ends, &[0, 90, 120, 5]), 100 + 10);
+        assert!(!is_ready(false, 0, 10));
+        assert!(is_ready(true, 10, 10));
+        assert!(!is_ready(true, 11, 10));
     }
 }

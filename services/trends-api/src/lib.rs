@@ -62,11 +62,22 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     run_with_listener(settings, listener, shutdown).await
 }
 
-/// Serves on an already bound listener (tests bind port 0); binds `http.metrics_addr` when set.
+/// [`run_with_hold`] with a hold nobody engages.
 pub async fn run_with_listener(
     settings: Settings,
     listener: TcpListener,
     shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_with_hold(settings, listener, shutdown, follower::Hold::default()).await
+}
+
+/// Serves on an already bound listener (tests bind port 0); binds `http.metrics_addr` when set.
+/// While `hold` is engaged the follower reads nothing (a test hook, see [`follower::Hold`]).
+pub async fn run_with_hold(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    hold: follower::Hold,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "trends-api listening");
     let metrics_listener = match settings.http.metrics_addr {
@@ -79,7 +90,7 @@ pub async fn run_with_listener(
             Some(bound)
         }
     };
-    let (sender, receiver) = watch::channel(Arc::new(Prepared::default()));
+    let (sender, receiver) = watch::channel(Arc::new(Prepared::loading()));
     let ready = Arc::new(AtomicBool::new(false));
     let mut state = AppState::new(receiver, ready.clone()).with_streams(StreamOptions {
         max_events_per_sec: settings.api.stream_max_events_per_sec,
@@ -106,7 +117,7 @@ pub async fn run_with_listener(
     let follower_token = shutdown.clone();
     tasks.spawn(
         "counts follower",
-        follower::follow(settings, sender, ready, metrics, follower_token),
+        follower::follow(settings, sender, ready, metrics, follower_token, hold),
     );
     let server_token = shutdown.clone();
     tasks.spawn("http server", async move {

@@ -18,8 +18,9 @@ use bytes::Bytes;
 use utoipa::OpenApi;
 
 use crate::api::types::{
-    ErrorBody, ErrorDetail, HashtagResponse, SeriesByWindow, SeriesPoint, SeriesResponse,
-    StatusBody, TrendEntry, TrendsResponse, WindowCounts, WindowInfo, WindowName, WindowsResponse,
+    ErrorBody, ErrorDetail, Estimate, HashtagResponse, SeriesByWindow, SeriesPoint, SeriesResponse,
+    StatusBody, TrendEntry, TrendsResponse, WindowCounts, WindowEstimates, WindowInfo, WindowName,
+    WindowsResponse,
 };
 
 #[derive(Debug, OpenApi)]
@@ -46,6 +47,8 @@ use crate::api::types::{
         TrendEntry,
         HashtagResponse,
         WindowCounts,
+        WindowEstimates,
+        Estimate,
         SeriesByWindow,
         SeriesResponse,
         SeriesPoint,

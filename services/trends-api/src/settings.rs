@@ -15,6 +15,7 @@
 //! | `api.stream_max_events_per_sec` | `4` | at most this many events per second on one `/api/v1/stream` |
 //! | `api.max_stream_clients` | `10000` | concurrent `/api/v1/stream` clients; more get 503 |
 //! | `api.max_streams_per_ip` | `16` | concurrent streams of one client IP (IPv6: one /64); more get 429 |
+//! | `api.max_ready_lag_records` | `100000` | once caught up, readiness (`/readyz`) goes back to 503 while the follower is more than this many records behind the end of the counts topic |
 //!
 //! Why these defaults: a real client sends its request head in one packet, so 10 s to receive
 //! it is generous even on a slow mobile link, while a slowloris client (a header byte now and
@@ -99,6 +100,8 @@ pub struct ApiSettings {
     pub stream_max_events_per_sec: u32,
     pub max_stream_clients: usize,
     pub max_streams_per_ip: usize,
+    /// Readiness is lost while the follower lags more than this many records.
+    pub max_ready_lag_records: u64,
 }
 
 /// Which browser origins may read the API (`http.cors_allowed_origins`, checked as it is
@@ -197,6 +200,7 @@ snapshot_interval_ms = 250
 stream_max_events_per_sec = 4
 max_stream_clients = 10000
 max_streams_per_ip = 16
+max_ready_lag_records = 100000
 "#;
 
     fn validate(&self) -> Result<(), ConfigError> {

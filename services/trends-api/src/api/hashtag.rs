@@ -25,6 +25,7 @@ use crate::state::AppState;
         (status = 200, description = "The tag's counts and series", body = HashtagResponse),
         (status = 400, description = "`invalid_hashtag`", body = ErrorBody),
         (status = 404, description = "`unknown_hashtag`: never seen", body = ErrorBody),
+        (status = 503, description = "`not_ready`: the counts topic has not been read to its end yet; see `Retry-After`", body = ErrorBody),
     ),
 )]
 pub async fn hashtag(
@@ -42,8 +43,7 @@ pub async fn hashtag(
     if tag.is_empty() {
         return Err(AppError::bad_request("invalid_hashtag", "hashtag is empty"));
     }
-    let body = state
-        .current()
+    let body = super::complete_snapshot(&state)?
         .hashtag(&tag)
         .ok_or_else(|| AppError::NotFound {
             code: "unknown_hashtag",

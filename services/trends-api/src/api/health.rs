@@ -25,14 +25,15 @@ pub async fn healthz() -> Json<StatusBody> {
     Json(StatusBody { status: "ok" })
 }
 
-/// Readiness: 200 once the counts topic has been read to its end.
+/// Readiness: 200 once the counts topic has been read to its end, and while the follower lags
+/// at most `api.max_ready_lag_records` records behind it since.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
         (status = 200, description = "Caught up with the counts topic", body = StatusBody),
-        (status = 503, description = "`not_ready`: still loading; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`not_ready`: still loading, or lagging more than `api.max_ready_lag_records` records behind the counts topic (the data endpoints then serve the last complete snapshot); see `Retry-After`", body = ErrorBody),
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, AppError> {

@@ -24,3 +24,16 @@ pub mod windows;
 
 /// Longest accepted hashtag or prefix, in bytes (before normalization).
 pub const MAX_TAG_BYTES: usize = 280;
+
+/// The snapshot to answer a data request from, or 503 `not_ready` while the API has not yet
+/// read the counts topic to its end (it never serves a partial sum).
+pub fn complete_snapshot(
+    state: &crate::state::AppState,
+) -> Result<std::sync::Arc<crate::prepared::Prepared>, crate::error::AppError> {
+    let prepared = state.current();
+    if prepared.is_complete() {
+        Ok(prepared)
+    } else {
+        Err(crate::error::AppError::NotReady)
+    }
+}

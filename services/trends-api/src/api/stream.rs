@@ -29,7 +29,7 @@ use crate::state::AppState;
         (status = 200, description = "An event stream; each event's data is a TrendsResponse", body = TrendsResponse, content_type = "text/event-stream"),
         (status = 400, description = "As for /api/v1/trends", body = ErrorBody),
         (status = 429, description = "`too_many_streams_from_ip`: `api.max_streams_per_ip` streams are open from this client's address (IPv6: its /64); or `rate_limited` (only with a rate limit configured). See `Retry-After`", body = ErrorBody),
-        (status = 503, description = "`too_many_streams`: `api.max_stream_clients` streams are open; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`too_many_streams`: `api.max_stream_clients` streams are open; or `not_ready`: the counts topic has not been read to its end yet. See `Retry-After`", body = ErrorBody),
     ),
 )]
 pub async fn stream(
@@ -38,6 +38,7 @@ pub async fn stream(
     query: Result<Query<TrendsQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
     let q = parse_query(query)?;
+    super::complete_snapshot(&state)?;
     sse::open(
         &state.streams,
         state.snapshot.clone(),

@@ -89,6 +89,7 @@ pub fn parse_query(
         (status = 200, description = "The ranking", body = TrendsResponse),
         (status = 400, description = "`invalid_window`, `invalid_limit`, `invalid_prefix` or `invalid_query`", body = ErrorBody),
         (status = 429, description = "`rate_limited` (only with a rate limit configured); see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`not_ready`: the counts topic has not been read to its end yet (a partial sum is never served); see `Retry-After`", body = ErrorBody),
     ),
 )]
 pub async fn trends(
@@ -96,7 +97,7 @@ pub async fn trends(
     query: Result<Query<TrendsQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     let q = parse_query(query)?;
-    let body = state.current().trends_body(q.window, q.limit, &q.prefix);
+    let body = super::complete_snapshot(&state)?.trends_body(q.window, q.limit, &q.prefix);
     Ok((
         [
             (header::CACHE_CONTROL, "no-store"),

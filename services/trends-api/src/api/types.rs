@@ -8,6 +8,9 @@
 //!
 //! Every struct is `deny_unknown_fields` and its schema closed (every field required, `null`
 //! where it may be absent), so `tests/it/openapi.rs` notices a field renamed, added or dropped.
+//! The one exception are the fields of an estimate (`approximate`, `count_lower`,
+//! `count_upper`, `estimates`): they are present only when a count is not exact, so that every
+//! exact answer stays the same bytes as before estimates existed.
 
 use std::borrow::Cow;
 
@@ -69,9 +72,63 @@ pub struct TrendEntry<'a> {
     /// The most frequent original spelling (all time).
     #[schema(example = "Rust")]
     pub display: &'a str,
-    /// Posts with the tag in the window.
+    /// Posts with the tag in the window (summed over the input partitions). Exact unless
+    /// `approximate` is present.
     #[schema(minimum = 1)]
     pub count: i64,
+    /// Present, and `true`, only when `count` is an estimate (the aggregator tracks a bounded
+    /// number of tags per bucket and in `all`): the true count is then within `count_lower`
+    /// ..= `count_upper`, for the tags it tracked (a finite window's `count_upper` is `count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub approximate: Option<bool>,
+    /// With `approximate`: the least the true count can be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0)]
+    pub count_lower: Option<i64>,
+    /// With `approximate`: the most the true count can be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 0)]
+    pub count_upper: Option<i64>,
+}
+
+/// The bounds of a count that is an estimate.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Estimate {
+    /// Always `true`.
+    pub approximate: bool,
+    /// The least the true count can be.
+    #[schema(minimum = 0)]
+    pub count_lower: i64,
+    /// The most the true count can be.
+    #[schema(minimum = 0)]
+    pub count_upper: i64,
+}
+
+/// The windows whose count is an estimate, with its bounds; a window whose count is exact is
+/// absent.
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowEstimates {
+    #[serde(rename = "1m", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub m1: Option<Estimate>,
+    #[serde(rename = "5m", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub m5: Option<Estimate>,
+    #[serde(rename = "15m", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub m15: Option<Estimate>,
+    #[serde(rename = "1h", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub h1: Option<Estimate>,
+    #[serde(rename = "24h", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub h24: Option<Estimate>,
+    #[serde(rename = "all", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub all: Option<Estimate>,
 }
 
 /// `/api/v1/hashtags/{tag}`.
@@ -88,6 +145,10 @@ pub struct HashtagResponse {
     #[schema(required = true, format = DateTime)]
     pub watermark: Option<String>,
     pub counts: WindowCounts,
+    /// Present only when some of `counts` are estimates: their bounds, per window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub estimates: Option<WindowEstimates>,
     pub series: SeriesByWindow,
 }
 

@@ -10,11 +10,15 @@
 //! - for every tag with a key: `count − error ≤ true ≤ count`; for every tag without one:
 //!   `true ≤ all_floor` (the watermark record's), with `all_floor ≤ N / 200`;
 //! - `heavy` and `mid` held, with an error within `N / capacity`.
+//!
+//! Then the API, which sums the partitions, must rank `heavy` and `mid` first with their exact
+//! counts, and for a sample of tags answer bounds (`count`, or `count_lower..=count_upper` when
+//! approximate) that hold the true count in `5m` and `all`, or 404 for a tag evicted everywhere.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use e2e::{Topics, create_topic, get_text, metric_value, rfc3339, wait_for};
+use e2e::{Topics, create_topic, get_json, get_text, metric_value, rfc3339, wait_for};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -71,23 +75,27 @@ fn compacted(topic: &str, partition: i32) -> HashMap<String, serde_json::Value> 
     state
 }
 
-/// The sum of `group`'s committed offsets on both partitions of `topic`.
-fn committed_offsets(group: &str, topic: &str) -> i64 {
-    let consumer: BaseConsumer = client().set("group.id", group).create().expect("consumer");
+/// The sum of `group`'s committed offsets on both partitions of `topic` (an error while the
+/// group coordinator is not ready yet: the caller retries).
+fn committed_offsets(group: &str, topic: &str) -> Result<i64, String> {
+    let consumer: BaseConsumer = client()
+        .set("group.id", group)
+        .create()
+        .map_err(|e| e.to_string())?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, 0);
     tpl.add_partition(topic, 1);
     let committed = consumer
         .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
-    committed
+        .map_err(|e| e.to_string())?;
+    Ok(committed
         .elements()
         .iter()
         .map(|e| match e.offset() {
             Offset::Offset(n) => n,
             _ => 0,
         })
-        .sum()
+        .sum())
 }
 
 fn field(value: &serde_json::Value, name: &str) -> i64 {
@@ -170,7 +178,7 @@ async fn a_flood_of_one_off_tags_keeps_the_counts_topic_bounded_and_every_count_
         async move {
             let committed = tokio::task::spawn_blocking(move || committed_offsets(&group, &tweets))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())??;
             if committed == POSTS as i64 {
                 Ok(())
             } else {
@@ -242,11 +250,85 @@ async fn a_flood_of_one_off_tags_keeps_the_counts_topic_bounded_and_every_count_
             assert!(error <= posts / BUCKET_CAPACITY as i64);
         }
     }
+
+    // The API sums the partitions: every answer it gives bounds the true count.
+    let mut api = topics.start_api(bootstrap, 2);
+    let base = api.url.clone();
+    wait_for("the API ready", WAIT, || async {
+        let (status, body) = get_json(&client, &format!("{base}/readyz")).await?;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(format!("{status} {body}"))
+        }
+    })
+    .await
+    .expect("ready");
+    let total = |tag: &str| truth[0].get(tag).unwrap_or(&0) + truth[1].get(tag).unwrap_or(&0);
+    let (status, top) = get_json(&client, &format!("{base}/api/v1/trends?window=all&limit=2"))
+        .await
+        .expect("trends");
+    assert_eq!(status, 200, "{top}");
     assert_eq!(
-        aggregator
-            .process
-            .terminate(Duration::from_secs(30))
-            .expect("terminate"),
-        Some(0)
+        e2e::ranking(&top),
+        vec![
+            ("heavy".to_string(), total("heavy")),
+            ("mid".to_string(), total("mid"))
+        ],
+        "the heavy hitters on top, exact: they were held from their first post"
     );
+    let (mut answered, mut estimated, mut unknown) = (0, 0, 0);
+    // The heavy ones, and every 10th one-off tag.
+    let sample: Vec<String> = ["heavy".to_string(), "mid".to_string()]
+        .into_iter()
+        .chain((0..POSTS).step_by(10).map(|i| format!("once{i}")))
+        .collect();
+    for tag in &sample {
+        let n = total(tag);
+        let (status, body) = get_json(&client, &format!("{base}/api/v1/hashtags/{tag}"))
+            .await
+            .expect("hashtag");
+        if status == 404 {
+            // Evicted from `all` on its partition and from its bucket: at most the floor.
+            unknown += 1;
+            continue;
+        }
+        assert_eq!(status, 200, "{tag}: {body}");
+        answered += 1;
+        for window in ["5m", "all"] {
+            let count = body["counts"][window].as_i64().expect("a count");
+            let estimate = &body["estimates"][window];
+            let (lower, upper) = if estimate.is_null() {
+                (count, count)
+            } else {
+                estimated += 1;
+                assert_eq!(estimate["approximate"], true, "{tag}: {body}");
+                (
+                    estimate["count_lower"].as_i64().expect("lower"),
+                    estimate["count_upper"].as_i64().expect("upper"),
+                )
+            };
+            assert!(
+                lower <= n && n <= upper,
+                "{tag} in {window}: true {n}, answered {lower}..={upper}: {body}"
+            );
+        }
+    }
+    eprintln!(
+        "API: {answered} tags answered ({estimated} window estimates), {unknown} unknown, of {}",
+        sample.len()
+    );
+    assert!(
+        answered > 2 && estimated > 0,
+        "the sample covers exact and estimated counts"
+    );
+    for started in [&mut api, &mut aggregator] {
+        assert_eq!(
+            started
+                .process
+                .terminate(Duration::from_secs(30))
+                .expect("terminate"),
+            Some(0)
+        );
+    }
 }

@@ -164,7 +164,10 @@ fn parsing_a_record_and_extracting_its_tags_does_not_allocate() {
         let mut tags = 0;
         for record in &records {
             let post = parse_post_ref(record).expect("a valid post");
-            tags += extractor.extract(&post, DEFAULT_MAX_TAGS_PER_POST).tags.len();
+            tags += extractor
+                .extract(&post, DEFAULT_MAX_TAGS_PER_POST)
+                .tags
+                .len();
         }
         tags
     };

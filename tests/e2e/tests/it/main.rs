@@ -5,12 +5,12 @@
 //!
 //! Run one module with a filter, e.g. `cargo test -p e2e --test it browser -- --nocapture`.
 
+mod bounded;
 mod browser;
 mod compose;
 mod exactly_once;
 mod hostile;
 mod live_source;
 mod pipeline;
-mod bounded;
 mod restore;
 mod source_exactly_once;

@@ -187,7 +187,13 @@ async fn a_flood_of_one_off_tags_keeps_the_counts_topic_bounded_and_every_count_
         }
     })
     .await
-    .expect("committed");
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}\naggregator running: {}\n{}",
+            aggregator.process.is_running(),
+            e2e::tail(&aggregator.process.log(), 40)
+        )
+    });
     let client = reqwest::Client::new();
     let text = get_text(&client, &aggregator.url).await.expect("metrics");
     let metric = |name: &str| metric_value(&text, name).unwrap_or(-1.0);

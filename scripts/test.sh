@@ -21,6 +21,7 @@ need java "install a JDK 17 or newer"
 need mvn "install Apache Maven"
 need node "install Node.js 20 or newer (the browser test drives Chromium from it)"
 need npm "install npm (it comes with Node.js)"
+need python3 "install Python 3 (the Spark peer's tag rules are checked with it)"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
   || { echo "error: Node.js 20 or newer is required (found $(node --version))" >&2; exit 1; }
 
@@ -55,6 +56,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> cargo build (service binaries)"
 cargo build --workspace --bins --locked
+
+echo "==> the Spark peer's tag rules against the conformance cases (bench/spark)"
+python3 bench/spark/check_hashtags.py
 
 echo "==> cargo test"
 cargo test --workspace --locked -- --test-threads 2

@@ -1237,6 +1237,25 @@ async fn main() -> anyhow::Result<()> {
     if has("latency") {
         latency_phase(&mut bench).await?;
     }
+    if std::env::var("BENCH_SPARK").as_deref() == Ok("1") {
+        // The Spark peer on this broker and this input (bench/spark/bench.py reads it from
+        // BENCH_BOOTSTRAP and BENCH_INPUT), for the phases it has: throughput and latency.
+        let spark_phases: Vec<&str> = ["throughput", "latency"]
+            .into_iter()
+            .filter(|p| has(p))
+            .collect();
+        if !spark_phases.is_empty() {
+            let mut command = std::process::Command::new("bench/spark/run-bench.sh");
+            command
+                .env("BENCH_BOOTSTRAP", &bench.bootstrap)
+                .env("BENCH_PHASES", spark_phases.join(","));
+            if let Some(input) = input.as_deref() {
+                command.env("BENCH_INPUT", input);
+            }
+            let status = tokio::task::spawn_blocking(move || command.status()).await??;
+            anyhow::ensure!(status.success(), "the Spark peer failed: {status}");
+        }
+    }
     if has("memory") {
         memory_phase(&mut bench).await?;
     }

@@ -437,20 +437,14 @@ impl Engine {
 
     fn try_commit(&mut self, consumer: &AggregatorConsumer) -> anyhow::Result<()> {
         self.advance_past_control_records(consumer);
-        // One partition's updates at a time, queued as they are taken: a catch-up's commit
-        // holds one partition's changes in memory, not every partition's at once.
-        let partitions: Vec<i32> = self.counters.keys().copied().collect();
+        let mut updates = Vec::new();
         let (mut entries, mut tags) = (0usize, 0usize);
-        let started = Instant::now();
-        for partition in partitions {
-            let Some(counter) = self.counters.get_mut(&partition) else {
-                continue;
-            };
-            let updates = counter.take_updates();
+        for (partition, counter) in &mut self.counters {
+            for record in counter.take_updates() {
+                updates.push((*partition, record));
+            }
             let now = counter.evictions();
-            entries += counter.entries();
-            tags += counter.tags_held();
-            let seen = self.evictions_seen.entry(partition).or_default();
+            let seen = self.evictions_seen.entry(*partition).or_default();
             self.metrics.tags_evicted(
                 EvictionScope::Bucket,
                 now.bucket.saturating_sub(seen.bucket),
@@ -460,31 +454,8 @@ impl Engine {
                 now.all_time.saturating_sub(seen.all_time),
             );
             *seen = now;
-            if !updates.is_empty() {
-                self.begin_if_needed()?;
-            }
-            for record in &updates {
-                let key = record.key.encode();
-                let value = record.encode_value();
-                let mut out = BaseRecord::to(&self.settings.topics.counts)
-                    .partition(partition)
-                    .key(key.as_str());
-                if let Some(value) = value.as_deref() {
-                    out = out.payload(value.as_bytes());
-                }
-                if let Sent::Refused(error) = self.send(out)? {
-                    // Tags are capped at 140 characters and spellings at 8, so a counts record
-                    // is a few KiB at most; this is a defect, not an input, and one record
-                    // must not stop the partition.
-                    self.metrics.refused(RefusedTopic::Counts);
-                    tracing::error!(
-                        partition,
-                        key = &*truncate_utf8(&key, 200),
-                        %error,
-                        "the Kafka client refused a counts record; it is dropped"
-                    );
-                }
-            }
+            entries += counter.entries();
+            tags += counter.tags_held();
         }
         self.metrics
             .state_entries
@@ -492,8 +463,31 @@ impl Engine {
         self.metrics
             .state_tags
             .set(i64::try_from(tags).unwrap_or(i64::MAX));
-        if !self.offsets.is_empty() {
+        if !updates.is_empty() || !self.offsets.is_empty() {
             self.begin_if_needed()?;
+        }
+        let started = Instant::now();
+        for (partition, record) in &updates {
+            let key = record.key.encode();
+            let value = record.encode_value();
+            let mut out = BaseRecord::to(&self.settings.topics.counts)
+                .partition(*partition)
+                .key(key.as_str());
+            if let Some(value) = value.as_deref() {
+                out = out.payload(value.as_bytes());
+            }
+            if let Sent::Refused(error) = self.send(out)? {
+                // Tags are capped at 140 characters and spellings at 8, so a counts record is
+                // a few KiB at most; this is a defect, not an input, and one record must not
+                // stop the partition.
+                self.metrics.refused(RefusedTopic::Counts);
+                tracing::error!(
+                    partition,
+                    key = &*truncate_utf8(&key, 200),
+                    %error,
+                    "the Kafka client refused a counts record; it is dropped"
+                );
+            }
         }
         self.metrics
             .commit_phase(CommitPhase::Produce, started.elapsed());

@@ -78,8 +78,6 @@ pub struct Engine {
     counters: HashMap<i32, PartitionCounter>,
     /// Extracts every record's tags into buffers it reuses (no allocation per post).
     extractor: TagExtractor,
-    /// The offset last committed per owned partition (the next record to read).
-    committed: HashMap<i32, i64>,
     /// Each counter's evictions as last added to the metric.
     evictions_seen: HashMap<i32, Evictions>,
     /// Next input offset to commit, per partition touched in the open transaction.
@@ -436,7 +434,6 @@ impl Engine {
     }
 
     fn try_commit(&mut self, consumer: &AggregatorConsumer) -> anyhow::Result<()> {
-        self.advance_past_control_records(consumer);
         let mut updates = Vec::new();
         let (mut entries, mut tags) = (0usize, 0usize);
         for (partition, counter) in &mut self.counters {
@@ -463,7 +460,7 @@ impl Engine {
         self.metrics
             .state_tags
             .set(i64::try_from(tags).unwrap_or(i64::MAX));
-        if !updates.is_empty() || !self.offsets.is_empty() {
+        if !updates.is_empty() {
             self.begin_if_needed()?;
         }
         let started = Instant::now();
@@ -531,39 +528,9 @@ impl Engine {
                 .commit_phase(CommitPhase::Commit, started.elapsed());
         }
         self.in_transaction = false;
-        self.committed.extend(std::mem::take(&mut self.offsets));
+        self.offsets.clear();
         self.metrics.transactions_committed.inc();
         Ok(())
-    }
-
-    /// Moves each owned partition's offset to commit up to the consumer's position when that
-    /// is further. On a transactional input (the producer's) every transaction ends with a
-    /// commit marker, a record the consumer skips and never delivers: committing the last
-    /// delivered offset + 1 would leave the group one record behind per partition for ever (a
-    /// lag that never reaches 0, and a catch-up that never looks finished). Safe, because the
-    /// loop processes every record it polls before the next poll: all before the position is
-    /// counted.
-    fn advance_past_control_records(&mut self, consumer: &AggregatorConsumer) {
-        let Ok(positions) = consumer.position() else {
-            return;
-        };
-        for element in positions.elements_for_topic(&self.settings.topics.tweets) {
-            let partition = element.partition();
-            let Offset::Offset(position) = element.offset() else {
-                continue;
-            };
-            if !self.counters.contains_key(&partition) {
-                continue;
-            }
-            let done = self
-                .offsets
-                .get(&partition)
-                .or_else(|| self.committed.get(&partition))
-                .copied();
-            if done.is_some_and(|done| position > done) {
-                self.offsets.insert(partition, position);
-            }
-        }
     }
 
     fn on_revoke(&mut self, consumer: &AggregatorConsumer, partitions: &[i32], lost: bool) {
@@ -585,7 +552,6 @@ impl Engine {
             self.assigned.remove(partition);
             self.counters.remove(partition);
             self.evictions_seen.remove(partition);
-            self.committed.remove(partition);
         }
         self.assignment_changed();
     }
@@ -658,7 +624,6 @@ pub fn run_blocking(
         counters: HashMap::new(),
         extractor: TagExtractor::new(),
         evictions_seen: HashMap::new(),
-        committed: HashMap::new(),
         offsets: BTreeMap::new(),
         in_transaction: false,
         failure: None,

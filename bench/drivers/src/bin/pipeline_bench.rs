@@ -141,11 +141,44 @@ impl Bench {
             .map_or(0, |t| t.partitions().len() as i32);
         (0..partitions)
             .map(|p| {
-                Ok(consumer
+                let high = consumer
                     .fetch_watermarks(topic, p, Duration::from_secs(10))?
-                    .1)
+                    .1;
+                self.after_last_record(topic, p, high)
             })
             .collect()
+    }
+
+    /// The offset after partition `p`'s last committed record, below its end offset `high`.
+    /// A transactionally written partition ends with a commit marker, which a consumer skips
+    /// and the aggregator's committed offset never passes (it commits the last record + 1);
+    /// waiting for `high` would wait for ever. Reads the partition's tail (`read_committed`).
+    fn after_last_record(&self, topic: &str, p: i32, high: i64) -> anyhow::Result<i64> {
+        if high == 0 {
+            return Ok(0);
+        }
+        let consumer: BaseConsumer = self
+            .client()
+            .set("group.id", unique_name("bench-tail"))
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create()?;
+        // A few markers at most follow the last record: read the last 64 offsets.
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, p, Offset::Offset((high - 64).max(0)))?;
+        consumer.assign(&tpl)?;
+        let mut last = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => last = Some(m.offset() + 1),
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                _ => {}
+            }
+        }
+        // No record in the tail (only markers, or an empty window): the end offset is the best
+        // bound there is.
+        Ok(last.unwrap_or(high))
     }
 
     /// The committed records of `topic` (read to its end with `read_committed`). Offsets

@@ -14,4 +14,3 @@ mod live_source;
 mod pipeline;
 mod restore;
 mod source_exactly_once;
-mod transactional_input;

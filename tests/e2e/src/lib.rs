@@ -509,3 +509,46 @@ pub async fn read_dead_letters(topic: &str, n: usize, timeout: Duration) -> Vec<
     .await
     .expect("reader")
 }
+
+/// What compaction keeps of partition `partition` of a counts topic on the shared test broker:
+/// the last value of each key as JSON, tombstoned keys gone (`read_committed`, read to the
+/// partition's end). Blocking: call it from `spawn_blocking`.
+pub fn read_compacted(topic: &str, partition: i32) -> HashMap<String, serde_json::Value> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            test_support::KafkaBroker::shared().bootstrap_servers(),
+        )
+        .set("group.id", test_support::unique_name("compacted-reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut state = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+                match m.payload() {
+                    Some(value) => {
+                        let value = serde_json::from_slice(value).expect("a JSON counts value");
+                        state.insert(key, value);
+                    }
+                    None => {
+                        state.remove(&key);
+                    }
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            _ => {}
+        }
+    }
+    state
+}

@@ -21,7 +21,7 @@ use std::time::Duration;
 use e2e::{Topics, create_topic, get_json, get_text, metric_value, rfc3339, wait_for};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use test_support::{KafkaBroker, unique_name};
 use trends_common::time::now_ms;
 
@@ -37,42 +37,6 @@ fn client() -> ClientConfig {
         KafkaBroker::shared().bootstrap_servers(),
     );
     config
-}
-
-/// What compaction keeps of counts partition `partition`: the last value of each key, as JSON,
-/// tombstoned keys gone.
-fn compacted(topic: &str, partition: i32) -> HashMap<String, serde_json::Value> {
-    let consumer: BaseConsumer = client()
-        .set("group.id", unique_name("bounded-reader"))
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&tpl).expect("assign");
-    let mut state = HashMap::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while std::time::Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
-                match m.payload() {
-                    Some(value) => {
-                        let value = serde_json::from_slice(value).expect("a JSON counts value");
-                        state.insert(key, value);
-                    }
-                    None => {
-                        state.remove(&key);
-                    }
-                }
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-            _ => {}
-        }
-    }
-    state
 }
 
 /// The sum of `group`'s committed offsets on both partitions of `topic` (an error while the
@@ -204,7 +168,7 @@ async fn a_flood_of_one_off_tags_keeps_the_counts_topic_bounded_and_every_count_
         let truth = &truth[partition as usize];
         let posts = truth.values().sum::<i64>();
         let counts = topics.counts.clone();
-        let state = tokio::task::spawn_blocking(move || compacted(&counts, partition))
+        let state = tokio::task::spawn_blocking(move || e2e::read_compacted(&counts, partition))
             .await
             .expect("read");
         let prefix = format!("{partition}|a|");

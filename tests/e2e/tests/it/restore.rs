@@ -26,9 +26,9 @@ use std::time::Duration;
 use e2e::{Topics, create_topic, get_text, metric_value, rfc3339, wait_for};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use test_support::{KafkaBroker, unique_name};
 use trends_common::time::now_ms;
 
@@ -85,35 +85,13 @@ async fn prefilled_counts(name: &str) {
         .expect("prefilled counts flushed");
 }
 
-/// The latest committed value of each of `keys` in counts partition `partition`.
+/// The latest committed count of each of `keys` in counts partition `partition`.
 fn read_counts(topic: &str, partition: i32, keys: &[String]) -> HashMap<String, i64> {
-    let consumer: BaseConsumer = client()
-        .set("group.id", unique_name("restore-reader"))
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&tpl).expect("assign");
-    let mut found = HashMap::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while std::time::Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
-                if keys.contains(&key) {
-                    let value: serde_json::Value =
-                        serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
-                    found.insert(key, value["count"].as_i64().unwrap_or(-1));
-                }
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-            _ => {}
-        }
-    }
-    found
+    e2e::read_compacted(topic, partition)
+        .into_iter()
+        .filter(|(key, _)| keys.contains(key))
+        .map(|(key, value)| (key, value["count"].as_i64().unwrap_or(-1)))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

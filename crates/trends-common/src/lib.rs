@@ -9,11 +9,13 @@
 //! - [`settings`]: the config sections the services have in common, and their checks.
 //! - [`service`]: the skeleton every `main` runs (load → telemetry → signals → run → exit code).
 //! - [`metrics`]: a registry per service and the one `/metrics` server.
+//! - [`memory`]: freed heap handed back to the operating system after a burst.
 //! - [`time`]: the wall clock in the pipeline's unit.
 
 pub mod config;
 pub mod config_error;
 pub mod kafka;
+pub mod memory;
 pub mod metrics;
 pub mod service;
 pub mod settings;

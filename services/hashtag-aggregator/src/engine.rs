@@ -25,6 +25,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::client_config;
+use trends_common::memory::release_free_memory;
 use trends_common::time::now_ms;
 use trends_core::counter::{Evictions, PartitionCounter, Recorded};
 use trends_core::post::{MAX_REASON_BYTES, PostError, parse_post_ref};
@@ -36,6 +37,16 @@ use crate::metrics::{CommitPhase, DropReason, EvictionScope, Metrics, RefusedTop
 use crate::restore::restore_partition;
 use crate::settings::{Settings, millis};
 use crate::watchdog::Watchdog;
+
+/// A commit that produced at least this many counts records was a burst (a catch-up, or many
+/// buckets expiring at once): afterwards the freed heap goes back to the operating system
+/// (`trends_common::memory`). Steady commits produce far fewer and skip the walk.
+const RELEASE_MEMORY_AFTER_RECORDS: usize = 20_000;
+
+/// librdkafka's bound on the counts records queued in the producer (default 1 GiB): a catch-up
+/// commit that produces more waits for deliveries (`send` polls on `QueueFull`) instead of
+/// holding every record of the transaction at once.
+const PRODUCER_QUEUE_KBYTES: u32 = 32 * 1024;
 
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long past its own timeout a blocking call may run before the watchdog ends the process.
@@ -434,14 +445,22 @@ impl Engine {
     }
 
     fn try_commit(&mut self, consumer: &AggregatorConsumer) -> anyhow::Result<()> {
-        let mut updates = Vec::new();
-        let (mut entries, mut tags) = (0usize, 0usize);
-        for (partition, counter) in &mut self.counters {
-            for record in counter.take_updates() {
-                updates.push((*partition, record));
-            }
+        // One partition's updates at a time, queued as they are taken: a catch-up's commit
+        // holds one partition's records in memory (and librdkafka at most
+        // PRODUCER_QUEUE_KBYTES of them), not every partition's at once. All go into the same
+        // transaction, so this changes nothing of what is committed together.
+        let partitions: Vec<i32> = self.counters.keys().copied().collect();
+        let (mut entries, mut tags, mut produced) = (0usize, 0usize, 0usize);
+        let started = Instant::now();
+        for partition in partitions {
+            let Some(counter) = self.counters.get_mut(&partition) else {
+                continue;
+            };
+            let updates = counter.take_updates();
             let now = counter.evictions();
-            let seen = self.evictions_seen.entry(*partition).or_default();
+            entries += counter.entries();
+            tags += counter.tags_held();
+            let seen = self.evictions_seen.entry(partition).or_default();
             self.metrics.tags_evicted(
                 EvictionScope::Bucket,
                 now.bucket.saturating_sub(seen.bucket),
@@ -451,8 +470,32 @@ impl Engine {
                 now.all_time.saturating_sub(seen.all_time),
             );
             *seen = now;
-            entries += counter.entries();
-            tags += counter.tags_held();
+            if !updates.is_empty() {
+                self.begin_if_needed()?;
+            }
+            produced += updates.len();
+            for record in &updates {
+                let key = record.key.encode();
+                let value = record.encode_value();
+                let mut out = BaseRecord::to(&self.settings.topics.counts)
+                    .partition(partition)
+                    .key(key.as_str());
+                if let Some(value) = value.as_deref() {
+                    out = out.payload(value.as_bytes());
+                }
+                if let Sent::Refused(error) = self.send(out)? {
+                    // Tags are capped at 140 characters and spellings at 8, so a counts record
+                    // is a few KiB at most; this is a defect, not an input, and one record
+                    // must not stop the partition.
+                    self.metrics.refused(RefusedTopic::Counts);
+                    tracing::error!(
+                        partition,
+                        key = &*truncate_utf8(&key, 200),
+                        %error,
+                        "the Kafka client refused a counts record; it is dropped"
+                    );
+                }
+            }
         }
         self.metrics
             .state_entries
@@ -460,32 +503,6 @@ impl Engine {
         self.metrics
             .state_tags
             .set(i64::try_from(tags).unwrap_or(i64::MAX));
-        if !updates.is_empty() {
-            self.begin_if_needed()?;
-        }
-        let started = Instant::now();
-        for (partition, record) in &updates {
-            let key = record.key.encode();
-            let value = record.encode_value();
-            let mut out = BaseRecord::to(&self.settings.topics.counts)
-                .partition(*partition)
-                .key(key.as_str());
-            if let Some(value) = value.as_deref() {
-                out = out.payload(value.as_bytes());
-            }
-            if let Sent::Refused(error) = self.send(out)? {
-                // Tags are capped at 140 characters and spellings at 8, so a counts record is
-                // a few KiB at most; this is a defect, not an input, and one record must not
-                // stop the partition.
-                self.metrics.refused(RefusedTopic::Counts);
-                tracing::error!(
-                    partition,
-                    key = &*truncate_utf8(&key, 200),
-                    %error,
-                    "the Kafka client refused a counts record; it is dropped"
-                );
-            }
-        }
         self.metrics
             .commit_phase(CommitPhase::Produce, started.elapsed());
         if !self.in_transaction {
@@ -530,6 +547,13 @@ impl Engine {
         self.in_transaction = false;
         self.offsets.clear();
         self.metrics.transactions_committed.inc();
+        if produced >= RELEASE_MEMORY_AFTER_RECORDS {
+            // The burst (the records above and librdkafka's copies of them) is freed now; hand
+            // its pages back, or resident memory stays at the burst's peak for good.
+            let started = Instant::now();
+            release_free_memory();
+            tracing::debug!(produced, elapsed = ?started.elapsed(), "released free memory after a large commit");
+        }
         Ok(())
     }
 
@@ -590,6 +614,10 @@ fn transactional_producer(
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000")
+        .set(
+            "queue.buffering.max.kbytes",
+            PRODUCER_QUEUE_KBYTES.to_string(),
+        )
         .set(
             "transaction.timeout.ms",
             millis(settings.aggregator.transaction_timeout).to_string(),

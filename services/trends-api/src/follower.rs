@@ -42,6 +42,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::{ReaderContext, client_config, partition_count};
+use trends_common::memory::release_free_memory;
 use trends_core::counts_record::CountsRecord;
 use trends_core::view::{Ranker, Snapshot, TrendsView};
 
@@ -53,6 +54,11 @@ use crate::settings::Settings;
 pub const LAG_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one partition's end may take to answer before that probe is skipped.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After this many counts records applied (a catch-up, a burst), and once when caught up, the
+/// freed heap goes back to the operating system (`trends_common::memory`): a walk of the free
+/// lists, a few milliseconds on the blocking pool, so not at every tick.
+const RELEASE_MEMORY_AFTER_RECORDS: u64 = 1_000_000;
 
 /// A hook for tests: while held, the follower reads no record (it still measures its lag and
 /// decides readiness), as a follower that cannot keep up would. Production never holds it.
@@ -165,6 +171,8 @@ pub async fn follow(
     let mut caught_up_once = false;
     let mut dirty = false;
     let mut records = 0u64;
+    let mut records_at_release = 0u64;
+    let mut released_after_catch_up = false;
     let mut tick = tokio::time::interval(settings.api.snapshot_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut requested = hold.0.requested.subscribe();
@@ -179,6 +187,17 @@ pub async fn follow(
                 if !caught_up_once && at_end.iter().all(|&e| e) {
                     caught_up_once = true;
                     tracing::info!(records, "caught up with the counts topic");
+                }
+                if records.saturating_sub(records_at_release) >= RELEASE_MEMORY_AFTER_RECORDS
+                    || (caught_up_once && !released_after_catch_up)
+                {
+                    // A catch-up or a burst of counts is behind: its batches, the consumer's
+                    // prefetched copies and the view's outgrown tables are freed; hand their
+                    // pages back (trends_common::memory), or resident memory stays at the
+                    // burst's peak for good.
+                    released_after_catch_up |= caught_up_once;
+                    records_at_release = records;
+                    tokio::task::spawn_blocking(release_free_memory);
                 }
                 let lag = lag(&ends, &positions);
                 metrics.set_counts_lag(lag);

@@ -233,6 +233,67 @@ pub struct PartitionCounter {
     emitted_floor: i64,
 }
 
+/// The parts of a [`PartitionCounter`] that intern tags, borrowed apart from its buckets so
+/// that [`PartitionCounter::record`] can hold both at once.
+struct Interner<'c> {
+    slots: &'c mut Vec<TagSlot>,
+    free: &'c mut Vec<TagId>,
+    index: &'c mut HashTable<TagId>,
+    hasher: &'c foldhash::fast::RandomState,
+}
+
+impl Interner<'_> {
+    /// The id of `tag`, added (held by nothing yet) if new.
+    fn intern(&mut self, tag: &str) -> TagId {
+        let hash = self.hasher.hash_one(tag);
+        let slots = &*self.slots;
+        if let Some(&id) = self
+            .index
+            .find(hash, |&id| &*slots[id as usize].name == tag)
+        {
+            return id;
+        }
+        let slot = TagSlot {
+            name: tag.into(),
+            spellings: Spellings::Canonical,
+            refs: 0,
+            total_dirty: false,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                TagId::try_from(self.slots.len() - 1).unwrap_or(TagId::MAX)
+            }
+        };
+        let (slots, hasher) = (&*self.slots, self.hasher);
+        self.index
+            .insert_unique(hash, id, |&id| hasher.hash_one(&*slots[id as usize].name));
+        id
+    }
+}
+
+/// One holder fewer for `id`; listed in `unreferenced` when none is left.
+fn release(slots: &mut [TagSlot], unreferenced: &mut Vec<TagId>, id: TagId) {
+    let slot = &mut slots[id as usize];
+    slot.refs = slot.refs.saturating_sub(1);
+    if slot.refs == 0 {
+        unreferenced.push(id);
+    }
+}
+
+/// Marks `id`'s all-time count as changed since the last emission.
+fn mark_total_dirty(slots: &mut [TagSlot], dirty_totals: &mut Vec<TagId>, id: TagId) {
+    let slot = &mut slots[id as usize];
+    if !slot.total_dirty {
+        slot.total_dirty = true;
+        dirty_totals.push(id);
+    }
+}
+
 /// What happened to one post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -314,31 +375,13 @@ impl PartitionCounter {
 
     /// The id of `tag`, added (held by nothing yet) if new.
     fn intern(&mut self, tag: &str) -> TagId {
-        let hash = self.hasher.hash_one(tag);
-        let tags = &self.tags;
-        if let Some(&id) = self.index.find(hash, |&id| &*tags[id as usize].name == tag) {
-            return id;
+        Interner {
+            slots: &mut self.tags,
+            free: &mut self.free,
+            index: &mut self.index,
+            hasher: &self.hasher,
         }
-        let slot = TagSlot {
-            name: tag.into(),
-            spellings: Spellings::Canonical,
-            refs: 0,
-            total_dirty: false,
-        };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.tags[id as usize] = slot;
-                id
-            }
-            None => {
-                self.tags.push(slot);
-                TagId::try_from(self.tags.len() - 1).unwrap_or(TagId::MAX)
-            }
-        };
-        let (tags, hasher) = (&self.tags, &self.hasher);
-        self.index
-            .insert_unique(hash, id, |&id| hasher.hash_one(&*tags[id as usize].name));
-        id
+        .intern(tag)
     }
 
     /// The id of `tag` if it is held.
@@ -358,11 +401,7 @@ impl PartitionCounter {
     }
 
     fn release(&mut self, id: TagId) {
-        let slot = &mut self.tags[id as usize];
-        slot.refs = slot.refs.saturating_sub(1);
-        if slot.refs == 0 {
-            self.unreferenced.push(id);
-        }
+        release(&mut self.tags, &mut self.unreferenced, id);
     }
 
     /// Frees the slots nothing holds any more: their tombstones were written.
@@ -383,15 +422,12 @@ impl PartitionCounter {
         }
     }
 
-    fn mark_total_dirty(&mut self, id: TagId) {
-        let slot = &mut self.tags[id as usize];
-        if !slot.total_dirty {
-            slot.total_dirty = true;
-            self.dirty_totals.push(id);
-        }
-    }
-
     /// Counts one post with the given (normalized, distinct) tags at `event_time`.
+    ///
+    /// The post's fine and coarse buckets are found once (two divisions and a `BTreeMap`
+    /// lookup each), not once per tag; the tags are then counted one after the other, each
+    /// in its buckets and then in `all`, in the very order (and so with the very ids,
+    /// evictions and emitted records) of a per-tag lookup.
     pub fn record(&mut self, event_time: EpochMillis, tags: &[PostTag]) -> Recorded {
         if self.watermark.is_none_or(|w| event_time > w) {
             self.watermark = Some(event_time);
@@ -404,60 +440,99 @@ impl PartitionCounter {
         } else {
             Recorded::InWindows
         };
-        let mut evicted: Vec<TagId> = Vec::new();
-        for t in tags {
-            let id = self.intern(&t.tag);
-            if !too_late {
-                for resolution in Resolution::BOTH {
-                    let start = self.layout.bucket_start(resolution, event_time);
-                    if start < self.layout.oldest_retained(resolution, watermark) {
-                        // Outside every window of this resolution already. Only a post that is
-                        // outside the 24 h window too is late; one older than 1 h still counts
-                        // in 24 h.
-                        if resolution == Resolution::Coarse {
-                            outcome = Recorded::Late;
-                        }
-                        continue;
-                    }
-                    let capacity = self.capacity.bucket_tags;
-                    let added = match resolution {
-                        Resolution::Fine => &mut self.fine,
-                        Resolution::Coarse => &mut self.coarse,
-                    }
-                    .entry(start)
-                    .or_insert_with(|| Bucket::new(capacity))
-                    .add(id, 1, |old, _| evicted.push(old));
-                    if added.admitted {
-                        self.hold(id);
-                    }
-                    self.dirty_buckets.insert((resolution, start, id));
-                    for old in evicted.drain(..) {
-                        // Its key is tombstoned at the next emission.
-                        self.dirty_buckets.insert((resolution, start, old));
-                        self.release(old);
-                    }
-                }
-            }
-            let added = self.all.add(id, 1, |old, _| evicted.push(old));
-            if added.admitted {
-                self.hold(id);
-            }
-            for old in evicted.drain(..) {
-                self.tags[old as usize].spellings = Spellings::Canonical;
-                self.mark_total_dirty(old);
-                self.release(old);
-            }
-            let admitted = added.estimate.count - added.estimate.error;
-            self.tags[id as usize]
-                .spellings
-                .count(&t.tag, &t.spelling, admitted);
-            self.mark_total_dirty(id);
+        if !tags.is_empty() {
+            self.count_tags(event_time, watermark, too_late, tags, &mut outcome);
         }
         if self.all.floor() != self.emitted_floor {
             // The floor travels with the watermark record.
             self.watermark_dirty = true;
         }
         outcome
+    }
+
+    /// [`PartitionCounter::record`]'s counting, for a post with at least one tag.
+    fn count_tags(
+        &mut self,
+        event_time: EpochMillis,
+        watermark: EpochMillis,
+        too_late: bool,
+        tags: &[PostTag],
+        outcome: &mut Recorded,
+    ) {
+        let PartitionCounter {
+            layout,
+            capacity,
+            tags: slots,
+            free,
+            unreferenced,
+            index,
+            hasher,
+            fine,
+            coarse,
+            all,
+            dirty_buckets,
+            dirty_totals,
+            ..
+        } = self;
+        let mut interner = Interner {
+            slots,
+            free,
+            index,
+            hasher,
+        };
+        // The post's bucket at each resolution, unless it is outside every window of that
+        // resolution already.
+        let mut buckets: [Option<(Resolution, EpochMillis, &mut Bucket)>; 2] = [None, None];
+        if !too_late {
+            for (slot, (resolution, map)) in buckets
+                .iter_mut()
+                .zip([(Resolution::Fine, fine), (Resolution::Coarse, coarse)])
+            {
+                let start = layout.bucket_start(resolution, event_time);
+                if start < layout.oldest_retained(resolution, watermark) {
+                    // Only a post that is outside the 24 h window too is late; one older than
+                    // 1 h still counts in 24 h.
+                    if resolution == Resolution::Coarse {
+                        *outcome = Recorded::Late;
+                    }
+                    continue;
+                }
+                let capacity = capacity.bucket_tags;
+                let bucket = map.entry(start).or_insert_with(|| Bucket::new(capacity));
+                *slot = Some((resolution, start, bucket));
+            }
+        }
+        let mut evicted: Vec<TagId> = Vec::new();
+        for t in tags {
+            let id = interner.intern(&t.tag);
+            let slots = &mut *interner.slots;
+            for (resolution, start, bucket) in buckets.iter_mut().flatten() {
+                let added = bucket.add(id, 1, |old, _| evicted.push(old));
+                if added.admitted {
+                    slots[id as usize].refs += 1;
+                }
+                dirty_buckets.insert((*resolution, *start, id));
+                for old in evicted.drain(..) {
+                    // Its key is tombstoned at the next emission.
+                    dirty_buckets.insert((*resolution, *start, old));
+                    release(slots, unreferenced, old);
+                }
+            }
+            let added = all.add(id, 1, |old, _| evicted.push(old));
+            if added.admitted {
+                slots[id as usize].refs += 1;
+            }
+            for old in evicted.drain(..) {
+                slots[old as usize].spellings = Spellings::Canonical;
+                mark_total_dirty(slots, dirty_totals, old);
+                release(slots, unreferenced, old);
+            }
+            let admitted = added.estimate.count - added.estimate.error;
+            slots[id as usize]
+                .spellings
+                .count(&t.tag, &t.spelling, admitted);
+            mark_total_dirty(slots, dirty_totals, id);
+        }
     }
 
     /// Applies a record read back from the counts topic (absolute values; `None` deletes).

@@ -95,13 +95,17 @@
 //!   form is therefore idempotent: normalizing it again (without a leading sign) gives it back.
 //!
 //! Fast paths: ASCII tags are lowercased byte by byte with no normalization machinery. Other
-//! tags whose characters are all NFKC-stable (canonical combining class 0,
-//! `NFKC_Quick_Check=Yes`) and lowercase to such characters — most tags in Latin, Cyrillic,
-//! Greek, Arabic, Hebrew, CJK, Hangul syllables… — are lowercased char by char with no
-//! normalization pass; that per-character verdict comes from a 16 KiB table computed on first
-//! use (about 3 ms, once per process) from the same `unicode-normalization` and `std` tables.
-//! The rest take the general path, which skips the first NFKC pass when `is_nfkc_quick` says
-//! the tag already is NFKC.
+//! tags are folded character by character, with no normalization pass, when every character
+//! is one of: an NFKC-stable starter (canonical combining class 0, `NFKC_Quick_Check=Yes`)
+//! that lowercases to such a character; a fullwidth ASCII letter, digit or `＿` (NFKC: its
+//! ASCII form); a combining mark that NFKC keeps and nothing composes with (quick check Yes),
+//! in non-decreasing combining class after its starter. That is most tags in Latin,
+//! Cyrillic, Greek, Arabic, Hebrew, Devanagari (virama included), CJK, Hangul syllables, and
+//! fullwidth Latin (`＃Ｒｕｓｔ`). The per-character verdict comes from a 16 KiB table computed
+//! on first use (about 3 ms, once per process) from the same `unicode-normalization` and `std`
+//! tables; `fold_fast_into` says why the result is exactly the general path's, and tests
+//! compare the two on every BMP character and on generated strings. The rest take the general
+//! path, which skips the first NFKC pass when `is_nfkc_quick` says the tag already is NFKC.
 //!
 //! # Hot path
 //!
@@ -495,18 +499,30 @@ pub fn for_each_hashtag<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
 
 /// Offset of the first `#` or 0xEF byte (the first byte of `＃`) at or after `from`.
 ///
-/// Eight bytes at a time (SWAR): a byte of `w ^ splat(b)` is zero where `w` holds `b`, and
-/// `(x - 0x01…01) & !x & 0x80…80` flags zero bytes, the lowest flag being always exact.
+/// The next sign is often a few bytes away (tags come in runs, mostly at the end of a post):
+/// the first 16 bytes are scanned inline, eight at a time (SWAR: a byte of `w ^ splat(b)` is
+/// zero where `w` holds `b`, and `(x - 0x01…01) & !x & 0x80…80` flags zero bytes, the lowest
+/// flag being always exact); the rest, typically the body of the post, with `memchr2`
+/// (16 or 32 bytes a step), which costs more than that for a short span.
 #[inline]
 fn find_sign_byte(bytes: &[u8], from: usize) -> Option<usize> {
+    const WORDS_INLINE: usize = 2;
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     const HASHES: u64 = u64::from_le_bytes([b'#'; 8]);
     const EFS: u64 = u64::from_le_bytes([0xEF; 8]);
     let mut i = from;
-    while i + 8 <= bytes.len() {
-        let mut word = [0; 8];
-        word.copy_from_slice(&bytes[i..i + 8]);
+    for _ in 0..WORDS_INLINE {
+        let Some(word) = bytes
+            .get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        else {
+            let tail = bytes.get(i..)?;
+            return tail
+                .iter()
+                .position(|&b| b == b'#' || b == 0xEF)
+                .map(|off| i + off);
+        };
         let word = u64::from_le_bytes(word);
         let (x, y) = (word ^ HASHES, word ^ EFS);
         let found = ((x.wrapping_sub(ONES) & !x) | (y.wrapping_sub(ONES) & !y)) & HIGHS;
@@ -515,10 +531,8 @@ fn find_sign_byte(bytes: &[u8], from: usize) -> Option<usize> {
         }
         i += 8;
     }
-    let tail = bytes.get(i..)?;
-    tail.iter()
-        .position(|&b| b == b'#' || b == 0xEF)
-        .map(|off| i + off)
+    let rest = bytes.get(i..)?;
+    memchr::memchr2(b'#', 0xEF, rest).map(|off| i + off)
 }
 
 /// The end of the run of hashtag characters starting at `start`, and whether it holds a
@@ -820,25 +834,108 @@ fn fold_into(s: &str, out: &mut String) {
         out[start..].make_ascii_lowercase();
         return;
     }
-    // Fast path: every character is NFKC-stable and lowercases to such a character (most
-    // tags in most scripts), so the result is lowercase, NFKC, with no normalization pass.
+    if !fold_fast_into(s, out) {
+        out.truncate(start);
+        fold_general_into(s, out);
+    }
+}
+
+/// The fast path of [`fold_into`]: appends the counting form of `s` and returns true when
+/// every character of `s` is one it can fold alone (most tags in most scripts), else returns
+/// false, having appended part of it. Those characters are:
+/// - the NFKC-stable starters ([`FOLD_KEEP`], copied) and those whose lowercase is one
+///   ([`FOLD_LOWER`]);
+/// - fullwidth ASCII letters, digits and `＿` (U+FF10–U+FF19, U+FF21–U+FF3A, U+FF3F,
+///   U+FF41–U+FF5A), whose NFKC is their ASCII letter, digit or `_`, lowercased;
+/// - combining marks that NFKC keeps and that never compose with what precedes them
+///   ([`FOLD_MARK`]: `NFKC_Quick_Check=Yes`, so no character composes with them, and their own
+///   lowercase), as long as the marks after each starter come in non-decreasing canonical
+///   combining class (else NFKC would reorder them): Devanagari's virama, Arabic and Hebrew
+///   vowel marks, most Thai and Tibetan signs.
+///
+/// Why that is exact: NFKC never joins a character to the one before it when it is a starter
+/// with `NFKC_Quick_Check=Yes` (as every kept, lowered or fullwidth-ASCII result is), so the
+/// text falls into segments of one starter and its marks, normalized apart; a segment of
+/// quick-check-Yes characters in canonical order is NFKC already, and a fullwidth letter's
+/// segment is its ASCII letter and the same marks (which compose with nothing). Lowercasing
+/// then maps each starter to a stable starter and leaves the marks, so the result passes the
+/// NFKC quick check and the general path's second normalization changes nothing.
+/// `tests::the_fold_fast_path_agrees_with_the_general_path_on_every_bmp_character` and the
+/// proptest `fold_fast_path_agrees_with_the_general_path` check it against
+/// [`fold_general_into`].
+fn fold_fast_into(s: &str, out: &mut String) -> bool {
     let table = fold_table();
-    let mut simple = true;
-    for c in s.chars() {
+    // `s[kept_from..]` up to the current character is appended as it is, in one copy.
+    let mut kept_from = 0;
+    // The canonical combining class of the last mark since the last starter (0: none).
+    let mut last_class = 0;
+    for (i, c) in s.char_indices() {
+        let cp = c as u32;
+        if cp < 0x80 {
+            last_class = 0;
+            if c.is_ascii_uppercase() {
+                out.push_str(&s[kept_from..i]);
+                out.push(c.to_ascii_lowercase());
+                kept_from = i + 1;
+            }
+            continue;
+        }
         match fold_kind(table, c) {
-            FOLD_KEEP => out.push(c),
-            FOLD_LOWER => out.extend(c.to_lowercase()),
+            FOLD_KEEP => last_class = 0,
+            FOLD_LOWER => {
+                last_class = 0;
+                out.push_str(&s[kept_from..i]);
+                out.push(lowercase_of_lower(c));
+                kept_from = i + c.len_utf8();
+            }
+            FOLD_MARK => {
+                let class = canonical_combining_class(c);
+                if class < last_class {
+                    return false;
+                }
+                last_class = class;
+            }
             _ => {
-                simple = false;
-                break;
+                let Some(ascii) = fullwidth_ascii(cp) else {
+                    return false;
+                };
+                last_class = 0;
+                out.push_str(&s[kept_from..i]);
+                out.push(char::from(ascii.to_ascii_lowercase()));
+                kept_from = i + c.len_utf8();
             }
         }
     }
-    if simple {
-        return;
+    out.push_str(&s[kept_from..]);
+    true
+}
+
+/// The ASCII letter, digit or `_` that NFKC makes of a fullwidth one.
+#[inline]
+fn fullwidth_ascii(cp: u32) -> Option<u8> {
+    match cp {
+        0xFF10..=0xFF19 | 0xFF21..=0xFF3A | 0xFF3F | 0xFF41..=0xFF5A => {
+            u8::try_from(cp - 0xFEE0).ok()
+        }
+        _ => None,
     }
-    out.truncate(start);
-    fold_general_into(s, out);
+}
+
+/// The lowercase of a [`FOLD_LOWER`] character: computed for the common blocks (Latin-1,
+/// Greek, Cyrillic capitals are their lowercase minus a constant), `char::to_lowercase` (a
+/// binary search of std's table) for the rest.
+#[inline]
+fn lowercase_of_lower(c: char) -> char {
+    let cp = c as u32;
+    let lower = match cp {
+        // Latin-1 capitals (U+00D7 `×` is no letter and never FOLD_LOWER), Greek capitals
+        // (U+03A2 is unassigned), Cyrillic `А`–`Я`.
+        0xC0..=0xDE | 0x391..=0x3AB | 0x410..=0x42F => char::from_u32(cp + 0x20),
+        // Cyrillic `Ѐ`–`Џ`.
+        0x400..=0x40F => char::from_u32(cp + 0x50),
+        _ => None,
+    };
+    lower.unwrap_or_else(|| c.to_lowercase().next().unwrap_or(c))
 }
 
 /// [`fold_into`] without the fast path: NFKC (skipped when the quick check allows), lowercase,
@@ -864,6 +961,10 @@ const FOLD_GENERAL: u8 = 0;
 const FOLD_KEEP: u8 = 1;
 /// Such a character whose lowercase is a single [`FOLD_KEEP`] character (`Д` → `д`).
 const FOLD_LOWER: u8 = 2;
+/// A combining mark (canonical combining class above 0) that NFKC keeps and no character
+/// composes with (`NFKC_Quick_Check=Yes`), and that is its own lowercase: Devanagari's virama
+/// `्`, Arabic's shadda `ّ`. NFKC still reorders such marks when their classes decrease.
+const FOLD_MARK: u8 = 3;
 
 /// What [`fold_into`] does with a character.
 #[inline]
@@ -893,9 +994,8 @@ fn fold_table() -> &'static [u8; 0x4000] {
 
 /// [`fold_kind`] from first principles.
 fn fold_kind_of(c: char) -> u8 {
-    let stable = |c: char| {
-        canonical_combining_class(c) == 0 && is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes
-    };
+    let quick_yes = |c: char| is_nfkc_quick(std::iter::once(c)) == IsNormalized::Yes;
+    let stable = |c: char| canonical_combining_class(c) == 0 && quick_yes(c);
     let lowercase_of = |c: char| {
         let mut lower = c.to_lowercase();
         match (lower.next(), lower.next()) {
@@ -904,7 +1004,8 @@ fn fold_kind_of(c: char) -> u8 {
         }
     };
     if !stable(c) {
-        return FOLD_GENERAL;
+        let mark = canonical_combining_class(c) != 0 && quick_yes(c) && lowercase_of(c) == Some(c);
+        return if mark { FOLD_MARK } else { FOLD_GENERAL };
     }
     match lowercase_of(c) {
         Some(l) if l == c => FOLD_KEEP,
@@ -1152,8 +1253,17 @@ mod tests {
     #[test]
     fn the_fold_fast_path_agrees_with_the_general_path_on_every_bmp_character() {
         let (mut fast, mut general) = (String::new(), String::new());
+        // Each character alone, before a composing mark, after a letter, and before marks
+        // that compose with nothing, in and out of canonical order (virama 9, U+0316 220).
         for c in '\0'..='\u{FFFF}' {
-            for text in [c.to_string(), format!("{c}\u{301}"), format!("Ж{c}")] {
+            for text in [
+                c.to_string(),
+                format!("{c}\u{301}"),
+                format!("Ж{c}"),
+                format!("{c}\u{316}\u{94D}"),
+                format!("{c}\u{94D}\u{316}"),
+                format!("\u{316}{c}\u{94D}"),
+            ] {
                 fast.clear();
                 general.clear();
                 fold_into(&text, &mut fast);
@@ -1161,6 +1271,28 @@ mod tests {
                 assert_eq!(fast, general, "{text:?}");
             }
         }
+    }
+
+    #[test]
+    fn common_tags_take_the_fast_path() {
+        for (tag, folded) in [
+            ("Москва", "москва"),
+            ("Ｒｕｓｔ", "rust"),
+            ("ＷｏｒｌｄＣｕｐ２０２６", "worldcup2026"),
+            ("क्रिकेट", "क्रिकेट"),
+            ("दिल्ली", "दिल्ली"),
+            ("كرة_القدم", "كرة_القدم"),
+            ("ÉTÉ", "été"),
+            ("ΑΘΗΝΑ", "αθηνα"),
+            ("ワールドカップ", "ワールドカップ"),
+        ] {
+            let mut out = String::new();
+            assert!(fold_fast_into(tag, &mut out), "{tag}");
+            assert_eq!(out, folded);
+        }
+        // Marks out of canonical order, and compatibility forms beyond fullwidth ASCII, do not.
+        assert!(!fold_fast_into("क\u{316}\u{94D}x", &mut String::new()));
+        assert!(!fold_fast_into("ｶﾀｶﾅ", &mut String::new()));
     }
 
     #[test]
@@ -1337,6 +1469,19 @@ mod tests {
         prop::collection::vec(pieces, 0..12).prop_map(|v| v.concat())
     }
 
+    /// Strings that exercise the fast path's marks and fullwidth forms: starters (kept,
+    /// lowered, fullwidth, composing with a following mark or not) and marks that compose
+    /// with nothing, of several combining classes, in and out of canonical order.
+    fn marked_text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "a", "K", "é", "Ж", "ж", "Σ", "क", "न", "ب", "ש", "ก", "ཀ", "東", "Ｒ", "ｒ", "７",
+            "＿", "Ｊ", "ｶ", "\u{94D}", "\u{93C}", "\u{316}", "\u{317}", "\u{301}", "\u{30C}",
+            "\u{323}", "\u{651}", "\u{64B}", "\u{5B0}", "\u{E38}", "\u{F71}", "\u{F72}", "\u{345}",
+            "\u{200D}", "\u{FE0F}",
+        ]);
+        prop::collection::vec(pieces, 0..12).prop_map(|v| v.concat())
+    }
+
     fn is_inside(tag: &str, text: &str) -> bool {
         let outer = text.as_bytes().as_ptr_range();
         let inner = tag.as_bytes().as_ptr_range();
@@ -1376,7 +1521,9 @@ mod tests {
         }
 
         #[test]
-        fn normalization_is_idempotent(text in prop_oneof![foldable_text(), "\\PC{0,20}"]) {
+        fn normalization_is_idempotent(
+            text in prop_oneof![foldable_text(), marked_text(), "\\PC{0,20}"]
+        ) {
             let once = normalize(&text);
             // Stripping a sign is part of normalizing an input, so compare without re-stripping.
             let mut twice = String::new();
@@ -1397,7 +1544,7 @@ mod tests {
 
         #[test]
         fn fold_fast_path_agrees_with_the_general_path(
-            text in prop_oneof![foldable_text(), any::<String>(), "\\PC{0,20}"]
+            text in prop_oneof![foldable_text(), marked_text(), any::<String>(), "\\PC{0,20}"]
         ) {
             let (mut fast, mut general) = (String::new(), String::new());
             fold_into(&text, &mut fast);

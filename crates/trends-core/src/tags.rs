@@ -97,7 +97,6 @@ struct Collector {
     index: HashTable<usize>,
     hasher: foldhash::fast::RandomState,
     indexed: bool,
-    buf: String,
     /// Tags of earlier posts, kept for their strings' memory.
     spare: Vec<PostTag>,
 }
@@ -111,7 +110,6 @@ impl Collector {
             index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             indexed: false,
-            buf: String::new(),
             spare: Vec::new(),
         }
     }
@@ -159,23 +157,20 @@ impl Collector {
             self.out.too_long = self.out.too_long.saturating_add(1);
             return;
         }
-        normalize_into(spelling, &mut self.buf);
-        if self.buf.is_empty() {
-            return;
-        }
-        if too_long(&self.buf) {
-            self.out.too_long = self.out.too_long.saturating_add(1);
-            return;
-        }
-        if self.contains_buf() {
-            return;
-        }
-        let position = self.out.tags.len();
+        // Normalized straight into a spare tag's string: no copy when it is kept.
         let mut kept = self.spare.pop().unwrap_or_else(|| PostTag {
             tag: String::new(),
             spelling: String::new(),
         });
-        kept.tag.clone_from(&self.buf);
+        normalize_into(spelling, &mut kept.tag);
+        if kept.tag.is_empty() || too_long(&kept.tag) || self.contains(&kept.tag) {
+            if too_long(&kept.tag) {
+                self.out.too_long = self.out.too_long.saturating_add(1);
+            }
+            self.spare.push(kept);
+            return;
+        }
+        let position = self.out.tags.len();
         kept.spelling.clear();
         kept.spelling.push_str(spelling);
         self.out.tags.push(kept);
@@ -194,9 +189,8 @@ impl Collector {
         }
     }
 
-    /// Is the tag in `buf` collected already?
-    fn contains_buf(&self) -> bool {
-        let tag = self.buf.as_str();
+    /// Is `tag` collected already?
+    fn contains(&self, tag: &str) -> bool {
         if self.indexed {
             self.index
                 .find(self.hasher.hash_one(tag), |&i| self.out.tags[i].tag == tag)

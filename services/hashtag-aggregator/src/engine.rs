@@ -49,6 +49,10 @@ const RELEASE_MEMORY_AFTER_RECORDS: usize = 20_000;
 const PRODUCER_QUEUE_KBYTES: u32 = 32 * 1024;
 
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Poll slice of [`Engine::flush`]. rdkafka's `BaseProducer::poll` returns only when its
+/// timeout is over (since rdkafka 0.38), so the slice is how late the last delivery report of a
+/// transaction is noticed.
+const FLUSH_POLL: Duration = Duration::from_millis(1);
 /// How long past its own timeout a blocking call may run before the watchdog ends the process.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(30);
 /// How long past `aggregator.restore_timeout_secs` (plus its 30 s watermark query) a restore
@@ -204,7 +208,8 @@ impl Engine {
                     if Instant::now() < deadline =>
                 {
                     record = back;
-                    self.producer.poll(Duration::from_millis(50));
+                    // Short: rdkafka's poll waits out its whole timeout (see `flush`).
+                    self.producer.poll(FLUSH_POLL);
                 }
                 Err((e @ KafkaError::MessageProduction(code), _))
                     if CONTENT_ERRORS.contains(&code) =>
@@ -444,6 +449,28 @@ impl Engine {
         }
     }
 
+    /// Waits until every record of the transaction is delivered, serving delivery reports in
+    /// [`FLUSH_POLL`] slices.
+    ///
+    /// **Why not rdkafka's flush.** `commit_transaction` flushes first, but rdkafka's flush
+    /// polls in slices of 100 ms and its `poll` never returns before its timeout: every commit
+    /// waited 100 ms plus the EndTxn round trip (~1.5 ms), whenever the records were delivered.
+    /// After this flush, the one inside `commit_transaction` finds nothing in flight and returns
+    /// at once (`bench/drivers/src/bin/txn_latency.rs` measures both).
+    fn flush(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + TRANSACTION_CALL_TIMEOUT;
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() >= deadline {
+                anyhow::bail!(
+                    "{} records still undelivered after {TRANSACTION_CALL_TIMEOUT:?}",
+                    self.producer.in_flight_count()
+                );
+            }
+            self.producer.poll(FLUSH_POLL);
+        }
+        Ok(())
+    }
+
     fn try_commit(&mut self, consumer: &AggregatorConsumer) -> anyhow::Result<()> {
         // One partition's updates at a time, queued as they are taken: a catch-up's commit
         // holds one partition's records in memory (and librdkafka at most
@@ -532,12 +559,14 @@ impl Engine {
                 .commit_phase(CommitPhase::SendOffsets, started.elapsed());
         }
         {
-            // rdkafka flushes (up to the timeout) before committing (up to the timeout again).
+            // Our flush (up to the timeout), then rdkafka's, which finds nothing left, then the
+            // commit itself (up to the timeout again).
             let _armed = self.watchdog.arm(
                 "commit transaction",
                 2 * TRANSACTION_CALL_TIMEOUT + WATCHDOG_GRACE,
             );
             let started = Instant::now();
+            self.flush().context("flush before commit")?;
             self.producer
                 .commit_transaction(TRANSACTION_CALL_TIMEOUT)
                 .context("commit transaction")?;

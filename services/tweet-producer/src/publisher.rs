@@ -233,10 +233,22 @@ impl Publisher {
         if !self.in_transaction {
             return Ok(0);
         }
-        // A failed delivery is reported here rather than as a less specific commit error.
-        self.reap_ready()?;
+        // Every delivery first, so a failed one is reported as itself rather than as a less
+        // specific commit error. And it is faster: rdkafka's `commit_transaction` flushes
+        // first, and its flush polls in 100 ms slices that never end early (rdkafka ≥ 0.38),
+        // so with anything still in flight every commit waited 100 ms more (the aggregator's
+        // `Engine::flush` has the measurements). With nothing in flight it returns at once.
+        let drain = async {
+            while let Some(report) = self.in_flight.next().await {
+                check(report)?;
+            }
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(CALL_TIMEOUT, drain)
+            .await
+            .context("delivery reports did not arrive before the commit")??;
         let producer = self.producer.clone();
-        // rdkafka flushes (up to the timeout) before committing (up to the timeout again).
+        // rdkafka flushes (nothing is left) before committing (up to the timeout).
         blocking_within(
             "commit transaction",
             2 * CALL_TIMEOUT + CALL_GRACE,
@@ -244,16 +256,6 @@ impl Publisher {
         )
         .await?;
         self.in_transaction = false;
-        // Every delivery is complete once the commit returned: a flush precedes it.
-        let drain = async {
-            while let Some(report) = self.in_flight.next().await {
-                check(report)?;
-            }
-            anyhow::Ok(())
-        };
-        tokio::time::timeout(Duration::from_secs(5), drain)
-            .await
-            .context("delivery reports did not arrive after the commit")??;
         let committed = std::mem::take(&mut self.pending_posts);
         self.metrics.published.inc_by(committed);
         self.metrics.transactions.inc();

@@ -23,9 +23,11 @@
 //! **The lag** (also the gauge `trends_api_counts_lag_records`) is the sum over partitions of
 //! the end of the partition (its high watermark, asked of the broker every
 //! [`LAG_PROBE_INTERVAL`] by a separate task, so a busy or held follower is still measured)
-//! minus the follower's position (after the last record it read, or the end it last reached).
-//! It can over-count by the records of transactions still open and by one commit marker per
-//! partition: both are small against the threshold.
+//! minus the follower's position (after the last record it read, or, at the end of a
+//! partition, the consumer's own position, which is past the commit marker that ends each of the
+//! aggregator's transactions). While counts flow it can over-count by the records of
+//! transactions still open and by one commit marker per partition, both small against the
+//! threshold; once they stop it is 0.
 //!
 //! A record that does not decode ([`CountsRecord::decode`] rejects it) is logged with its
 //! partition and offset, counted in `trends_api_counts_records_skipped_total`, and skipped:
@@ -59,6 +61,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// freed heap goes back to the operating system (`trends_common::memory`): a walk of the free
 /// lists, a few milliseconds on the blocking pool, so not at every tick.
 const RELEASE_MEMORY_AFTER_RECORDS: u64 = 1_000_000;
+
+/// Once the counts go quiet for a tick after at least this many records, the same.
+const RELEASE_MEMORY_WHEN_QUIET: u64 = 10_000;
 
 /// A hook for tests: while held, the follower reads no record (it still measures its lag and
 /// decides readiness), as a follower that cannot keep up would. Production never holds it.
@@ -172,6 +177,7 @@ pub async fn follow(
     let mut dirty = false;
     let mut records = 0u64;
     let mut records_at_release = 0u64;
+    let mut records_at_tick = 0u64;
     let mut released_after_catch_up = false;
     let mut tick = tokio::time::interval(settings.api.snapshot_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -188,7 +194,13 @@ pub async fn follow(
                     caught_up_once = true;
                     tracing::info!(records, "caught up with the counts topic");
                 }
-                if records.saturating_sub(records_at_release) >= RELEASE_MEMORY_AFTER_RECORDS
+                // After a burst: when one is large, and when the counts go quiet (nothing new
+                // since the last tick) after any, and once caught up.
+                let since_release = records.saturating_sub(records_at_release);
+                let quiet = records == records_at_tick;
+                records_at_tick = records;
+                if since_release >= RELEASE_MEMORY_AFTER_RECORDS
+                    || (quiet && since_release >= RELEASE_MEMORY_WHEN_QUIET)
                     || (caught_up_once && !released_after_catch_up)
                 {
                     // A catch-up or a burst of counts is behind: its batches, the consumer's
@@ -255,17 +267,36 @@ pub async fn follow(
                     records += 1;
                 }
                 Err(KafkaError::PartitionEOF(partition)) => {
+                    // The consumer's own position: past the commit marker that ends each of the
+                    // aggregator's transactions, a record never delivered. Without it the lag
+                    // would stay at one a partition once the counts stop (a probe of the end
+                    // taken before the marker was written).
+                    let reached = consumer_position(&consumer, &topic, partition);
                     if let Ok(p) = usize::try_from(partition) {
                         if let (Some(done), Some(position), Some(end)) = (at_end.get_mut(p), positions.get_mut(p), ends.get(p)) {
                             *done = true;
                             // At the end: at least as far as the end last probed.
-                            *position = (*position).max(end.load(Ordering::Relaxed));
+                            *position = (*position).max(end.load(Ordering::Relaxed)).max(reached.unwrap_or(0));
                         }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "counts consumer error"),
             }
         }
+    }
+}
+
+/// The consumer's position in `partition` of `topic` (the offset after the last record or
+/// control record it read; local, no request), if it has one.
+fn consumer_position(
+    consumer: &StreamConsumer<ReaderContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let positions = consumer.position().ok()?;
+    match positions.find_partition(topic, partition)?.offset() {
+        Offset::Offset(offset) => Some(offset),
+        _ => None,
     }
 }
 

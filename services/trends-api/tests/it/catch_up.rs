@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseProducer, BaseRecord, FutureProducer, FutureRecord, Producer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use test_support::{KafkaBroker, unique_name};
@@ -258,5 +258,66 @@ async fn lagging_past_the_threshold_loses_readiness_and_serves_the_last_complete
         ranking(&after),
         [("rust".to_string(), 3 + 2 * MAX_LAG as i64)]
     );
+    api.stop().await
+}
+
+/// The aggregator writes counts in transactions, and each ends with a commit marker in every
+/// partition it wrote: a record that takes an offset but that no consumer is given. Once the
+/// counts stop, the lag must still come down to 0 (an alert on lag would never clear).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lag_reaches_zero_past_the_commit_markers_of_transactional_counts() -> anyhow::Result<()>
+{
+    let api = Api::start(&[], false, &[]).await?;
+    let broker = KafkaBroker::shared();
+    let settings = Settings::load_from(&HashMap::from([(
+        "TRENDS__KAFKA__BOOTSTRAP_SERVERS".to_string(),
+        broker.bootstrap_servers().to_string(),
+    )]))?;
+    let producer: BaseProducer = client_config(&settings.kafka, "catch-up-test")
+        .set("transactional.id", unique_name("counts-writer"))
+        .create()?;
+    producer.init_transactions(Duration::from_secs(30))?;
+    // Transactions for a few seconds, so that the ends the follower probes (every second) are
+    // mostly older than its reads, as with a live aggregator.
+    const ROUNDS: i64 = 60;
+    for round in 1..=ROUNDS {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        producer.begin_transaction()?;
+        for (partition, key) in [(0, "0|a|rust"), (1, "1|a|rust")] {
+            let value = format!(r#"{{"count":{round}}}"#);
+            producer
+                .send(
+                    BaseRecord::to(&api.topic)
+                        .partition(partition)
+                        .key(key)
+                        .payload(&value),
+                )
+                .map_err(|(e, _)| e)?;
+        }
+        producer.commit_transaction(Duration::from_secs(30))?;
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, _, trends) = api.get("/api/v1/trends?window=all").await?;
+        let metrics = api
+            .http
+            .get(format!("{}/metrics", api.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let lag = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("trends_api_counts_lag_records "))
+            .map(str::to_string);
+        if ranking(&trends) == [("rust".to_string(), 2 * ROUNDS)] && lag.as_deref() == Some("0") {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "lag {lag:?} and trends {trends} after the last commit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     api.stop().await
 }

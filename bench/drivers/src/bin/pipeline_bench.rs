@@ -38,7 +38,9 @@ use std::time::{Duration, Instant};
 use trends_common::time::now_ms;
 
 use anyhow::{Context as _, bail, ensure};
-use e2e::{ServiceProcess, free_port, get_json, get_text, metric_value, tail};
+use e2e::{
+    ServiceProcess, env_number, free_port, get_json, get_text, memory_mib, metric_value, tail,
+};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -52,27 +54,6 @@ const POLL: Duration = Duration::from_millis(100);
 /// The Kafka Streams app's jar; `scripts/bench-pipeline.sh` copies the build output here so
 /// that a rebuild during a run cannot pull the jar from under a running JVM.
 const KSTREAMS_JAR: &str = "target/bench/trends-kstreams.jar";
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
-/// Resident and peak resident memory of a process, in MiB.
-fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> anyhow::Result<f64> {
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| format!("{name} missing"))?;
-        Ok(kib / 1024.0)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);

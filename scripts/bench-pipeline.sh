@@ -4,7 +4,7 @@
 # latency at a fixed load, memory vs distinct tags; then the Spark Structured Streaming peer
 # (bench/spark: our aggregator and the Spark job back to back on the harness's broker and
 # input, throughput, latency and a count cross-check). Prints figures and Markdown summaries;
-# not a test (about 45 minutes for the harness and 25 for the Spark peer with the defaults).
+# not a test (about 30 minutes with the defaults, the Spark peer included: 29 on 2026-12-03).
 # See BENCHMARKS.md.
 #
 #   ./scripts/bench-pipeline.sh

@@ -575,3 +575,21 @@ pub fn env_number(name: &str, default: usize) -> usize {
         .and_then(|v| v.replace('_', "").parse().ok())
         .unwrap_or(default)
 }
+
+/// Waits until the aggregator whose metrics are at `metrics_url` owns `partitions` partitions
+/// (its `trends_aggregator_assigned_partitions` gauge), for at most `within`.
+pub async fn wait_for_assigned_partitions(
+    client: &reqwest::Client,
+    metrics_url: &str,
+    partitions: i32,
+    within: Duration,
+) -> anyhow::Result<()> {
+    wait_for("the aggregator to own every partition", within, || async {
+        let text = get_text(client, metrics_url).await?;
+        match metric_value(&text, "trends_aggregator_assigned_partitions") {
+            Some(n) if n == f64::from(partitions) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}

@@ -936,16 +936,11 @@ async fn latency_phase(bench: &mut Bench) -> anyhow::Result<()> {
             .map(|_| ())
     })
     .await?;
-    e2e::wait_for(
-        "the aggregator to own every partition",
+    e2e::wait_for_assigned_partitions(
+        &bench.http,
+        &metrics_url,
+        PARTITIONS,
         Duration::from_secs(60),
-        || async {
-            let text = get_text(&bench.http, &metrics_url).await?;
-            match metric_value(&text, "trends_aggregator_assigned_partitions") {
-                Some(n) if n == f64::from(PARTITIONS) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
     )
     .await?;
     let topic_seen: Seen = Arc::default();

@@ -502,16 +502,11 @@ async fn main() -> anyhow::Result<()> {
     let mut api = ServiceProcess::start("trends-api", &api_env)?;
     let base = format!("http://127.0.0.1:{api_port}");
 
-    e2e::wait_for(
-        "the aggregator to own every partition",
+    e2e::wait_for_assigned_partitions(
+        &soak.http,
+        &aggregator_metrics,
+        PARTITIONS,
         Duration::from_secs(120),
-        || async {
-            let text = get_text(&soak.http, &aggregator_metrics).await?;
-            match metric_value(&text, "trends_aggregator_assigned_partitions") {
-                Some(n) if n == f64::from(PARTITIONS) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
     )
     .await?;
     e2e::wait_for("the API to be ready", Duration::from_secs(120), || async {

@@ -593,3 +593,26 @@ pub async fn wait_for_assigned_partitions(
     })
     .await
 }
+
+/// The offsets `consumer`'s group has committed on partitions `0..partitions` of `topic`, in
+/// partition order (0 where none is committed).
+pub fn committed_offsets(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<Vec<i64>> {
+    use rdkafka::consumer::Consumer as _;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .collect())
+}

@@ -201,18 +201,9 @@ impl Bench {
     /// The sum over `topic`'s partitions of `group`'s committed offsets.
     fn committed(&self, group: &str, topic: &str, partitions: usize) -> anyhow::Result<i64> {
         let consumer: BaseConsumer = self.client().set("group.id", group).create()?;
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions as i32 {
-            tpl.add_partition(topic, p);
-        }
-        let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
-        Ok(committed
-            .elements()
+        let partitions = i32::try_from(partitions)?;
+        Ok(e2e::committed_offsets(&consumer, topic, partitions)?
             .iter()
-            .map(|e| match e.offset() {
-                Offset::Offset(o) => o,
-                _ => 0,
-            })
             .sum())
     }
 

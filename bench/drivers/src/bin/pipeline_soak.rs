@@ -346,19 +346,7 @@ impl Soak {
 
     /// The committed offsets of `consumer`'s group on `topic`, per partition.
     fn committed(&self, consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i64>> {
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..PARTITIONS {
-            tpl.add_partition(topic, p);
-        }
-        let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
-        Ok(committed
-            .elements()
-            .iter()
-            .map(|e| match e.offset() {
-                Offset::Offset(o) => o,
-                _ => 0,
-            })
-            .collect())
+        e2e::committed_offsets(consumer, topic, PARTITIONS)
     }
 }
 

@@ -11,11 +11,13 @@
 //! - [`metrics`]: a registry per service and the one `/metrics` server.
 //! - [`memory`]: freed heap handed back to the operating system after a burst.
 //! - [`time`]: the wall clock in the pipeline's unit.
+//! - [`secret`]: tokens and keys as secret types, read from a variable or a file, never logged.
 
 pub mod config;
 pub mod config_error;
 pub mod kafka;
 pub mod memory;
+pub mod secret;
 pub mod metrics;
 pub mod service;
 pub mod settings;

@@ -210,6 +210,11 @@ pub struct PartitionCounter {
     watermark: Option<EpochMillis>,
     /// Posts older than `watermark - allowed_lateness` count in `all` only.
     allowed_lateness_ms: i64,
+    /// Coarse buckets kept, when more than the longest window needs (the trend track keeps
+    /// two days: its baseline reads yesterday).
+    coarse_retained: Option<i64>,
+    /// Whether posts count in `all` (the trend track has no all-time counts).
+    counts_all_time: bool,
     /// Tags held, by id; free slots are listed in `free`.
     tags: Vec<TagSlot>,
     free: Vec<TagId>,
@@ -294,6 +299,21 @@ fn mark_total_dirty(slots: &mut [TagSlot], dirty_totals: &mut Vec<TagId>, id: Ta
     }
 }
 
+/// [`PartitionCounter::oldest_retained`], for code that borrows the counter's parts apart.
+fn oldest_retained(
+    layout: &BucketLayout,
+    coarse_retained: Option<i64>,
+    resolution: Resolution,
+    watermark: EpochMillis,
+) -> EpochMillis {
+    match (resolution, coarse_retained) {
+        (Resolution::Coarse, Some(buckets)) => {
+            layout.bucket_start(resolution, watermark) - (buckets - 1) * layout.coarse_ms
+        }
+        _ => layout.oldest_retained(resolution, watermark),
+    }
+}
+
 /// What happened to one post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -317,6 +337,8 @@ impl PartitionCounter {
             capacity,
             watermark: None,
             allowed_lateness_ms: i64::MAX,
+            coarse_retained: None,
+            counts_all_time: true,
             tags: Vec::new(),
             free: Vec::new(),
             unreferenced: Vec::new(),
@@ -339,6 +361,25 @@ impl PartitionCounter {
     pub fn with_allowed_lateness(mut self, lateness_ms: i64) -> Self {
         self.allowed_lateness_ms = lateness_ms.max(0);
         self
+    }
+
+    /// Keeps `buckets` coarse buckets (at least the longest window's) instead of the longest
+    /// window's: the trend track reads two days back.
+    pub fn with_coarse_retention(mut self, buckets: i64) -> Self {
+        let window = self.layout.retained_buckets(Resolution::Coarse);
+        self.coarse_retained = Some(buckets.max(window));
+        self
+    }
+
+    /// Counts in buckets only: nothing in `all`, so no all-time records.
+    pub fn without_all_time(mut self) -> Self {
+        self.counts_all_time = false;
+        self
+    }
+
+    /// The oldest bucket start kept at this resolution and watermark.
+    fn oldest_retained(&self, resolution: Resolution, watermark: EpochMillis) -> EpochMillis {
+        oldest_retained(&self.layout, self.coarse_retained, resolution, watermark)
     }
 
     pub fn partition(&self) -> i32 {
@@ -462,6 +503,8 @@ impl PartitionCounter {
         let PartitionCounter {
             layout,
             capacity,
+            coarse_retained,
+            counts_all_time,
             tags: slots,
             free,
             unreferenced,
@@ -489,7 +532,7 @@ impl PartitionCounter {
                 .zip([(Resolution::Fine, fine), (Resolution::Coarse, coarse)])
             {
                 let start = layout.bucket_start(resolution, event_time);
-                if start < layout.oldest_retained(resolution, watermark) {
+                if start < oldest_retained(layout, *coarse_retained, resolution, watermark) {
                     // Only a post that is outside the 24 h window too is late; one older than
                     // 1 h still counts in 24 h.
                     if resolution == Resolution::Coarse {
@@ -517,6 +560,9 @@ impl PartitionCounter {
                     dirty_buckets.insert((*resolution, *start, old));
                     release(slots, unreferenced, old);
                 }
+            }
+            if !*counts_all_time {
+                continue;
             }
             let added = all.add(id, 1, |old, _| evicted.push(old));
             if added.admitted {
@@ -546,6 +592,8 @@ impl PartitionCounter {
             error: record.error.clamp(0, count.max(0)),
         };
         match (record.key, record.value) {
+            // The trend track's records: not this counter's (see `trend_track`).
+            (CountsKey::Authors { .. }, _) => {}
             (CountsKey::Watermark { .. }, value) => {
                 self.watermark = value;
                 self.all.raise_floor(record.error.max(0));
@@ -631,7 +679,7 @@ impl PartitionCounter {
         let partition = self.partition;
         if let Some(watermark) = self.watermark {
             for resolution in Resolution::BOTH {
-                let oldest = self.layout.oldest_retained(resolution, watermark);
+                let oldest = self.oldest_retained(resolution, watermark);
                 let buckets = self.buckets_mut(resolution);
                 let kept = buckets.split_off(&oldest);
                 let expired = std::mem::replace(buckets, kept);

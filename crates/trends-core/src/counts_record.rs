@@ -10,9 +10,14 @@
 //! | `{p}\|c\|{bucket_start_ms}\|{tag}`     | `{"count":N,"error":E}`             | posts with `tag` in a coarse bucket       |
 //! | `{p}\|a\|{tag}`                        | `{"count":N,"error":E,"spellings":{"Rust":N}}`| posts with `tag` since the topic began, and how often each spelling was seen |
 //! | `{p}\|w`                               | `{"watermark":ms,"at":"RFC 3339","all_floor":F}` | latest event time seen on input partition |
+//! | `{p}\|F\|{bucket_start_ms}\|{lang}\|{tag}` | `{"count":N,"error":E}`           | distinct authors of `tag` in `lang` in a fine bucket (the trend track) |
+//! | `{p}\|C\|{bucket_start_ms}\|{lang}\|{tag}` | `{"count":N,"error":E}`           | the same in a coarse bucket (kept two days) |
+//! | `{p}\|F\|{bucket_start_ms}\|{lang}\|`      | `{"count":N,"error":E}`           | posts in `lang` in a fine bucket (an empty tag: the language's volume) |
 //!
 //! `p` is the input partition, `tag` the normalized hashtag (it comes last, so it may contain
-//! `|`). Values are absolute, so compaction keeps exactly the current state; a bucket that left
+//! `|`), `lang` a language code of the trend track ([`crate::lang`]: 1–8 ASCII lowercase
+//! letters, `und` for none). An author counts at most once per tag, language and coarse
+//! bucket, in the fine bucket of their first post in it ([`crate::trend_track`]). Values are absolute, so compaction keeps exactly the current state; a bucket that left
 //! the longest window is deleted with a tombstone (a null value) for each of its keys.
 //! `spellings` lists a tag's spellings in the order the partition first saw them (a JSON
 //! object whose member order is kept), so a restored counter is the counter that wrote it.
@@ -53,6 +58,15 @@ pub enum CountsKey {
     },
     Watermark {
         partition: i32,
+    },
+    /// The trend track: distinct authors of `tag` in language `lang` in a bucket; with an
+    /// empty `tag`, the posts in `lang` (the language's volume).
+    Authors {
+        partition: i32,
+        resolution: Resolution,
+        start: EpochMillis,
+        lang: String,
+        tag: String,
     },
 }
 
@@ -142,7 +156,8 @@ impl CountsKey {
         match self {
             CountsKey::Bucket { partition, .. }
             | CountsKey::Total { partition, .. }
-            | CountsKey::Watermark { partition } => *partition,
+            | CountsKey::Watermark { partition }
+            | CountsKey::Authors { partition, .. } => *partition,
         }
     }
 
@@ -156,6 +171,16 @@ impl CountsKey {
             } => format!("{partition}|{}|{start}|{tag}", resolution.code()),
             CountsKey::Total { partition, tag } => format!("{partition}|a|{tag}"),
             CountsKey::Watermark { partition } => format!("{partition}|w"),
+            CountsKey::Authors {
+                partition,
+                resolution,
+                start,
+                lang,
+                tag,
+            } => format!(
+                "{partition}|{}|{start}|{lang}|{tag}",
+                resolution.code().to_ascii_uppercase()
+            ),
         }
     }
 
@@ -201,6 +226,29 @@ impl CountsKey {
                         Resolution::Coarse
                     },
                     start,
+                    tag: tag.to_string(),
+                })
+            }
+            "F" | "C" => {
+                let (start, rest) = rest.split_once('|').ok_or_else(bad)?;
+                let (lang, tag) = rest.split_once('|').ok_or_else(bad)?;
+                let start: EpochMillis = start.parse().map_err(|_| bad())?;
+                let valid_lang = crate::lang::is_code(lang);
+                if !(tag.is_empty() || valid_tag(tag))
+                    || !valid_lang
+                    || !EVENT_TIME_RANGE.contains(&start)
+                {
+                    return Err(bad());
+                }
+                Ok(CountsKey::Authors {
+                    partition,
+                    resolution: if kind == "F" {
+                        Resolution::Fine
+                    } else {
+                        Resolution::Coarse
+                    },
+                    start,
+                    lang: lang.to_string(),
                     tag: tag.to_string(),
                 })
             }

@@ -16,9 +16,12 @@
 pub mod counter;
 pub mod counts_record;
 pub mod hashtag;
+pub mod lang;
 pub mod post;
 pub mod space_saving;
 pub mod tags;
+pub mod trend;
+pub mod trend_track;
 pub mod view;
 pub mod window;
 

@@ -1,0 +1,941 @@
+//! Trending, not just frequent: the API's trend board.
+//!
+//! [`TrendBoard`] reads the trend track's records ([`crate::trend_track`]: distinct authors per
+//! tag, language and bucket, on each input partition) and the partitions' watermarks, sums
+//! them over partitions, and on [`TrendBoard::build`] scores every tag that has support against
+//! a baseline of its own history. Every number is computed as follows (window `W` of length
+//! `|W|`, watermark `t`):
+//!
+//! - **observed** `o`: the tag's distinct authors in `W` (each author at most once per tag,
+//!   language and 5-minute bucket; summed over languages for "all languages").
+//! - **baseline rate**, the larger of
+//!   - *recent*: the tag's authors in the last 24 h outside `W`, divided by the time that
+//!     covers (`min(24 h, history) − |W|`), so a tag's own burst does not raise its baseline;
+//!   - *same hour yesterday*: its authors in the hour centred on `t − 24 h`, divided by 1 h,
+//!     once the history reaches that far back (so a tag that peaks every evening is expected
+//!     to peak this evening: daily cycles do not trend).
+//!
+//!   For `24h` itself the baseline is the previous day, `[t − 48 h, t − 24 h)`, scaled to 24 h
+//!   when less of it is known.
+//! - **expected** `μ = max(rate × |W|, 1)` (at least one author: a first mention is not
+//!   infinitely surprising).
+//! - **score** `z = (o − μ) / √(μ + (k·μ)²)`, `k` = [`TrendParams::dispersion`] (0.1): the
+//!   number of standard deviations `o` is above `μ` under a negative binomial, i.e. a Poisson
+//!   whose rate itself wanders by about `k`. Pure Poisson (`k` = 0, η of the Twitter/Gnip model)
+//!   makes a tag with 100,000 authors a day trend on a 1% wobble; with `k` = 0.1 its `z` stays
+//!   near 1 unless it really moves, while a tag going from 1 to 50 authors scores 48.
+//! - **eligible** when `o ≥ min_authors` (5), `z ≥ min_score` (3), the tag is not blocked, and
+//!   it is not a **flood**: its posts in `W` (all languages) are at most `flood_ratio` (5) times
+//!   its authors. A few accounts posting a tag thousands of times never trend.
+//! - **decay**: a trend's shown score is `max(z, peak · 2^(−(t − peak_at)/(|W|/2)))`, so a tag
+//!   that peaked cools off with a half-life of half its window and leaves the list when the
+//!   shown score falls below `min_score`. Its `started_at` is the start of the 10-second bucket
+//!   in which it first became eligible; its **status** is `rising` while it set a new peak in
+//!   the last quarter of `W`, `cooling` once its current score is below half its peak, `hot`
+//!   otherwise.
+//!
+//! **Memory.** Per (bucket, partition, language, tag) one number, as the counts topic holds
+//! (the aggregator bounds the series per bucket); sums per series over the seven ranges (five
+//! windows, the hour a day ago, the previous day) only while one is non-zero; languages at most
+//! [`MAX_LANGUAGES`]; trend episodes at most [`TrendParams::max_episodes`]. The records are
+//! hostile input like any other: arithmetic saturates, a record for a language past the
+//! bound is counted and skipped.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use crate::EpochMillis;
+use crate::counts_record::{CountsKey, CountsRecord};
+use crate::window::{BucketLayout, Resolution, Window};
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type Set<K> = HashSet<K, foldhash::fast::RandomState>;
+
+/// The windows that trend, in [`Window::ALL`] order (`all` has no baseline).
+pub const TREND_WINDOWS: [Window; 5] =
+    [Window::M1, Window::M5, Window::M15, Window::H1, Window::H24];
+const H24: usize = 4;
+/// The hour centred on `t − 24 h`.
+const YESTERDAY_HOUR: usize = 5;
+/// `[t − 48 h, t − 24 h)`.
+const PREVIOUS_DAY: usize = 6;
+const RANGES: usize = 7;
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// The most languages the board tracks; records of more are skipped.
+pub const MAX_LANGUAGES: usize = 1024;
+
+/// The most entries a trending list keeps (the API's largest `limit`).
+pub const MAX_LISTED: usize = 100;
+
+/// Tag id of a language's volume series (posts, not authors).
+const VOLUME: u32 = u32::MAX;
+/// Language id of "all languages".
+const ALL_LANGUAGES: u32 = 0;
+
+/// The position of a window in [`TREND_WINDOWS`], if it trends.
+pub fn trend_window_index(window: Window) -> Option<usize> {
+    TREND_WINDOWS.iter().position(|&w| w == window)
+}
+
+/// What decides whether a tag trends (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrendParams {
+    pub min_authors: i64,
+    pub min_score: f64,
+    pub dispersion: f64,
+    pub flood_ratio: f64,
+    pub max_episodes: usize,
+}
+
+impl Default for TrendParams {
+    fn default() -> Self {
+        TrendParams {
+            min_authors: 5,
+            min_score: 3.0,
+            dispersion: 0.1,
+            flood_ratio: 5.0,
+            max_episodes: 50_000,
+        }
+    }
+}
+
+/// The expected authors of a window from the tag's sums: see the module docs.
+/// `history_ms` is how far back the board's data goes from the watermark.
+pub fn expected(window: usize, sums: &[i64; RANGES], history_ms: i64) -> f64 {
+    let length = TREND_WINDOWS[window].duration_ms().unwrap_or(DAY_MS) as f64;
+    let rate = if window == H24 {
+        // The previous day, as much of it as is known.
+        let known = (history_ms - DAY_MS).clamp(0, DAY_MS);
+        if known < HOUR_MS {
+            0.0
+        } else {
+            sums[PREVIOUS_DAY] as f64 / known as f64
+        }
+    } else {
+        let covered = history_ms.min(DAY_MS) - TREND_WINDOWS[window].duration_ms().unwrap_or(0);
+        let recent = if covered >= TREND_WINDOWS[window].duration_ms().unwrap_or(0).max(1) {
+            sums[H24].saturating_sub(sums[window]).max(0) as f64 / covered as f64
+        } else {
+            0.0
+        };
+        let yesterday = if history_ms >= DAY_MS + HOUR_MS / 2 {
+            sums[YESTERDAY_HOUR] as f64 / HOUR_MS as f64
+        } else {
+            0.0
+        };
+        recent.max(yesterday)
+    };
+    (rate * length).max(1.0)
+}
+
+/// The score of `observed` authors against `expected` ([`TrendParams::dispersion`] `k`).
+pub fn score(observed: i64, expected: f64, dispersion: f64) -> f64 {
+    let mu = expected.max(1.0);
+    (observed as f64 - mu) / (mu + (dispersion * mu).powi(2)).sqrt()
+}
+
+/// Where a trend is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Rising,
+    Hot,
+    Cooling,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Rising => "rising",
+            Status::Hot => "hot",
+            Status::Cooling => "cooling",
+        }
+    }
+}
+
+/// One trending tag of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trending {
+    pub tag: Arc<str>,
+    /// The shown score (the current one, or the decaying peak).
+    pub score: f64,
+    /// Distinct authors in the window (in the list's language).
+    pub authors: i64,
+    /// Posts with the tag in the window, all languages (from the posts view), if known.
+    pub posts: Option<i64>,
+    pub expected: f64,
+    pub started_at: EpochMillis,
+    pub status: Status,
+    /// Authors per step over the window, oldest first (up to 12 steps).
+    pub sparkline: Vec<i64>,
+}
+
+/// A language and its volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LanguageVolume {
+    pub code: Arc<str>,
+    /// Posts in the last hour and the last 24 hours.
+    pub posts_1h: i64,
+    pub posts_24h: i64,
+}
+
+/// A tag that started or stopped trending (all languages), for webhooks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub started: bool,
+    pub window: Window,
+    pub tag: Arc<str>,
+    pub score: f64,
+    pub authors: i64,
+    pub posts: Option<i64>,
+    pub expected: f64,
+    pub started_at: EpochMillis,
+    /// The watermark when it happened.
+    pub at: EpochMillis,
+}
+
+/// The ranked trends of one moment.
+#[derive(Debug, Clone, Default)]
+pub struct TrendSnapshot {
+    pub watermark: Option<EpochMillis>,
+    /// Per window (in [`TREND_WINDOWS`] order): the all-language list.
+    all: [Vec<Trending>; TREND_WINDOWS.len()],
+    /// Per language code: its lists.
+    by_language: HashMap<Arc<str>, [Vec<Trending>; TREND_WINDOWS.len()]>,
+    /// Languages by 24 h volume, largest first.
+    pub languages: Vec<LanguageVolume>,
+}
+
+impl TrendSnapshot {
+    /// The trending list of `window` (all languages when `lang` is `None`), best first; empty
+    /// for `all` and for a language without trends.
+    pub fn list(&self, window: Window, lang: Option<&str>) -> &[Trending] {
+        let Some(w) = trend_window_index(window) else {
+            return &[];
+        };
+        match lang {
+            None => &self.all[w],
+            Some(code) => self.by_language.get(code).map_or(&[], |lists| &lists[w]),
+        }
+    }
+
+    /// Whether the board has seen `code`.
+    pub fn has_language(&self, code: &str) -> bool {
+        self.languages.iter().any(|l| &*l.code == code)
+    }
+}
+
+/// One bucket: each partition's value of each (language, tag), and their sums per series
+/// (language-specific and all-language).
+#[derive(Debug, Default)]
+struct Bucket {
+    parts: Map<(i32, u64), i64>,
+    sums: Map<u64, i64>,
+}
+
+/// A trend in progress (per series and window).
+#[derive(Debug, Clone, Copy)]
+struct Episode {
+    started_at: EpochMillis,
+    peak: f64,
+    peak_at: EpochMillis,
+}
+
+fn series(lang: u32, tag: u32) -> u64 {
+    (u64::from(lang) << 32) | u64::from(tag)
+}
+
+fn series_lang(s: u64) -> u32 {
+    (s >> 32) as u32
+}
+
+fn series_tag(s: u64) -> u32 {
+    s as u32
+}
+
+/// Summed author counts per language and tag, scored into trends.
+#[derive(Debug)]
+pub struct TrendBoard {
+    layout: BucketLayout,
+    params: TrendParams,
+    tags: Vec<Option<Arc<str>>>,
+    tag_refs: Vec<u32>,
+    free_tags: Vec<u32>,
+    tag_index: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+    /// Language codes by id (id 0: all languages, unnamed).
+    languages: Vec<Arc<str>>,
+    language_ids: HashMap<Arc<str>, u32>,
+    fine: BTreeMap<EpochMillis, Bucket>,
+    coarse: BTreeMap<EpochMillis, Bucket>,
+    sums: Map<u64, [i64; RANGES]>,
+    /// Per trend window: series with at least `min_authors` in it.
+    supported: [Set<u64>; TREND_WINDOWS.len()],
+    episodes: Map<(u64, usize), Episode>,
+    watermarks: HashMap<i32, EpochMillis>,
+    watermark: Option<EpochMillis>,
+    ranges: [Option<(Resolution, EpochMillis, EpochMillis)>; RANGES],
+    skipped: u64,
+}
+
+impl TrendBoard {
+    pub fn new(layout: BucketLayout, params: TrendParams) -> TrendBoard {
+        let all: Arc<str> = Arc::from("");
+        TrendBoard {
+            layout,
+            params,
+            tags: Vec::new(),
+            tag_refs: Vec::new(),
+            free_tags: Vec::new(),
+            tag_index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            languages: vec![all],
+            language_ids: HashMap::new(),
+            fine: BTreeMap::new(),
+            coarse: BTreeMap::new(),
+            sums: Map::default(),
+            supported: Default::default(),
+            episodes: Map::default(),
+            watermarks: HashMap::new(),
+            watermark: None,
+            ranges: [None; RANGES],
+            skipped: 0,
+        }
+    }
+
+    /// Records skipped (a language past [`MAX_LANGUAGES`]).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// (bucket, partition, series) values held.
+    pub fn entries(&self) -> usize {
+        self.fine
+            .values()
+            .chain(self.coarse.values())
+            .map(|b| b.parts.len())
+            .sum()
+    }
+
+    /// Trend episodes in progress.
+    pub fn episodes(&self) -> usize {
+        self.episodes.len()
+    }
+
+    fn lookup_tag(&self, tag: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(tag);
+        self.tag_index
+            .find(hash, |&id| self.tags[id as usize].as_deref() == Some(tag))
+            .copied()
+    }
+
+    fn intern_tag(&mut self, tag: &str) -> u32 {
+        if let Some(id) = self.lookup_tag(tag) {
+            return id;
+        }
+        let id = match self.free_tags.pop() {
+            Some(id) => id,
+            None => {
+                self.tags.push(None);
+                self.tag_refs.push(0);
+                u32::try_from(self.tags.len() - 1).unwrap_or(VOLUME - 1)
+            }
+        };
+        self.tags[id as usize] = Some(Arc::from(tag));
+        let (tags, hasher) = (&self.tags, &self.hasher);
+        self.tag_index
+            .insert_unique(hasher.hash_one(tag), id, |&i| {
+                hasher.hash_one(tags[i as usize].as_deref().unwrap_or(""))
+            });
+        id
+    }
+
+    fn unref_tag(&mut self, id: u32) {
+        let Some(refs) = self.tag_refs.get_mut(id as usize) else {
+            return;
+        };
+        *refs = refs.saturating_sub(1);
+        if *refs > 0 {
+            return;
+        }
+        if let Some(name) = self.tags[id as usize].take() {
+            let hash = self.hasher.hash_one(&*name);
+            if let Ok(entry) = self.tag_index.find_entry(hash, |&i| i == id) {
+                entry.remove();
+            }
+        }
+        self.free_tags.push(id);
+    }
+
+    fn language_id(&mut self, code: &str, create: bool) -> Option<u32> {
+        if let Some(&id) = self.language_ids.get(code) {
+            return Some(id);
+        }
+        if !create || self.languages.len() > MAX_LANGUAGES {
+            return None;
+        }
+        let id = u32::try_from(self.languages.len()).ok()?;
+        let code: Arc<str> = Arc::from(code);
+        self.languages.push(code.clone());
+        self.language_ids.insert(code, id);
+        Some(id)
+    }
+
+    /// Applies one counts-topic record: watermarks and the trend track's records; the rest is
+    /// the posts view's.
+    pub fn apply(&mut self, record: &CountsRecord) {
+        match &record.key {
+            CountsKey::Watermark { partition } => {
+                match record.value {
+                    Some(w) => self.watermarks.insert(*partition, w),
+                    None => self.watermarks.remove(partition),
+                };
+                let watermark = self.watermarks.values().copied().max();
+                if watermark != self.watermark {
+                    self.watermark = watermark;
+                    self.move_ranges();
+                }
+            }
+            CountsKey::Authors {
+                partition,
+                resolution,
+                start,
+                lang,
+                tag,
+            } => self.apply_authors(*partition, *resolution, *start, lang, tag, record.value),
+            CountsKey::Bucket { .. } | CountsKey::Total { .. } => {}
+        }
+    }
+
+    fn apply_authors(
+        &mut self,
+        partition: i32,
+        resolution: Resolution,
+        start: EpochMillis,
+        lang: &str,
+        tag: &str,
+        value: Option<i64>,
+    ) {
+        let Some(lang_id) = self.language_id(lang, value.is_some()) else {
+            if value.is_some() {
+                self.skipped += 1;
+            }
+            return;
+        };
+        let tag_id = if tag.is_empty() {
+            VOLUME
+        } else {
+            match value {
+                Some(_) => self.intern_tag(tag),
+                None => match self.lookup_tag(tag) {
+                    Some(id) => id,
+                    None => return,
+                },
+            }
+        };
+        let key = series(lang_id, tag_id);
+        let buckets = match resolution {
+            Resolution::Fine => &mut self.fine,
+            Resolution::Coarse => &mut self.coarse,
+        };
+        let bucket = match value {
+            Some(_) => buckets.entry(start).or_default(),
+            None => match buckets.get_mut(&start) {
+                Some(bucket) => bucket,
+                None => return,
+            },
+        };
+        let old = match value {
+            Some(v) => bucket.parts.insert((partition, key), v),
+            None => bucket.parts.remove(&(partition, key)),
+        };
+        let delta = value.unwrap_or(0).saturating_sub(old.unwrap_or(0));
+        let keys = [key, series(ALL_LANGUAGES, tag_id)];
+        if delta != 0 {
+            for k in keys {
+                add_to(&mut bucket.sums, k, delta);
+            }
+        }
+        if bucket.parts.is_empty() {
+            buckets.remove(&start);
+        }
+        if delta != 0 {
+            for r in 0..RANGES {
+                let holds = self.ranges[r].is_some_and(|(res, from, to)| {
+                    res == resolution && from <= start && start <= to
+                });
+                if holds {
+                    for k in keys {
+                        self.bump(k, r, delta);
+                    }
+                }
+            }
+        }
+        if tag_id != VOLUME {
+            match (old.is_some(), value.is_some()) {
+                (false, true) => self.tag_refs[tag_id as usize] += 1,
+                (true, false) => self.unref_tag(tag_id),
+                _ => {}
+            }
+        }
+    }
+
+    /// Adds `delta` to range `r` of series `key`, keeping the supported sets.
+    fn bump(&mut self, key: u64, r: usize, delta: i64) {
+        let sums = self.sums.entry(key).or_insert([0; RANGES]);
+        let before = sums[r];
+        sums[r] = sums[r].saturating_add(delta);
+        let after = sums[r];
+        if sums.iter().all(|&s| s == 0) {
+            self.sums.remove(&key);
+        }
+        if r < TREND_WINDOWS.len() && series_tag(key) != VOLUME {
+            let min = self.params.min_authors;
+            if before < min && after >= min {
+                self.supported[r].insert(key);
+            } else if before >= min && after < min {
+                self.supported[r].remove(&key);
+            }
+        }
+    }
+
+    /// The bucket range of each of the seven ranges at watermark `w`.
+    fn ranges_at(
+        &self,
+        w: EpochMillis,
+    ) -> [Option<(Resolution, EpochMillis, EpochMillis)>; RANGES] {
+        let mut ranges = [None; RANGES];
+        for (r, window) in TREND_WINDOWS.into_iter().enumerate() {
+            ranges[r] = self.layout.window_range(window, w);
+        }
+        let coarse = self.layout.coarse_ms;
+        let newest = self.layout.bucket_start(Resolution::Coarse, w);
+        let day_ago = newest - DAY_MS;
+        ranges[YESTERDAY_HOUR] = Some((
+            Resolution::Coarse,
+            day_ago - HOUR_MS / 2 + coarse,
+            day_ago + HOUR_MS / 2,
+        ));
+        ranges[PREVIOUS_DAY] = Some((Resolution::Coarse, day_ago - DAY_MS + coarse, day_ago));
+        ranges
+    }
+
+    /// Moves every range to the watermark: buckets leaving a range are subtracted, entering
+    /// ones added.
+    fn move_ranges(&mut self) {
+        let new = match self.watermark {
+            Some(w) => self.ranges_at(w),
+            None => [None; RANGES],
+        };
+        for (r, &target) in new.iter().enumerate() {
+            let old = self.ranges[r];
+            if old == target {
+                continue;
+            }
+            self.ranges[r] = target;
+            let inside = |range: Option<(Resolution, i64, i64)>, s: i64| {
+                range.is_some_and(|(_, a, b)| a <= s && s <= b)
+            };
+            for (range, other, sign) in [(old, target, -1i64), (target, old, 1)] {
+                let Some((resolution, from, to)) = range else {
+                    continue;
+                };
+                let buckets = match resolution {
+                    Resolution::Fine => &self.fine,
+                    Resolution::Coarse => &self.coarse,
+                };
+                let changes: Vec<(u64, i64)> = buckets
+                    .range(from..=to)
+                    .filter(|(start, _)| !inside(other, **start))
+                    .flat_map(|(_, b)| b.sums.iter().map(|(&k, &v)| (k, v)))
+                    .collect();
+                for (k, v) in changes {
+                    self.bump(k, r, sign.saturating_mul(v));
+                }
+            }
+        }
+    }
+
+    /// How far back the data goes: from the oldest coarse bucket to the watermark.
+    fn history_ms(&self) -> i64 {
+        match (self.watermark, self.coarse.keys().next()) {
+            (Some(w), Some(&oldest)) => w - oldest,
+            _ => 0,
+        }
+    }
+
+    /// The authors of `key` per step of window `w`, oldest first.
+    fn sparkline(&self, key: u64, w: usize) -> Vec<i64> {
+        let Some((resolution, from, to)) = self.ranges[w] else {
+            return Vec::new();
+        };
+        let size = self.layout.size_ms(resolution);
+        let buckets = (to - from) / size + 1;
+        let step = (buckets + 11) / 12;
+        let map = match resolution {
+            Resolution::Fine => &self.fine,
+            Resolution::Coarse => &self.coarse,
+        };
+        let mut points = vec![0i64; usize::try_from((buckets + step - 1) / step).unwrap_or(0)];
+        for (&start, bucket) in map.range(from..=to) {
+            if let Some(&v) = bucket.sums.get(&key) {
+                // Steps aligned on the newest bucket.
+                let from_end = (to - start) / size / step;
+                let len = points.len() as i64;
+                if let Some(slot) = usize::try_from(len - 1 - from_end)
+                    .ok()
+                    .and_then(|i| points.get_mut(i))
+                {
+                    *slot = slot.saturating_add(v);
+                }
+            }
+        }
+        points
+    }
+
+    /// Scores every supported series and every trend in progress, updates the episodes, and
+    /// ranks. `posts(tag, window)` gives a tag's posts in a window (all languages), `blocked`
+    /// whether moderation keeps a tag out. Returns the snapshot and the all-language tags that
+    /// started or stopped trending since the last build.
+    pub fn build(
+        &mut self,
+        posts: &dyn Fn(&str, Window) -> Option<i64>,
+        blocked: &dyn Fn(&str) -> bool,
+    ) -> (TrendSnapshot, Vec<Transition>) {
+        let mut snapshot = TrendSnapshot {
+            watermark: self.watermark,
+            ..TrendSnapshot::default()
+        };
+        let mut transitions = Vec::new();
+        let Some(now) = self.watermark else {
+            return (snapshot, transitions);
+        };
+        let history = self.history_ms();
+        let params = self.params;
+        let now_bucket = self.layout.bucket_start(Resolution::Fine, now);
+        let mut lists: HashMap<u32, [Vec<Trending>; TREND_WINDOWS.len()]> = HashMap::new();
+        for (w, window) in TREND_WINDOWS.into_iter().enumerate() {
+            let length = window.duration_ms().unwrap_or(DAY_MS);
+            let half_life = (length / 2).max(1) as f64;
+            let mut keys: Vec<u64> = self.supported[w].iter().copied().collect();
+            keys.extend(
+                self.episodes
+                    .keys()
+                    .filter(|(k, ew)| *ew == w && !self.supported[w].contains(k))
+                    .map(|(k, _)| *k),
+            );
+            for key in keys {
+                let Some(name) = self.tags.get(series_tag(key) as usize).cloned().flatten() else {
+                    self.episodes.remove(&(key, w));
+                    continue;
+                };
+                let sums = self.sums.get(&key).copied().unwrap_or([0; RANGES]);
+                let observed = sums[w];
+                let mu = expected(w, &sums, history);
+                let z = score(observed, mu, params.dispersion);
+                let tag_posts = posts(&name, window);
+                let all_authors = self
+                    .sums
+                    .get(&series(ALL_LANGUAGES, series_tag(key)))
+                    .map_or(0, |s| s[w]);
+                let flood = tag_posts
+                    .is_some_and(|p| p as f64 > params.flood_ratio * all_authors.max(1) as f64);
+                let eligible = observed >= params.min_authors
+                    && z >= params.min_score
+                    && !flood
+                    && !blocked(&name);
+                let episode = self.episodes.get(&(key, w)).copied();
+                let episode = match (episode, eligible) {
+                    (None, false) => continue,
+                    (None, true) => {
+                        if self.episodes.len() >= params.max_episodes {
+                            continue;
+                        }
+                        Episode {
+                            started_at: now_bucket,
+                            peak: z,
+                            peak_at: now,
+                        }
+                    }
+                    (Some(mut e), _) => {
+                        if eligible && z >= e.peak {
+                            e.peak = z;
+                            e.peak_at = now;
+                        }
+                        e
+                    }
+                };
+                let decayed = episode.peak * (-((now - episode.peak_at) as f64) / half_life).exp2();
+                let current = if eligible { z } else { 0.0 };
+                let shown = current.max(decayed);
+                let gone = shown < params.min_score || flood || blocked(&name);
+                let lang = series_lang(key);
+                let transition = |started: bool| Transition {
+                    started,
+                    window,
+                    tag: name.clone(),
+                    score: shown,
+                    authors: observed,
+                    posts: tag_posts,
+                    expected: mu,
+                    started_at: episode.started_at,
+                    at: now,
+                };
+                if gone {
+                    if self.episodes.remove(&(key, w)).is_some() && lang == ALL_LANGUAGES {
+                        transitions.push(transition(false));
+                    }
+                    continue;
+                }
+                if self.episodes.insert((key, w), episode).is_none() && lang == ALL_LANGUAGES {
+                    transitions.push(transition(true));
+                }
+                let status = if current < episode.peak / 2.0 {
+                    Status::Cooling
+                } else if now - episode.peak_at <= length / 4 {
+                    Status::Rising
+                } else {
+                    Status::Hot
+                };
+                lists.entry(lang).or_default()[w].push(Trending {
+                    tag: name,
+                    score: shown,
+                    authors: observed,
+                    posts: tag_posts,
+                    expected: mu,
+                    started_at: episode.started_at,
+                    status,
+                    sparkline: Vec::new(),
+                });
+            }
+        }
+        for (lang, mut per_window) in lists {
+            for (w, list) in per_window.iter_mut().enumerate() {
+                list.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.tag.cmp(&b.tag)));
+                list.truncate(MAX_LISTED);
+                for entry in list.iter_mut() {
+                    if let Some(tag) = self.lookup_tag(&entry.tag) {
+                        entry.sparkline = self.sparkline(series(lang, tag), w);
+                    }
+                }
+            }
+            if lang == ALL_LANGUAGES {
+                snapshot.all = per_window;
+            } else if let Some(code) = self.languages.get(lang as usize) {
+                snapshot.by_language.insert(code.clone(), per_window);
+            }
+        }
+        let mut languages: Vec<LanguageVolume> = self
+            .languages
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter_map(|(id, code)| {
+                let sums = self.sums.get(&series(u32::try_from(id).ok()?, VOLUME))?;
+                (sums[H24] > 0).then(|| LanguageVolume {
+                    code: code.clone(),
+                    posts_1h: sums[3],
+                    posts_24h: sums[H24],
+                })
+            })
+            .collect();
+        languages.sort_by(|a, b| {
+            b.posts_24h
+                .cmp(&a.posts_24h)
+                .then_with(|| a.code.cmp(&b.code))
+        });
+        snapshot.languages = languages;
+        (snapshot, transitions)
+    }
+}
+
+/// Adds `delta` to `map[key]`, removing the entry at zero.
+fn add_to(map: &mut Map<u64, i64>, key: u64, delta: i64) {
+    let slot = map.entry(key).or_insert(0);
+    *slot = slot.saturating_add(delta);
+    if *slot == 0 {
+        map.remove(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counter::Capacity;
+    use crate::tags::PostTag;
+    use crate::trend_track::{Author, TrendTrack};
+
+    const T0: EpochMillis = 1_795_435_200_000;
+    const MIN: i64 = 60_000;
+
+    fn tag(name: &str) -> Vec<PostTag> {
+        vec![PostTag {
+            tag: name.to_string(),
+            spelling: name.to_string(),
+        }]
+    }
+
+    /// Feeds a track's records (and its watermark) into a board.
+    fn sync(track: &mut TrendTrack, board: &mut TrendBoard, partition: i32, watermark: i64) {
+        for r in track.take_updates() {
+            board.apply(&r);
+        }
+        board.apply(&CountsRecord::new(
+            CountsKey::Watermark { partition },
+            Some(watermark),
+        ));
+    }
+
+    #[test]
+    fn the_score_is_a_negative_binomial_z() {
+        assert_eq!(score(1, 1.0, 0.1), 0.0);
+        let burst = score(50, 1.0, 0.1);
+        assert!((burst - 49.0 / (1.01f64).sqrt()).abs() < 1e-9);
+        // A giant 1% up does not trend; 50% up does.
+        assert!(score(101_000, 100_000.0, 0.1) < 0.2);
+        assert!(score(150_000, 100_000.0, 0.1) > 4.0);
+    }
+
+    #[test]
+    fn expected_uses_the_rest_of_the_day_and_yesterday() {
+        let mut sums = [0; RANGES];
+        // 5m window: 10 authors in it, 24h holds 10 + 287 (one per remaining 5 minutes).
+        sums[1] = 10;
+        sums[H24] = 297;
+        let mu = expected(1, &sums, DAY_MS);
+        assert!((mu - 287.0 * 300_000.0 / (DAY_MS - 300_000) as f64).abs() < 1e-9);
+        // Yesterday's same hour had 120 authors: 10 per 5 minutes expected.
+        sums[YESTERDAY_HOUR] = 120;
+        assert!((expected(1, &sums, 2 * DAY_MS) - 10.0).abs() < 1e-9);
+        // Too little history: at least 1.
+        assert_eq!(expected(1, &[0; RANGES], 60_000), 1.0);
+        // 24h against the previous day.
+        sums[PREVIOUS_DAY] = 480;
+        assert!((expected(H24, &sums, 2 * DAY_MS) - 480.0).abs() < 1e-9);
+    }
+
+    /// A burst of many authors trends; a steady giant and a flood by few accounts do not.
+    #[test]
+    fn a_burst_trends_a_steady_giant_and_a_flood_do_not() {
+        let layout = BucketLayout::default();
+        let mut track = TrendTrack::new(0, layout, Capacity::DEFAULT, 1 << 16);
+        let mut board = TrendBoard::new(layout, TrendParams::default());
+        let mut posts: HashMap<(String, i64), i64> = HashMap::new();
+        let mut author = 0u64;
+        // Two hours: the giant has 40 new authors a minute throughout.
+        let end = T0 + 2 * 60 * MIN;
+        let mut t = T0;
+        while t < end {
+            for _ in 0..40 {
+                author += 1;
+                let a = author.to_string();
+                track.record(t, "en", Author::Id(&a), &tag("giant"));
+                *posts.entry(("giant".into(), t)).or_default() += 1;
+            }
+            // The last 5 minutes: a burst by 200 authors and a flood by 3 accounts.
+            if t >= end - 5 * MIN {
+                for i in 0..40 {
+                    let a = format!("b{}", (t - T0) / MIN * 40 + i);
+                    track.record(t, "en", Author::Id(&a), &tag("burst"));
+                    *posts.entry(("burst".into(), t)).or_default() += 1;
+                }
+                for i in 0..300 {
+                    let a = format!("spam{}", i % 3);
+                    track.record(t, "en", Author::Id(&a), &tag("flood"));
+                    *posts.entry(("flood".into(), t)).or_default() += 1;
+                }
+            }
+            t += MIN;
+        }
+        sync(&mut track, &mut board, 0, end - MIN);
+        let wm = end - MIN;
+        let window_posts = |name: &str, w: Window| {
+            let from = wm - w.duration_ms().unwrap_or(0);
+            Some(
+                posts
+                    .iter()
+                    .filter(|((n, t), _)| n == name && *t > from && *t <= wm)
+                    .map(|(_, c)| c)
+                    .sum(),
+            )
+        };
+        let (snap, transitions) = board.build(&window_posts, &|_| false);
+        let list = snap.list(Window::M5, None);
+        let names: Vec<&str> = list.iter().map(|t| &*t.tag).collect();
+        assert_eq!(names, ["burst"], "{list:?}");
+        assert_eq!(list[0].authors, 200);
+        assert_eq!(list[0].status, Status::Rising);
+        assert_eq!(snap.list(Window::M5, Some("en")).len(), 1);
+        assert!(snap.list(Window::M5, Some("ja")).is_empty());
+        assert!(transitions.iter().any(|t| t.started && &*t.tag == "burst"));
+        // Blocked: gone at the next build, with a stop transition.
+        let (snap, transitions) = board.build(&window_posts, &|t| t == "burst");
+        assert!(snap.list(Window::M5, None).is_empty());
+        assert!(transitions.iter().any(|t| !t.started && &*t.tag == "burst"));
+        assert_eq!(snap.languages[0].code.as_ref(), "en");
+    }
+
+    #[test]
+    fn a_trend_cools_off_and_leaves() {
+        let layout = BucketLayout::default();
+        let mut track = TrendTrack::new(0, layout, Capacity::DEFAULT, 1 << 16);
+        let mut board = TrendBoard::new(layout, TrendParams::default());
+        for i in 0..60 {
+            track.record(
+                T0 + 3_600_000,
+                "ja",
+                Author::Id(&i.to_string()),
+                &tag("news"),
+            );
+        }
+        sync(&mut track, &mut board, 0, T0 + 3_600_000);
+        let none = |_: &str, _: Window| None;
+        let (snap, _) = board.build(&none, &|_| false);
+        let first = snap.list(Window::M1, None)[0].clone();
+        assert_eq!(first.status, Status::Rising);
+        assert_eq!(&*snap.list(Window::M1, Some("ja"))[0].tag, "news");
+        // Two minutes later, nothing new: out of the 1m window, the score decays (half-life 30 s).
+        sync(&mut track, &mut board, 0, T0 + 3_600_000 + 70_000);
+        let (snap, _) = board.build(&none, &|_| false);
+        let later = &snap.list(Window::M1, None)[0];
+        assert_eq!(later.status, Status::Cooling);
+        assert!(later.score < first.score / 2.0);
+        sync(&mut track, &mut board, 0, T0 + 3_600_000 + 10 * MIN);
+        let (snap, transitions) = board.build(&none, &|_| false);
+        assert!(snap.list(Window::M1, None).is_empty());
+        assert!(
+            transitions
+                .iter()
+                .any(|t| !t.started && t.window == Window::M1)
+        );
+        // The 5m list still has it.
+        assert!(board.episodes() > 0);
+    }
+
+    #[test]
+    fn hostile_language_codes_are_bounded() {
+        let mut board = TrendBoard::new(BucketLayout::default(), TrendParams::default());
+        for i in 0..(MAX_LANGUAGES + 10) {
+            let lang: String = format!("{:x}", i + 0xaaa)
+                .chars()
+                .map(|c| (b'a' + (c.to_digit(16).unwrap_or(0) as u8 % 26)) as char)
+                .collect();
+            board.apply(&CountsRecord::new(
+                CountsKey::Authors {
+                    partition: 0,
+                    resolution: Resolution::Fine,
+                    start: T0,
+                    lang,
+                    tag: "x".into(),
+                },
+                Some(1),
+            ));
+        }
+        assert!(board.languages.len() <= MAX_LANGUAGES + 1);
+    }
+}

@@ -10,9 +10,9 @@
 //! | `{p}\|c\|{bucket_start_ms}\|{tag}`     | `{"count":N,"error":E}`             | posts with `tag` in a coarse bucket       |
 //! | `{p}\|a\|{tag}`                        | `{"count":N,"error":E,"spellings":{"Rust":N}}`| posts with `tag` since the topic began, and how often each spelling was seen |
 //! | `{p}\|w`                               | `{"watermark":ms,"at":"RFC 3339","all_floor":F}` | latest event time seen on input partition |
-//! | `{p}\|F\|{bucket_start_ms}\|{lang}\|{tag}` | `{"count":N,"error":E}`           | distinct authors of `tag` in `lang` in a fine bucket (the trend track) |
-//! | `{p}\|C\|{bucket_start_ms}\|{lang}\|{tag}` | `{"count":N,"error":E}`           | the same in a coarse bucket (kept two days) |
-//! | `{p}\|F\|{bucket_start_ms}\|{lang}\|`      | `{"count":N,"error":E}`           | posts in `lang` in a fine bucket (an empty tag: the language's volume) |
+//! | `{p}\|u\|f\|{bucket_start_ms}\|{lang}\|{tag}` | `{"count":N,"error":E}`        | distinct authors of `tag` in `lang` in a fine bucket (the trend track) |
+//! | `{p}\|u\|c\|{bucket_start_ms}\|{lang}\|{tag}` | `{"count":N,"error":E}`        | the same in a coarse bucket (kept two days: the baseline reads yesterday) |
+//! | `{p}\|l\|f\|{bucket_start_ms}\|{lang}\|{tag}` | `{"count":N,"error":E}`        | posts with `tag` in `lang` in a fine bucket (`c`: coarse); an empty tag: all posts in `lang` |
 //!
 //! `p` is the input partition, `tag` the normalized hashtag (it comes last, so it may contain
 //! `|`), `lang` a language code of the trend track ([`crate::lang`]: 1–8 ASCII lowercase
@@ -59,15 +59,35 @@ pub enum CountsKey {
     Watermark {
         partition: i32,
     },
-    /// The trend track: distinct authors of `tag` in language `lang` in a bucket; with an
-    /// empty `tag`, the posts in `lang` (the language's volume).
-    Authors {
+    /// The trend track, per language: distinct authors of `tag` in `lang` in a bucket, or its
+    /// posts; with an empty `tag`, every post in `lang` (posts only: the language's volume).
+    Language {
         partition: i32,
+        measure: Measure,
         resolution: Resolution,
         start: EpochMillis,
         lang: String,
         tag: String,
     },
+}
+
+/// What a [`CountsKey::Language`] record counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Measure {
+    /// Distinct authors (each once per tag, language and coarse bucket).
+    Authors,
+    /// Posts.
+    Posts,
+}
+
+impl Measure {
+    /// One-letter code in counts-topic keys.
+    pub fn code(self) -> char {
+        match self {
+            Measure::Authors => 'u',
+            Measure::Posts => 'l',
+        }
+    }
 }
 
 /// A decoded counts-topic record: a key and its value, `None` for a tombstone.
@@ -157,7 +177,7 @@ impl CountsKey {
             CountsKey::Bucket { partition, .. }
             | CountsKey::Total { partition, .. }
             | CountsKey::Watermark { partition }
-            | CountsKey::Authors { partition, .. } => *partition,
+            | CountsKey::Language { partition, .. } => *partition,
         }
     }
 
@@ -171,15 +191,17 @@ impl CountsKey {
             } => format!("{partition}|{}|{start}|{tag}", resolution.code()),
             CountsKey::Total { partition, tag } => format!("{partition}|a|{tag}"),
             CountsKey::Watermark { partition } => format!("{partition}|w"),
-            CountsKey::Authors {
+            CountsKey::Language {
                 partition,
+                measure,
                 resolution,
                 start,
                 lang,
                 tag,
             } => format!(
-                "{partition}|{}|{start}|{lang}|{tag}",
-                resolution.code().to_ascii_uppercase()
+                "{partition}|{}|{}|{start}|{lang}|{tag}",
+                measure.code(),
+                resolution.code()
             ),
         }
     }
@@ -229,24 +251,30 @@ impl CountsKey {
                     tag: tag.to_string(),
                 })
             }
-            "F" | "C" => {
+            "u" | "l" => {
+                let (resolution, rest) = rest.split_once('|').ok_or_else(bad)?;
                 let (start, rest) = rest.split_once('|').ok_or_else(bad)?;
                 let (lang, tag) = rest.split_once('|').ok_or_else(bad)?;
+                let resolution = match resolution {
+                    "f" => Resolution::Fine,
+                    "c" => Resolution::Coarse,
+                    _ => return Err(bad()),
+                };
+                let measure = if kind == "u" {
+                    Measure::Authors
+                } else {
+                    Measure::Posts
+                };
                 let start: EpochMillis = start.parse().map_err(|_| bad())?;
-                let valid_lang = crate::lang::is_code(lang);
-                if !(tag.is_empty() || valid_tag(tag))
-                    || !valid_lang
-                    || !EVENT_TIME_RANGE.contains(&start)
-                {
+                // An empty tag is a language's volume: posts only.
+                let tag_ok = valid_tag(tag) || (tag.is_empty() && measure == Measure::Posts);
+                if !tag_ok || !crate::lang::is_code(lang) || !EVENT_TIME_RANGE.contains(&start) {
                     return Err(bad());
                 }
-                Ok(CountsKey::Authors {
+                Ok(CountsKey::Language {
                     partition,
-                    resolution: if kind == "F" {
-                        Resolution::Fine
-                    } else {
-                        Resolution::Coarse
-                    },
+                    measure,
+                    resolution,
                     start,
                     lang: lang.to_string(),
                     tag: tag.to_string(),

@@ -48,7 +48,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::EpochMillis;
-use crate::counts_record::{CountsKey, CountsRecord};
+use crate::counts_record::{CountsKey, CountsRecord, Measure};
 use crate::window::{BucketLayout, Resolution, Window};
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -166,8 +166,8 @@ pub struct Trending {
     pub score: f64,
     /// Distinct authors in the window (in the list's language).
     pub authors: i64,
-    /// Posts with the tag in the window, all languages (from the posts view), if known.
-    pub posts: Option<i64>,
+    /// Posts with the tag in the window (in the list's language).
+    pub posts: i64,
     pub expected: f64,
     pub started_at: EpochMillis,
     pub status: Status,
@@ -192,12 +192,15 @@ pub struct Transition {
     pub tag: Arc<str>,
     pub score: f64,
     pub authors: i64,
-    pub posts: Option<i64>,
+    pub posts: i64,
     pub expected: f64,
     pub started_at: EpochMillis,
     /// The watermark when it happened.
     pub at: EpochMillis,
 }
+
+/// Per language code: its tags by posts, per window in [`TREND_WINDOWS`] order.
+type CountLists = HashMap<Arc<str>, [Vec<(Arc<str>, i64)>; TREND_WINDOWS.len()]>;
 
 /// The ranked trends of one moment.
 #[derive(Debug, Clone, Default)]
@@ -207,6 +210,8 @@ pub struct TrendSnapshot {
     all: [Vec<Trending>; TREND_WINDOWS.len()],
     /// Per language code: its lists.
     by_language: HashMap<Arc<str>, [Vec<Trending>; TREND_WINDOWS.len()]>,
+    /// Per language code: its tags by posts, per window, best first (ties by tag).
+    counts_by_language: CountLists,
     /// Languages by 24 h volume, largest first.
     pub languages: Vec<LanguageVolume>,
 }
@@ -221,6 +226,18 @@ impl TrendSnapshot {
         match lang {
             None => &self.all[w],
             Some(code) => self.by_language.get(code).map_or(&[], |lists| &lists[w]),
+        }
+    }
+
+    /// The tags of language `lang` by posts in `window`, best first (ties by tag), at most
+    /// [`MAX_LISTED`]; empty for `all` (languages have no all-time counts).
+    pub fn counts(&self, window: Window, lang: &str) -> &[(Arc<str>, i64)] {
+        match (
+            trend_window_index(window),
+            self.counts_by_language.get(lang),
+        ) {
+            (Some(w), Some(lists)) => &lists[w],
+            _ => &[],
         }
     }
 
@@ -246,12 +263,19 @@ struct Episode {
     peak_at: EpochMillis,
 }
 
+/// Bit 63 of a series key: posts (clear: authors).
+const POSTS_BIT: u64 = 1 << 63;
+
 fn series(lang: u32, tag: u32) -> u64 {
-    (u64::from(lang) << 32) | u64::from(tag)
+    (u64::from(lang & 0x7fff_ffff) << 32) | u64::from(tag)
+}
+
+fn posts_series(lang: u32, tag: u32) -> u64 {
+    POSTS_BIT | series(lang, tag)
 }
 
 fn series_lang(s: u64) -> u32 {
-    (s >> 32) as u32
+    ((s & !POSTS_BIT) >> 32) as u32
 }
 
 fn series_tag(s: u64) -> u32 {
@@ -401,22 +425,30 @@ impl TrendBoard {
                     self.move_ranges();
                 }
             }
-            CountsKey::Authors {
+            CountsKey::Language {
                 partition,
+                measure,
                 resolution,
                 start,
                 lang,
                 tag,
-            } => self.apply_authors(*partition, *resolution, *start, lang, tag, record.value),
+            } => self.apply_series(
+                *partition,
+                *measure,
+                (*resolution, *start),
+                lang,
+                tag,
+                record.value,
+            ),
             CountsKey::Bucket { .. } | CountsKey::Total { .. } => {}
         }
     }
 
-    fn apply_authors(
+    fn apply_series(
         &mut self,
         partition: i32,
-        resolution: Resolution,
-        start: EpochMillis,
+        measure: Measure,
+        (resolution, start): (Resolution, EpochMillis),
         lang: &str,
         tag: &str,
         value: Option<i64>,
@@ -438,7 +470,11 @@ impl TrendBoard {
                 },
             }
         };
-        let key = series(lang_id, tag_id);
+        let of = match measure {
+            Measure::Authors => series,
+            Measure::Posts => posts_series,
+        };
+        let key = of(lang_id, tag_id);
         let buckets = match resolution {
             Resolution::Fine => &mut self.fine,
             Resolution::Coarse => &mut self.coarse,
@@ -455,7 +491,7 @@ impl TrendBoard {
             None => bucket.parts.remove(&(partition, key)),
         };
         let delta = value.unwrap_or(0).saturating_sub(old.unwrap_or(0));
-        let keys = [key, series(ALL_LANGUAGES, tag_id)];
+        let keys = [key, of(ALL_LANGUAGES, tag_id)];
         if delta != 0 {
             for k in keys {
                 add_to(&mut bucket.sums, k, delta);
@@ -494,7 +530,7 @@ impl TrendBoard {
         if sums.iter().all(|&s| s == 0) {
             self.sums.remove(&key);
         }
-        if r < TREND_WINDOWS.len() && series_tag(key) != VOLUME {
+        if r < TREND_WINDOWS.len() && series_tag(key) != VOLUME && key & POSTS_BIT == 0 {
             let min = self.params.min_authors;
             if before < min && after >= min {
                 self.supported[r].insert(key);
@@ -599,14 +635,10 @@ impl TrendBoard {
     }
 
     /// Scores every supported series and every trend in progress, updates the episodes, and
-    /// ranks. `posts(tag, window)` gives a tag's posts in a window (all languages), `blocked`
-    /// whether moderation keeps a tag out. Returns the snapshot and the all-language tags that
-    /// started or stopped trending since the last build.
-    pub fn build(
-        &mut self,
-        posts: &dyn Fn(&str, Window) -> Option<i64>,
-        blocked: &dyn Fn(&str) -> bool,
-    ) -> (TrendSnapshot, Vec<Transition>) {
+    /// ranks; ranks every language's tags by posts. `blocked` says whether moderation keeps a
+    /// tag out of trending. Returns the snapshot and the all-language tags that started or
+    /// stopped trending since the last build.
+    pub fn build(&mut self, blocked: &dyn Fn(&str) -> bool) -> (TrendSnapshot, Vec<Transition>) {
         let mut snapshot = TrendSnapshot {
             watermark: self.watermark,
             ..TrendSnapshot::default()
@@ -638,13 +670,13 @@ impl TrendBoard {
                 let observed = sums[w];
                 let mu = expected(w, &sums, history);
                 let z = score(observed, mu, params.dispersion);
-                let tag_posts = posts(&name, window);
-                let all_authors = self
-                    .sums
-                    .get(&series(ALL_LANGUAGES, series_tag(key)))
-                    .map_or(0, |s| s[w]);
-                let flood = tag_posts
-                    .is_some_and(|p| p as f64 > params.flood_ratio * all_authors.max(1) as f64);
+                let lang = series_lang(key);
+                let window_sum = |k: u64| self.sums.get(&k).map_or(0, |s| s[w]);
+                let tag_posts = window_sum(posts_series(lang, series_tag(key)));
+                // A flood is a property of the tag: all languages.
+                let all_posts = window_sum(posts_series(ALL_LANGUAGES, series_tag(key)));
+                let all_authors = window_sum(series(ALL_LANGUAGES, series_tag(key)));
+                let flood = all_posts as f64 > params.flood_ratio * all_authors.max(1) as f64;
                 let eligible = observed >= params.min_authors
                     && z >= params.min_score
                     && !flood
@@ -674,7 +706,6 @@ impl TrendBoard {
                 let current = if eligible { z } else { 0.0 };
                 let shown = current.max(decayed);
                 let gone = shown < params.min_score || flood || blocked(&name);
-                let lang = series_lang(key);
                 let transition = |started: bool| Transition {
                     started,
                     window,
@@ -736,7 +767,9 @@ impl TrendBoard {
             .enumerate()
             .skip(1)
             .filter_map(|(id, code)| {
-                let sums = self.sums.get(&series(u32::try_from(id).ok()?, VOLUME))?;
+                let sums = self
+                    .sums
+                    .get(&posts_series(u32::try_from(id).ok()?, VOLUME))?;
                 (sums[H24] > 0).then(|| LanguageVolume {
                     code: code.clone(),
                     posts_1h: sums[3],
@@ -750,7 +783,55 @@ impl TrendBoard {
                 .then_with(|| a.code.cmp(&b.code))
         });
         snapshot.languages = languages;
+        snapshot.counts_by_language = self.language_counts();
         (snapshot, transitions)
+    }
+}
+
+impl TrendBoard {
+    /// Every language's tags by posts, per window: one pass over the series, a bounded heap
+    /// of [`MAX_LISTED`] per (language, window).
+    fn language_counts(&self) -> CountLists {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        type Heap = BinaryHeap<Reverse<(i64, Reverse<Arc<str>>)>>;
+        let mut heaps: HashMap<u32, [Heap; TREND_WINDOWS.len()]> = HashMap::new();
+        for (&key, sums) in &self.sums {
+            let lang = series_lang(key);
+            if key & POSTS_BIT == 0 || lang == ALL_LANGUAGES || series_tag(key) == VOLUME {
+                continue;
+            }
+            let Some(name) = self.tags.get(series_tag(key) as usize).cloned().flatten() else {
+                continue;
+            };
+            let heaps = heaps.entry(lang).or_default();
+            for (w, heap) in heaps.iter_mut().enumerate() {
+                let count = sums[w];
+                if count <= 0 {
+                    continue;
+                }
+                let item = Reverse((count, Reverse(name.clone())));
+                if heap.len() < MAX_LISTED {
+                    heap.push(item);
+                } else if heap.peek().is_some_and(|least| item < *least) {
+                    heap.pop();
+                    heap.push(item);
+                }
+            }
+        }
+        heaps
+            .into_iter()
+            .filter_map(|(lang, heaps)| {
+                let code = self.languages.get(lang as usize)?.clone();
+                let lists = heaps.map(|heap| {
+                    heap.into_sorted_vec()
+                        .into_iter()
+                        .map(|Reverse((count, Reverse(name)))| (name, count))
+                        .collect()
+                });
+                Some((code, lists))
+            })
+            .collect()
     }
 }
 
@@ -854,27 +935,31 @@ mod tests {
         }
         sync(&mut track, &mut board, 0, end - MIN);
         let wm = end - MIN;
-        let window_posts = |name: &str, w: Window| {
+        let window_posts = |name: &str, w: Window| -> i64 {
             let from = wm - w.duration_ms().unwrap_or(0);
-            Some(
-                posts
-                    .iter()
-                    .filter(|((n, t), _)| n == name && *t > from && *t <= wm)
-                    .map(|(_, c)| c)
-                    .sum(),
-            )
+            posts
+                .iter()
+                .filter(|((n, t), _)| n == name && *t > from && *t <= wm)
+                .map(|(_, c)| c)
+                .sum()
         };
-        let (snap, transitions) = board.build(&window_posts, &|_| false);
+        let (snap, transitions) = board.build(&|_| false);
         let list = snap.list(Window::M5, None);
         let names: Vec<&str> = list.iter().map(|t| &*t.tag).collect();
         assert_eq!(names, ["burst"], "{list:?}");
         assert_eq!(list[0].authors, 200);
+        assert_eq!(list[0].posts, window_posts("burst", Window::M5));
+        // Per-language counts by posts: the flood leads, exact.
+        let counts = snap.counts(Window::M5, "en");
+        assert_eq!(&*counts[0].0, "flood");
+        assert_eq!(counts[0].1, window_posts("flood", Window::M5));
+        assert_eq!(counts[1].1, window_posts("giant", Window::M5));
         assert_eq!(list[0].status, Status::Rising);
         assert_eq!(snap.list(Window::M5, Some("en")).len(), 1);
         assert!(snap.list(Window::M5, Some("ja")).is_empty());
         assert!(transitions.iter().any(|t| t.started && &*t.tag == "burst"));
         // Blocked: gone at the next build, with a stop transition.
-        let (snap, transitions) = board.build(&window_posts, &|t| t == "burst");
+        let (snap, transitions) = board.build(&|t| t == "burst");
         assert!(snap.list(Window::M5, None).is_empty());
         assert!(transitions.iter().any(|t| !t.started && &*t.tag == "burst"));
         assert_eq!(snap.languages[0].code.as_ref(), "en");
@@ -894,19 +979,18 @@ mod tests {
             );
         }
         sync(&mut track, &mut board, 0, T0 + 3_600_000);
-        let none = |_: &str, _: Window| None;
-        let (snap, _) = board.build(&none, &|_| false);
+        let (snap, _) = board.build(&|_| false);
         let first = snap.list(Window::M1, None)[0].clone();
         assert_eq!(first.status, Status::Rising);
         assert_eq!(&*snap.list(Window::M1, Some("ja"))[0].tag, "news");
         // Two minutes later, nothing new: out of the 1m window, the score decays (half-life 30 s).
         sync(&mut track, &mut board, 0, T0 + 3_600_000 + 70_000);
-        let (snap, _) = board.build(&none, &|_| false);
+        let (snap, _) = board.build(&|_| false);
         let later = &snap.list(Window::M1, None)[0];
         assert_eq!(later.status, Status::Cooling);
         assert!(later.score < first.score / 2.0);
         sync(&mut track, &mut board, 0, T0 + 3_600_000 + 10 * MIN);
-        let (snap, transitions) = board.build(&none, &|_| false);
+        let (snap, transitions) = board.build(&|_| false);
         assert!(snap.list(Window::M1, None).is_empty());
         assert!(
             transitions
@@ -926,8 +1010,9 @@ mod tests {
                 .map(|c| (b'a' + (c.to_digit(16).unwrap_or(0) as u8 % 26)) as char)
                 .collect();
             board.apply(&CountsRecord::new(
-                CountsKey::Authors {
+                CountsKey::Language {
                     partition: 0,
+                    measure: Measure::Authors,
                     resolution: Resolution::Fine,
                     start: T0,
                     lang,

@@ -26,18 +26,19 @@
 //! before; an older post still counts as a post (and in its language's volume) but not as an
 //! author, so backdating posts across 288 buckets cannot multiply one account.
 //!
-//! **Language volume.** Every post also counts once, without deduplication, under its
-//! language with an empty tag: the posts per language that `GET /api/v1/languages` lists.
+//! **Posts per language.** Every post also counts, without deduplication, for each of its
+//! tags in its language (exact per-language counts: `sort=count&lang=…`) and once under its
+//! language with an empty tag (the language's volume, which `GET /api/v1/languages` lists).
 //!
-//! The counting itself is a [`PartitionCounter`] whose "tags" are `lang|tag` names, without
-//! all-time counts and with two days of coarse buckets (the baseline reads yesterday); its
-//! records are mapped to and from [`CountsKey::Authors`].
+//! The counting itself is two [`PartitionCounter`]s whose "tags" are `lang|tag` names, without
+//! all-time counts: authors with two days of coarse buckets (the baseline reads yesterday),
+//! posts with one. Their records are mapped to and from [`CountsKey::Language`].
 
 use std::hash::BuildHasher;
 
 use crate::EpochMillis;
 use crate::counter::{Capacity, PartitionCounter};
-use crate::counts_record::{CountsKey, CountsRecord};
+use crate::counts_record::{CountsKey, CountsRecord, Measure};
 use crate::tags::PostTag;
 use crate::window::{BucketLayout, Resolution};
 
@@ -100,16 +101,20 @@ impl SeenSet {
     }
 }
 
-/// One input partition's trend track: the author deduplication and the author counts.
+/// One input partition's trend track: the author deduplication, the author counts and the
+/// posts per language.
 #[derive(Debug)]
 pub struct TrendTrack {
-    counter: PartitionCounter,
+    authors: PartitionCounter,
+    posts: PartitionCounter,
     layout: BucketLayout,
     seen: SeenSet,
     /// Seeded per process: fingerprints of tags and authors chosen by posters.
     hasher: foldhash::quality::RandomState,
-    /// Reused for each post's `lang|tag` names.
+    /// Reused for each post's `lang|tag` names: all of them (posts), the first-time ones
+    /// (authors).
     names: Vec<PostTag>,
+    new_authors: Vec<PostTag>,
 }
 
 impl TrendTrack {
@@ -122,15 +127,18 @@ impl TrendTrack {
         dedup_slots: usize,
     ) -> TrendTrack {
         let buckets = HISTORY_MS / layout.coarse_ms;
-        let counter = PartitionCounter::with_capacity(partition, layout, capacity)
+        let authors = PartitionCounter::with_capacity(partition, layout, capacity)
             .with_coarse_retention(buckets)
             .without_all_time();
+        let posts = PartitionCounter::with_capacity(partition, layout, capacity).without_all_time();
         TrendTrack {
-            counter,
+            authors,
+            posts,
             layout,
             seen: SeenSet::new(dedup_slots),
             hasher: foldhash::quality::RandomState::default(),
             names: Vec::new(),
+            new_authors: Vec::new(),
         }
     }
 
@@ -143,29 +151,17 @@ impl TrendTrack {
         author: Author<'_>,
         tags: &[PostTag],
     ) {
-        let mut used = 0;
-        let mut push = |names: &mut Vec<PostTag>, tag: &str| {
-            if names.len() == used {
-                names.push(PostTag {
-                    tag: String::new(),
-                    spelling: String::new(),
-                });
-            }
-            let name = &mut names[used].tag;
-            name.clear();
-            name.push_str(lang);
-            name.push('|');
-            name.push_str(tag);
-            used += 1;
-        };
-        push(&mut self.names, "");
         let coarse = self.layout.bucket_start(Resolution::Coarse, event_time);
-        let newest = self.counter.watermark().map_or(coarse, |w| {
+        let newest = self.authors.watermark().map_or(coarse, |w| {
             self.layout
                 .bucket_start(Resolution::Coarse, w.max(event_time))
         });
-        if coarse >= newest - self.layout.coarse_ms {
-            for t in tags {
+        let counts_authors = coarse >= newest - self.layout.coarse_ms;
+        let (mut all, mut first) = (0, 0);
+        set_name(&mut self.names, &mut all, lang, "");
+        for t in tags {
+            set_name(&mut self.names, &mut all, lang, &t.tag);
+            if counts_authors {
                 let fingerprint = self.hasher.hash_one((
                     coarse,
                     lang,
@@ -174,25 +170,28 @@ impl TrendTrack {
                     author.id(),
                 ));
                 if !self.seen.check_and_insert(fingerprint) {
-                    push(&mut self.names, &t.tag);
+                    set_name(&mut self.new_authors, &mut first, lang, &t.tag);
                 }
             }
         }
-        self.counter.record(event_time, &self.names[..used]);
+        self.posts.record(event_time, &self.names[..all]);
+        self.authors.record(event_time, &self.new_authors[..first]);
     }
 
     /// Applies a record read back from the counts topic: the partition's watermark and its
-    /// trend records; everything else is ignored.
+    /// per-language records; everything else is ignored.
     pub fn restore(&mut self, record: CountsRecord) {
         let CountsRecord {
             key, value, error, ..
         } = record;
         match key {
             CountsKey::Watermark { .. } => {
-                self.counter.restore(CountsRecord::new(key, value));
+                self.authors.restore(CountsRecord::new(key.clone(), value));
+                self.posts.restore(CountsRecord::new(key, value));
             }
-            CountsKey::Authors {
+            CountsKey::Language {
                 partition,
+                measure,
                 resolution,
                 start,
                 lang,
@@ -204,39 +203,21 @@ impl TrendTrack {
                     start,
                     tag: format!("{lang}|{tag}"),
                 };
-                self.counter
-                    .restore(CountsRecord::new(key, value).with_error(error));
+                let record = CountsRecord::new(key, value).with_error(error);
+                match measure {
+                    Measure::Authors => self.authors.restore(record),
+                    Measure::Posts => self.posts.restore(record),
+                }
             }
             CountsKey::Bucket { .. } | CountsKey::Total { .. } => {}
         }
     }
 
-    /// Every change since the last call, as [`CountsKey::Authors`] records (absolute values,
+    /// Every change since the last call, as [`CountsKey::Language`] records (absolute values,
     /// tombstones for expired buckets and evicted series).
     pub fn take_updates(&mut self) -> Vec<CountsRecord> {
-        let mut updates = self.counter.take_updates();
-        updates.retain_mut(|record| {
-            let CountsKey::Bucket {
-                partition,
-                resolution,
-                start,
-                tag,
-            } = &mut record.key
-            else {
-                return false;
-            };
-            let Some((lang, tag)) = tag.split_once('|') else {
-                return false;
-            };
-            record.key = CountsKey::Authors {
-                partition: *partition,
-                resolution: *resolution,
-                start: *start,
-                lang: lang.to_string(),
-                tag: tag.to_string(),
-            };
-            true
-        });
+        let mut updates = language_records(self.authors.take_updates(), Measure::Authors);
+        updates.extend(language_records(self.posts.take_updates(), Measure::Posts));
         updates
     }
 
@@ -252,8 +233,53 @@ impl TrendTrack {
 
     /// (bucket, series) entries held, for memory metrics.
     pub fn entries(&self) -> usize {
-        self.counter.entries()
+        self.authors.entries() + self.posts.entries()
     }
+}
+
+/// Sets `names[*used]` to `lang|tag` (reusing its buffer) and counts it.
+fn set_name(names: &mut Vec<PostTag>, used: &mut usize, lang: &str, tag: &str) {
+    if names.len() == *used {
+        names.push(PostTag {
+            tag: String::new(),
+            spelling: String::new(),
+        });
+    }
+    let name = &mut names[*used].tag;
+    name.clear();
+    name.push_str(lang);
+    name.push('|');
+    name.push_str(tag);
+    *used += 1;
+}
+
+/// A counter's `lang|tag` bucket records as [`CountsKey::Language`] records of `measure`; its
+/// watermark and anything else dropped (the main counter writes the watermark).
+fn language_records(mut updates: Vec<CountsRecord>, measure: Measure) -> Vec<CountsRecord> {
+    updates.retain_mut(|record| {
+        let CountsKey::Bucket {
+            partition,
+            resolution,
+            start,
+            tag,
+        } = &mut record.key
+        else {
+            return false;
+        };
+        let Some((lang, tag)) = tag.split_once('|') else {
+            return false;
+        };
+        record.key = CountsKey::Language {
+            partition: *partition,
+            measure,
+            resolution: *resolution,
+            start: *start,
+            lang: lang.to_string(),
+            tag: tag.to_string(),
+        };
+        true
+    });
+    updates
 }
 
 /// Who wrote a post, for deduplication: its author, or the post itself when it names none.
@@ -333,8 +359,9 @@ mod tests {
         // Next coarse bucket: author 1 counts again.
         track.record(T0 + 300_000, "en", Author::Id("1"), &tags(&["rust"]));
         let s = state(&track.take_updates());
-        let f = |start: i64, rest: &str| s.get(&format!("3|F|{start}|{rest}")).copied();
-        let c = |start: i64, rest: &str| s.get(&format!("3|C|{start}|{rest}")).copied();
+        let f = |start: i64, rest: &str| s.get(&format!("3|u|f|{start}|{rest}")).copied();
+        let c = |start: i64, rest: &str| s.get(&format!("3|u|c|{start}|{rest}")).copied();
+        let posts = |start: i64, rest: &str| s.get(&format!("3|l|c|{start}|{rest}")).copied();
         assert_eq!(f(T0, "en|rust"), Some(1));
         assert_eq!(f(T0 + 10_000, "en|rust"), Some(1)); // author 2
         assert_eq!(f(T0 + 20_000, "en|rust"), None); // author 1 again: not counted
@@ -342,9 +369,12 @@ mod tests {
         assert_eq!(c(T0, "en|kafka"), Some(1));
         assert_eq!(c(T0, "ja|rust"), Some(1));
         assert_eq!(c(T0 + 300_000, "en|rust"), Some(1));
-        // Language volume: every post.
-        assert_eq!(c(T0, "en|"), Some(51));
-        assert_eq!(c(T0, "ja|"), Some(1));
+        // Posts per language and tag, and the language volume: every post.
+        assert_eq!(posts(T0, "en|rust"), Some(51));
+        assert_eq!(posts(T0, "en|kafka"), Some(1));
+        assert_eq!(posts(T0, "en|"), Some(51));
+        assert_eq!(posts(T0, "ja|"), Some(1));
+        assert_eq!(c(T0, "en|"), None);
         assert!(s.keys().all(|k| !k.contains("|w") && !k.contains("|a|")));
     }
 
@@ -363,12 +393,12 @@ mod tests {
         let s = state(&track.take_updates());
         let authors: i64 = s
             .iter()
-            .filter(|(k, _)| k.contains("|C|") && k.ends_with("|en|x"))
+            .filter(|(k, _)| k.contains("|u|c|") && k.ends_with("|en|x"))
             .map(|(_, v)| v)
             .sum();
         let posts: i64 = s
             .iter()
-            .filter(|(k, _)| k.contains("|C|") && k.ends_with("|en|"))
+            .filter(|(k, _)| k.contains("|l|c|") && k.ends_with("|en|"))
             .map(|(_, v)| v)
             .sum();
         // The 5-minute-old post is in the previous coarse bucket: it counts; older ones do not.
@@ -392,7 +422,8 @@ mod tests {
         }
         b.record(T0 + 1_000, "en", Author::Id("2"), &tags(&["rust"]));
         let s = state(&b.take_updates());
-        assert_eq!(s.get(&format!("1|C|{T0}|en|rust")), Some(&2));
+        assert_eq!(s.get(&format!("1|u|c|{T0}|en|rust")), Some(&2));
+        assert_eq!(s.get(&format!("1|l|c|{T0}|en|rust")), Some(&2));
     }
 
     #[test]
@@ -417,12 +448,12 @@ mod tests {
         track.record(T0, "en", Author::Id("1"), &tags(&["x"]));
         track.record(T0 + 47 * 3_600_000, "en", Author::Id("1"), &tags(&["x"]));
         let s = state(&track.take_updates());
-        assert!(s.contains_key(&format!("0|C|{T0}|en|x")));
+        assert!(s.contains_key(&format!("0|u|c|{T0}|en|x")));
         track.record(T0 + 48 * 3_600_000, "en", Author::Id("1"), &tags(&["x"]));
         let s2 = track.take_updates();
         assert!(
             s2.iter()
-                .any(|r| r.key.encode() == format!("0|C|{T0}|en|x") && r.value.is_none())
+                .any(|r| r.key.encode() == format!("0|u|c|{T0}|en|x") && r.value.is_none())
         );
     }
 }

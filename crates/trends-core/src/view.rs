@@ -362,17 +362,6 @@ impl TrendsView {
         self.refs.len() - self.free.len()
     }
 
-    /// A tag's count in `window` now (summed over partitions), if the view holds it: one hash
-    /// lookup, for the trend board's flood check and its `posts`.
-    pub fn count(&self, tag: &str, window: Window) -> Option<i64> {
-        let id = self.lookup(tag)?;
-        Some(
-            self.entries
-                .get(id)
-                .map_or(0, |e| e.counts[window_index(window)]),
-        )
-    }
-
     fn lookup(&self, tag: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(tag);
         let names = &self.names;
@@ -473,7 +462,7 @@ impl TrendsView {
                 self.apply_total(partition, &tag, value, error, spellings);
             }
             // The trend track: read by `trend::TrendBoard`, not by this view.
-            CountsKey::Authors { .. } => {}
+            CountsKey::Language { .. } => {}
         }
     }
 
@@ -1734,7 +1723,7 @@ mod model {
                 .keys()
                 .filter_map(|k| match k {
                     CountsKey::Bucket { tag, .. } | CountsKey::Total { tag, .. } => Some(tag.as_str()),
-                    CountsKey::Watermark { .. } | CountsKey::Authors { .. } => None,
+                    CountsKey::Watermark { .. } | CountsKey::Language { .. } => None,
                 })
                 .collect();
             prop_assert_eq!(view.tags(), held.len());

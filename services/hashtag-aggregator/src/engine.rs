@@ -28,6 +28,7 @@ use trends_common::kafka::client_config;
 use trends_common::memory::release_free_memory;
 use trends_common::time::now_ms;
 use trends_core::counter::{Evictions, PartitionCounter, Recorded};
+use trends_core::trend_track::{Author, TrendTrack};
 use trends_core::post::{MAX_REASON_BYTES, PostError, parse_post_ref};
 use trends_core::tags::TagExtractor;
 use trends_core::{EpochMillis, truncate_utf8};
@@ -91,6 +92,8 @@ pub struct Engine {
     producer: BaseProducer,
     assigned: HashSet<i32>,
     counters: HashMap<i32, PartitionCounter>,
+    /// Per partition with a counter: its trend track (distinct authors per tag and language).
+    tracks: HashMap<i32, TrendTrack>,
     /// Extracts every record's tags into buffers it reuses (no allocation per post).
     extractor: TagExtractor,
     /// Each counter's evictions as last added to the metric.
@@ -259,6 +262,7 @@ impl Engine {
             self.metrics.counts_records_skipped.inc_by(restored.skipped);
             self.metrics.restored(started.elapsed());
             self.counters.insert(partition, counter);
+            self.tracks.insert(partition, restored.trends);
             self.evictions_seen.insert(partition, Evictions::default());
         }
         self.begin_if_needed()?;
@@ -295,6 +299,11 @@ impl Engine {
                     if counter.record(event_time, &tags.tags) == Recorded::Late {
                         self.metrics.records_late.inc();
                     }
+                }
+                if let Some(track) = self.tracks.get_mut(&partition) {
+                    let author = Author::of(parsed.author_id.as_deref(), &parsed.id);
+                    let lang = trends_core::lang::code(parsed.lang.as_deref());
+                    track.record(event_time, lang, author, &tags.tags);
                 }
             }
             Err(reason) => self.dead_letter(message, &reason)?,
@@ -483,7 +492,11 @@ impl Engine {
             let Some(counter) = self.counters.get_mut(&partition) else {
                 continue;
             };
-            let updates = counter.take_updates();
+            let mut updates = counter.take_updates();
+            if let Some(track) = self.tracks.get_mut(&partition) {
+                updates.extend(track.take_updates());
+                entries += track.entries();
+            }
             let now = counter.evictions();
             entries += counter.entries();
             tags += counter.tags_held();
@@ -604,6 +617,7 @@ impl Engine {
         for partition in partitions {
             self.assigned.remove(partition);
             self.counters.remove(partition);
+            self.tracks.remove(partition);
             self.evictions_seen.remove(partition);
         }
         self.assignment_changed();
@@ -679,6 +693,7 @@ pub fn run_blocking(
         producer,
         assigned: HashSet::new(),
         counters: HashMap::new(),
+        tracks: HashMap::new(),
         extractor: TagExtractor::new(),
         evictions_seen: HashMap::new(),
         offsets: BTreeMap::new(),

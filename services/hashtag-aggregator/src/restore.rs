@@ -12,6 +12,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use trends_common::kafka::{ReaderContext, client_config};
 use trends_core::counter::PartitionCounter;
+use trends_core::counts_record::CountsKey;
+use trends_core::trend_track::TrendTrack;
 use trends_core::counts_record::CountsRecord;
 
 use crate::settings::Settings;
@@ -20,6 +22,8 @@ use crate::settings::Settings;
 #[derive(Debug)]
 pub struct Restored {
     pub counter: PartitionCounter,
+    /// The partition's trend track (its author counts; the dedup table starts empty).
+    pub trends: TrendTrack,
     /// Records skipped because they did not decode.
     pub skipped: u64,
 }
@@ -30,6 +34,7 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
     let started = Instant::now();
     let mut counter =
         PartitionCounter::with_capacity(partition, settings.layout(), settings.capacity());
+    let mut trends = settings.trend_track(partition);
     let consumer: BaseConsumer<ReaderContext> =
         client_config(&settings.kafka, "hashtag-aggregator-restore")
             .set("group.id", "hashtag-aggregator-restore-unused")
@@ -51,7 +56,16 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
                     let record =
                         CountsRecord::decode(message.key().unwrap_or_default(), message.payload());
                     match record {
-                        Ok(record) => counter.restore(record),
+                        Ok(record) => match record.key {
+                            CountsKey::Language { .. } => trends.restore(record),
+                            CountsKey::Watermark { .. } => {
+                                trends.restore(record.clone());
+                                counter.restore(record);
+                            }
+                            CountsKey::Bucket { .. } | CountsKey::Total { .. } => {
+                                counter.restore(record);
+                            }
+                        },
                         Err(e) => {
                             skipped += 1;
                             tracing::warn!(partition, offset = message.offset(), error = %e, "skipping malformed counts record");
@@ -83,8 +97,13 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
         records,
         skipped,
         entries = counter.entries(),
+        trend_entries = trends.entries(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "restored partition state"
     );
-    Ok(Restored { counter, skipped })
+    Ok(Restored {
+        counter,
+        trends,
+        skipped,
+    })
 }

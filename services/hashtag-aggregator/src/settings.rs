@@ -13,6 +13,7 @@
 //! | `aggregator.max_tags_per_post` | `30` | a post counts for at most this many distinct tags, the first ones; the hashtags after them are counted in `trends_aggregator_tags_dropped_total{reason="over_limit"}` |
 //! | `aggregator.max_tags_per_bucket` | `20000` | a partition's bucket (10 s or 5 min) counts at most this many distinct tags exactly; past it the least counted is evicted (Space-Saving) and counts become estimates with a stated error |
 //! | `aggregator.all_time_capacity` | `50000` | a partition's `all` window holds at most this many tags; past it the least counted is evicted, its key tombstoned, and counts become estimates |
+//! | `aggregator.author_dedup_slots` | `262144` | per partition, how many (tag, language, 5-minute bucket, author) combinations the trend track remembers to count each author once (8 bytes each: 2 MiB); past it the least recently seen are forgotten and may count again |
 //! | `aggregator.restore_timeout_secs` | `120` | a partition's restore (rebuilding its state from the counts topic, outside any transaction) gives up after this long, and the instance restarts; at most 200 |
 //! | `aggregator.metrics_addr` | `0.0.0.0:9100` | where `GET /metrics` (Prometheus text) is served |
 //!
@@ -68,6 +69,9 @@ pub struct AggregatorSettings {
     pub max_tags_per_bucket: usize,
     /// Tags the `all` window of one partition holds at most ([`Capacity::all_time_tags`]).
     pub all_time_capacity: usize,
+    /// Fingerprints a partition's trend track keeps to count each author once
+    /// ([`trends_core::trend_track::SeenSet`]).
+    pub author_dedup_slots: usize,
     /// A partition's restore gives up (and the instance restarts) after this long. Restores
     /// run outside transactions, so this is their only limit; it must stay below librdkafka's
     /// `max.poll.interval.ms` (300 s), as the consumer is not polled while a restore runs.
@@ -101,6 +105,7 @@ max_future_skew_secs = 300
 max_tags_per_post = 30
 max_tags_per_bucket = 20000
 all_time_capacity = 50000
+author_dedup_slots = 262144
 restore_timeout_secs = 120
 metrics_addr = "0.0.0.0:9100"
 "#;
@@ -126,6 +131,7 @@ metrics_addr = "0.0.0.0:9100"
         for (key, value) in [
             ("aggregator.max_tags_per_bucket", a.max_tags_per_bucket),
             ("aggregator.all_time_capacity", a.all_time_capacity),
+            ("aggregator.author_dedup_slots", a.author_dedup_slots),
         ] {
             if !(1..=MAX_CAPACITY).contains(&value) {
                 return Err(ConfigError(format!(
@@ -155,6 +161,16 @@ metrics_addr = "0.0.0.0:9100"
 impl Settings {
     pub fn layout(&self) -> BucketLayout {
         self.windows.layout().unwrap_or_default()
+    }
+
+    /// A fresh trend track for `partition` (its author counts), sized by the settings.
+    pub fn trend_track(&self, partition: i32) -> trends_core::trend_track::TrendTrack {
+        trends_core::trend_track::TrendTrack::new(
+            partition,
+            self.layout(),
+            self.capacity(),
+            self.aggregator.author_dedup_slots,
+        )
     }
 
     /// How many tags a partition's counter holds at most.

@@ -26,7 +26,8 @@
 //! (bounded in bytes, [`QUEUE_MAX_KBYTES`]) is full. The pipeline awaits each send, so a slow
 //! broker stops the pipeline, which fills the source channel, which stops the source.
 //!
-//! Records: key = post id (a post always lands in the same partition), value = the JSON, no
+//! Records: key = the post's author (the post id when it has none: all of an author's posts
+//! land in the same partition, which makes the trend track's author counts exact), value = the JSON, no
 //! timestamp (librdkafka stamps the producer's clock; the `tweets` topic, created with
 //! `LogAppendTime`, replaces it with the broker's). lz4, batched for up to 5 ms, `acks=all`.
 

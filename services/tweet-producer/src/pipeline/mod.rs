@@ -157,7 +157,11 @@ impl Pipeline {
                 serde_json::to_vec(&post.post).context("cannot serialize a post")?,
             ),
         };
-        let size = id.len() + payload.len();
+        // Keyed by author, so all of an author's posts land on one partition and the
+        // aggregator's per-partition author counts add up exactly (trends_core::trend_track);
+        // a post without an author is its own.
+        let key = post.post.author_id.as_deref().unwrap_or(id);
+        let size = key.len() + payload.len();
         if size > self.options.max_record_bytes {
             self.metrics.oversized.inc();
             tracing::warn!(
@@ -169,7 +173,7 @@ impl Pipeline {
             return Ok(self.handled(post.position, None));
         }
         let Some(sent) = shutdown
-            .run_until_cancelled(publisher.send(id, &payload))
+            .run_until_cancelled(publisher.send(key, &payload))
             .await
         else {
             return Ok(false);

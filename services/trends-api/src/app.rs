@@ -73,10 +73,11 @@ const fn exempt(path: &'static str, handler: fn() -> MethodRouter<AppState>) -> 
 }
 
 /// Every route of the API port, in the order the metrics list them.
-pub const ROUTES: [Route; 11] = [
+pub const ROUTES: [Route; 12] = [
     limited("/api/v1/trends", || get(api::trends::trends)),
     limited("/api/v1/hashtags/{tag}", || get(api::hashtag::hashtag)),
     limited("/api/v1/windows", || get(api::windows::windows)),
+    limited("/api/v1/languages", || get(api::languages::languages)),
     limited("/api/v1/stream", || get(api::stream::stream)),
     limited("/openapi.json", || get(openapi::openapi_json)),
     exempt(METRICS, || get(api::health::metrics)),

@@ -46,7 +46,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::{ReaderContext, client_config, partition_count};
 use trends_common::memory::release_free_memory;
-use trends_core::counts_record::CountsRecord;
+use trends_core::counts_record::{CountsKey, CountsRecord};
+use trends_core::trend::{TrendBoard, TrendSnapshot, Transition};
 use trends_core::view::{Ranker, Snapshot, TrendsView};
 
 use crate::metrics::Metrics;
@@ -65,6 +66,24 @@ const RELEASE_MEMORY_AFTER_RECORDS: u64 = 1_000_000;
 
 /// Once the counts go quiet for a tick after at least this many records, the same.
 const RELEASE_MEMORY_WHEN_QUIET: u64 = 10_000;
+
+/// What the trend board asks of the rest of the API: moderation and webhooks.
+#[derive(Clone, Default)]
+pub struct TrendHooks {
+    /// Whether moderation keeps a tag out of trending; `None`: nothing is blocked.
+    pub blocked: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    /// Given the tags that started or stopped trending (all languages) at each build.
+    pub transitions: Option<Arc<dyn Fn(Vec<Transition>) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for TrendHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrendHooks")
+            .field("blocked", &self.blocked.is_some())
+            .field("transitions", &self.transitions.is_some())
+            .finish()
+    }
+}
 
 /// Records taken in one go once the consumer has woken the follower (see `follow`).
 const DRAIN_BATCH: usize = 1024;
@@ -138,6 +157,7 @@ pub async fn follow(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     hold: Hold,
+    hooks: TrendHooks,
 ) -> anyhow::Result<()> {
     let topic = settings.topics.counts.clone();
     let Some(partitions) = wait_for_topic(&settings, &shutdown).await? else {
@@ -172,8 +192,10 @@ pub async fn follow(
 
     let max_lag = i64::try_from(settings.api.max_ready_lag_records).unwrap_or(i64::MAX);
     let mut view = TrendsView::new(settings.layout());
+    let mut board = TrendBoard::new(settings.layout(), settings.trends.params());
     let mut ranker = Some(Ranker::default());
-    let mut building: Option<tokio::task::JoinHandle<(Ranker, Snapshot)>> = None;
+    type Built = (Ranker, Snapshot, Arc<TrendSnapshot>);
+    let mut building: Option<tokio::task::JoinHandle<Built>> = None;
     // Per partition: the offset after the last record read (or the end last reached).
     let mut positions = vec![0i64; count];
     let mut at_end = vec![false; count];
@@ -229,10 +251,17 @@ pub async fn follow(
                 if eligible && (dirty || !was_ready) {
                     if let Some(mut idle) = ranker.take() {
                         let frame = view.frame();
+                        // Trends of the same moment (a pass over the tags with support: small).
+                        let blocked = |tag: &str| hooks.blocked.as_ref().is_some_and(|b| b(tag));
+                        let (trends, transitions) = board.build(&blocked);
+                        if let Some(notify) = &hooks.transitions && !transitions.is_empty() {
+                            notify(transitions);
+                        }
+                        let trends = Arc::new(trends);
                         dirty = false;
                         building = Some(tokio::task::spawn_blocking(move || {
                             let snapshot = idle.build(frame);
-                            (idle, snapshot)
+                            (idle, snapshot, trends)
                         }));
                     }
                 }
@@ -244,9 +273,9 @@ pub async fn follow(
                 }
             } => {
                 building = None;
-                let (idle, snapshot) = built.context("ranking a snapshot")?;
+                let (idle, snapshot, trends) = built.context("ranking a snapshot")?;
                 ranker = Some(idle);
-                let _ = snapshots.send(Arc::new(Prepared::new(snapshot)));
+                let _ = snapshots.send(Arc::new(Prepared::with_trends(snapshot, trends)));
                 metrics.snapshot_published();
                 // Ready only once a complete snapshot is served.
                 let lag = lag(&ends, &positions);
@@ -268,7 +297,13 @@ pub async fn follow(
                                 *position = message.offset().saturating_add(1);
                             }
                             match CountsRecord::decode(message.key().unwrap_or_default(), message.payload()) {
-                                Ok(record) => { view.apply(record); dirty = true; }
+                                Ok(record) => {
+                                    if matches!(record.key, CountsKey::Language { .. } | CountsKey::Watermark { .. }) {
+                                        board.apply(&record);
+                                    }
+                                    view.apply(record);
+                                    dirty = true;
+                                }
                                 Err(e) => {
                                     // Counts records are untrusted input: one that does not
                                     // decode is logged, counted and skipped; the follower goes on.

@@ -117,7 +117,15 @@ pub async fn run_with_hold(
     let follower_token = shutdown.clone();
     tasks.spawn(
         "counts follower",
-        follower::follow(settings, sender, ready, metrics, follower_token, hold),
+        follower::follow(
+            settings,
+            sender,
+            ready,
+            metrics,
+            follower_token,
+            hold,
+            follower::TrendHooks::default(),
+        ),
     );
     let server_token = shutdown.clone();
     tasks.spawn("http server", async move {

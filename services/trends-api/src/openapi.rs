@@ -18,8 +18,8 @@ use bytes::Bytes;
 use utoipa::OpenApi;
 
 use crate::api::types::{
-    ErrorBody, ErrorDetail, Estimate, HashtagResponse, SeriesByWindow, SeriesPoint, SeriesResponse,
-    StatusBody, TrendEntry, TrendsResponse, WindowCounts, WindowEstimates, WindowInfo, WindowName,
+    ErrorBody, ErrorDetail, Estimate, HashtagResponse, LanguageEntry, LanguagesResponse, SeriesByWindow, SeriesPoint, SeriesResponse,
+    StatusBody, TrendEntry, TrendingEntry, TrendingResponse, TrendsResponse, WindowCounts, WindowEstimates, WindowInfo, WindowName,
     WindowsResponse,
 };
 
@@ -35,6 +35,7 @@ use crate::api::types::{
         crate::api::trends::trends,
         crate::api::hashtag::hashtag,
         crate::api::windows::windows,
+        crate::api::languages::languages,
         crate::api::stream::stream,
         crate::api::health::healthz,
         crate::api::health::readyz,
@@ -45,6 +46,10 @@ use crate::api::types::{
         WindowName,
         TrendsResponse,
         TrendEntry,
+        TrendingResponse,
+        TrendingEntry,
+        LanguagesResponse,
+        LanguageEntry,
         HashtagResponse,
         WindowCounts,
         WindowEstimates,

@@ -23,32 +23,41 @@
 //! Every body the API serves from the data is built here, from the plain types of
 //! [`crate::api::types`]; the handlers only parse the request and pick the body.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use trends_core::format_rfc3339_millis;
+use trends_core::trend::{TREND_WINDOWS, TrendSnapshot, Trending, trend_window_index};
 use trends_core::view::{Bounds, RankedTag, Series, Snapshot};
 use trends_core::window::Window;
 
+use crate::sse::{Query, Sort};
+
 use crate::api::types::{
-    Estimate, HashtagResponse, SeriesByWindow, SeriesPoint, SeriesResponse, TrendEntry,
-    TrendsResponse, WindowCounts, WindowEstimates,
+    Estimate, HashtagResponse, LanguageEntry, LanguagesResponse, SeriesByWindow, SeriesPoint, SeriesResponse, TrendEntry,
+    TrendingEntry, TrendingResponse, TrendsResponse, WindowCounts, WindowEstimates,
 };
 
 /// The largest `limit` a client may ask for.
 pub const MAX_LIMIT: usize = 100;
 
 const SLOTS: usize = Window::ALL.len() * MAX_LIMIT;
+const TRENDING_SLOTS: usize = TREND_WINDOWS.len() * MAX_LIMIT;
 
 /// A snapshot and its lazily serialized bodies.
 #[derive(Debug)]
 pub struct Prepared {
     snapshot: Snapshot,
+    /// The trend board's lists, built at the same moment as `snapshot`.
+    trends: Arc<TrendSnapshot>,
     /// Built from a view that had read every partition to its end (false: the placeholder).
     complete: bool,
     watermark: Option<String>,
     bodies: Box<[OnceLock<Bytes>]>,
     events: Box<[OnceLock<Bytes>]>,
+    /// The same for `sort=trending` (all languages, no prefix), per (trend window, limit).
+    trending_bodies: Box<[OnceLock<Bytes>]>,
+    trending_events: Box<[OnceLock<Bytes>]>,
 }
 
 impl Default for Prepared {
@@ -73,15 +82,150 @@ fn slot(window: Window, limit: usize) -> Option<usize> {
 }
 
 impl Prepared {
-    /// A complete snapshot, ready to serve.
+    /// A complete snapshot without trends, ready to serve.
     pub fn new(snapshot: Snapshot) -> Self {
+        Prepared::with_trends(snapshot, Arc::default())
+    }
+
+    /// A complete snapshot and the trends of the same moment, ready to serve.
+    pub fn with_trends(snapshot: Snapshot, trends: Arc<TrendSnapshot>) -> Self {
+        let slots = |n: usize| (0..n).map(|_| OnceLock::new()).collect();
         Prepared {
             watermark: snapshot.watermark.map(format_rfc3339_millis),
             snapshot,
+            trends,
             complete: true,
-            bodies: (0..SLOTS).map(|_| OnceLock::new()).collect(),
-            events: (0..SLOTS).map(|_| OnceLock::new()).collect(),
+            bodies: slots(SLOTS),
+            events: slots(SLOTS),
+            trending_bodies: slots(TRENDING_SLOTS),
+            trending_events: slots(TRENDING_SLOTS),
         }
+    }
+
+    /// The trend board's lists.
+    pub fn trends(&self) -> &TrendSnapshot {
+        &self.trends
+    }
+
+    /// The body `/trends` answers `q` with (and a stream sends): by count or by trend score,
+    /// for all languages or one. The common questions are serialized once per snapshot.
+    pub fn body(&self, q: &Query) -> Bytes {
+        match (q.sort, q.lang.as_deref()) {
+            (Sort::Count, None) => self.trends_body(q.window, q.limit, &q.prefix),
+            (Sort::Count, Some(lang)) => self.language_counts_body(q, lang),
+            (Sort::Trending, lang) => match trending_slot(q) {
+                Some(i) => self.trending_bodies[i]
+                    .get_or_init(|| self.serialize_trending(q.window, q.limit, "", None))
+                    .clone(),
+                None => self.serialize_trending(q.window, q.limit, &q.prefix, lang),
+            },
+        }
+    }
+
+    /// The SSE event carrying `body` (which [`Prepared::body`] gave for `q`), framed once per
+    /// snapshot for the common questions.
+    pub fn event(&self, q: &Query, body: &Bytes) -> Bytes {
+        match (q.sort, q.lang.is_none() && q.prefix.is_empty()) {
+            (Sort::Count, true) => self.trends_event(q.window, q.limit, ""),
+            (Sort::Trending, true) => match trending_slot(q) {
+                Some(i) => self.trending_events[i].get_or_init(|| frame(body)).clone(),
+                None => frame(body),
+            },
+            _ => frame(body),
+        }
+    }
+
+    /// `/api/v1/languages`.
+    pub fn languages(&self) -> LanguagesResponse {
+        LanguagesResponse {
+            watermark: self.watermark.clone(),
+            languages: self
+                .trends
+                .languages
+                .iter()
+                .map(|l| LanguageEntry {
+                    code: l.code.to_string(),
+                    posts_1h: l.posts_1h,
+                    posts_24h: l.posts_24h,
+                })
+                .collect(),
+        }
+    }
+
+    /// A tag's display form (its most frequent spelling), or the tag itself.
+    fn display<'a>(&'a self, tag: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.snapshot.tag(tag) {
+            Some(summary) => std::borrow::Cow::Owned(summary.display.to_string()),
+            None => std::borrow::Cow::Borrowed(tag),
+        }
+    }
+
+    fn language_counts_body(&self, q: &Query, lang: &str) -> Bytes {
+        let list = self.trends.counts(q.window, lang);
+        let displays: Vec<_> = list
+            .iter()
+            .enumerate()
+            .filter(|(_, (tag, _))| tag.starts_with(q.prefix.as_str()))
+            .take(q.limit)
+            .map(|(i, (tag, count))| (i + 1, &**tag, self.display(tag), *count))
+            .collect();
+        let body = TrendsResponse {
+            window: q.window.as_str(),
+            watermark: self.watermark.clone(),
+            lang: Some(lang),
+            trends: displays
+                .iter()
+                .map(|(rank, tag, display, count)| TrendEntry {
+                    rank: *rank,
+                    hashtag: tag,
+                    display,
+                    count: *count,
+                    approximate: None,
+                    count_lower: None,
+                    count_upper: None,
+                })
+                .collect(),
+        };
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    fn serialize_trending(
+        &self,
+        window: Window,
+        limit: usize,
+        prefix: &str,
+        lang: Option<&str>,
+    ) -> Bytes {
+        let list: &[Trending] = self.trends.list(window, lang);
+        let chosen: Vec<(usize, &Trending, std::borrow::Cow<'_, str>)> = list
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.tag.starts_with(prefix))
+            .take(limit)
+            .map(|(i, t)| (i + 1, t, self.display(&t.tag)))
+            .collect();
+        let body = TrendingResponse {
+            window: window.as_str(),
+            sort: "trending",
+            lang,
+            watermark: self.watermark.clone(),
+            trends: chosen
+                .iter()
+                .map(|(rank, t, display)| TrendingEntry {
+                    rank: *rank,
+                    hashtag: &t.tag,
+                    display,
+                    score: round2(t.score),
+                    authors: t.authors,
+                    posts: t.posts,
+                    expected: round2(t.expected),
+                    started_at: format_rfc3339_millis(t.started_at),
+                    status: t.status.as_str(),
+                    sparkline: t.sparkline.clone(),
+                })
+                .collect(),
+        };
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
     }
 
     /// What the server holds until the counts topic has been read to its end once: nothing to
@@ -202,10 +346,28 @@ impl Prepared {
         let body = TrendsResponse {
             window: window.as_str(),
             watermark: self.watermark.clone(),
+            lang: None,
             trends,
         };
         // Serializing plain structs of strings and integers cannot fail.
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+/// The cache slot of a `sort=trending` question for all languages without a prefix.
+fn trending_slot(q: &Query) -> Option<usize> {
+    if q.lang.is_some() || !q.prefix.is_empty() || !(1..=MAX_LIMIT).contains(&q.limit) {
+        return None;
+    }
+    trend_window_index(q.window).map(|w| w * MAX_LIMIT + q.limit - 1)
+}
+
+/// Scores are served with two decimals: stable bytes between snapshots that changed nothing.
+fn round2(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 100.0).round() / 100.0
+    } else {
+        0.0
     }
 }
 

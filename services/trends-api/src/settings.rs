@@ -15,6 +15,11 @@
 //! | `api.stream_max_events_per_sec` | `4` | at most this many events per second on one `/api/v1/stream` |
 //! | `api.max_stream_clients` | `10000` | concurrent `/api/v1/stream` clients; more get 503 |
 //! | `api.max_streams_per_ip` | `16` | concurrent streams of one client IP (IPv6: one /64); more get 429 |
+//! | `trends.min_authors` | `5` | a tag trends only with at least this many distinct authors in the window |
+//! | `trends.min_score` | `3.0` | … and a score at least this (standard deviations above its expected authors); a trend leaves the list when its decaying score falls below it |
+//! | `trends.dispersion` | `0.1` | how much a tag's rate wanders by itself (`k` of the negative binomial): higher makes big tags need a bigger jump to trend |
+//! | `trends.flood_ratio` | `5.0` | a tag with more than this many posts per author in the window is a flood and never trends |
+//! | `trends.max_episodes` | `50000` | trends in progress the API tracks at most (per tag, language and window) |
 //! | `api.max_ready_lag_records` | `100000` | once caught up, readiness (`/readyz`) goes back to 503 while the follower is more than this many records behind the end of the counts topic |
 //!
 //! Why these defaults: a real client sends its request head in one packet, so 10 s to receive
@@ -58,6 +63,44 @@ pub struct Settings {
     pub windows: WindowSettings,
     pub http: HttpSettings,
     pub api: ApiSettings,
+    pub trends: TrendSettings,
+}
+
+/// `[trends]`: what makes a tag trend (README: "How trending is computed").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendSettings {
+    pub min_authors: i64,
+    pub min_score: f64,
+    pub dispersion: f64,
+    pub flood_ratio: f64,
+    pub max_episodes: usize,
+}
+
+impl TrendSettings {
+    pub fn params(&self) -> trends_core::trend::TrendParams {
+        trends_core::trend::TrendParams {
+            min_authors: self.min_authors,
+            min_score: self.min_score,
+            dispersion: self.dispersion,
+            flood_ratio: self.flood_ratio,
+            max_episodes: self.max_episodes,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let checks: [(&str, bool, &str); 5] = [
+            ("trends.min_authors", (1..=1_000_000).contains(&self.min_authors), "1..=1000000"),
+            ("trends.min_score", (0.5..=1000.0).contains(&self.min_score), "0.5..=1000"),
+            ("trends.dispersion", (0.0..=10.0).contains(&self.dispersion), "0..=10"),
+            ("trends.flood_ratio", (1.0..=1_000_000.0).contains(&self.flood_ratio), "1..=1000000"),
+            ("trends.max_episodes", (1..=10_000_000).contains(&self.max_episodes), "1..=10000000"),
+        ];
+        match checks.iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, range)) => Err(ConfigError(format!("{key} must be within {range}"))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `[http]`. The keys keep their unit in their name (`…_ms`); the fields are typed, and every
@@ -201,12 +244,20 @@ stream_max_events_per_sec = 4
 max_stream_clients = 10000
 max_streams_per_ip = 16
 max_ready_lag_records = 100000
+
+[trends]
+min_authors = 5
+min_score = 3.0
+dispersion = 0.1
+flood_ratio = 5.0
+max_episodes = 50000
 "#;
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate()?;
         self.topics.validate()?;
         self.windows.layout()?;
+        self.trends.validate()?;
         let (http, api) = (&self.http, &self.api);
         if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&api.snapshot_interval) {
             return Err(ConfigError(

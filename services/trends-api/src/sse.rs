@@ -44,7 +44,7 @@ use trends_core::window::Window;
 use crate::cap::{Cap, Place};
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::prepared::{Prepared, frame};
+use crate::prepared::Prepared;
 use crate::rate_limit::client_key;
 
 /// A `: keep-alive` comment goes out after this long without an event.
@@ -77,13 +77,25 @@ impl Default for StreamOptions {
     }
 }
 
-/// What one stream sends.
+/// What one stream sends (and what one `/trends` request asks).
 #[derive(Debug, Clone)]
 pub struct Query {
     pub window: Window,
     pub limit: usize,
     /// Normalized; empty for none.
     pub prefix: String,
+    pub sort: Sort,
+    /// A language code ([`trends_core::lang`]); `None` for all languages.
+    pub lang: Option<String>,
+}
+
+/// How a list is ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// By posts in the window: the most used.
+    Count,
+    /// By trend score: what is talked about more than its own history predicts.
+    Trending,
 }
 
 /// The stream caps of one server, shared by all its handlers (cloning shares them).
@@ -199,15 +211,11 @@ impl State {
     fn changed_event(&mut self) -> Option<Bytes> {
         let prepared = self.snapshots.borrow_and_update().clone();
         let q = &self.query;
-        let body = prepared.trends_body(q.window, q.limit, &q.prefix);
+        let body = prepared.body(q);
         if self.last.as_ref() == Some(&body) {
             return None;
         }
-        let event = if q.prefix.is_empty() {
-            prepared.trends_event(q.window, q.limit, "")
-        } else {
-            frame(&body)
-        };
+        let event = prepared.event(q, &body);
         self.last = Some(body);
         let now = Instant::now();
         let per_sec = self.options.max_events_per_sec.max(1);

@@ -10,6 +10,7 @@
 //! - [`trends`]: `/api/v1/trends` and the query it shares with the stream;
 //! - [`hashtag`]: one tag, `/api/v1/hashtags/{tag}`;
 //! - [`windows`]: the windows, `/api/v1/windows`;
+//! - [`languages`]: the feed's languages and their volume, `/api/v1/languages`;
 //! - [`stream`]: `/api/v1/stream` (the SSE machinery is [`crate::sse`]);
 //! - [`health`]: `/healthz`, `/readyz` and `/metrics`, the endpoints of operators.
 //!
@@ -17,6 +18,7 @@
 
 pub mod hashtag;
 pub mod health;
+pub mod languages;
 pub mod stream;
 pub mod trends;
 pub mod types;

@@ -14,7 +14,8 @@ use super::MAX_TAG_BYTES;
 use super::types::{ErrorBody, TrendsResponse};
 use crate::error::AppError;
 use crate::prepared::MAX_LIMIT;
-use crate::sse;
+use crate::sse::{self, Sort};
+use trends_core::truncate_utf8;
 use crate::state::AppState;
 
 const DEFAULT_WINDOW: Window = Window::M5;
@@ -34,6 +35,16 @@ pub struct TrendsQuery {
     /// dropped, NFKC, lowercase). Ranks stay those of the full ranking. Empty = no filter.
     #[param(max_length = 280, example = "ru")]
     prefix: Option<String>,
+    /// `count` (default: the most used, by posts; the answer clients had before trending
+    /// existed) or `trending` (by trend score, each entry explaining itself; finite windows
+    /// only).
+    #[param(value_type = Option<String>, example = "trending")]
+    sort: Option<String>,
+    /// Only posts in this language: the primary subtag of the posts' `lang` (`en`, `ja`, …;
+    /// case-insensitive), `und` for posts without one. Finite windows only. See
+    /// `/api/v1/languages`.
+    #[param(value_type = Option<String>, example = "ja")]
+    lang: Option<String>,
 }
 
 /// The parsed and checked query.
@@ -69,25 +80,75 @@ pub fn parse_query(
         }
         Some(p) => normalize(p.trim()),
     };
+    let sort = match query.sort.as_deref() {
+        None | Some("count") => Sort::Count,
+        Some("trending") => Sort::Trending,
+        Some(other) => {
+            return Err(AppError::bad_request(
+                "invalid_sort",
+                format!(
+                    "sort must be count or trending, got {:?}",
+                    truncate_utf8(other, 40)
+                ),
+            ));
+        }
+    };
+    if sort == Sort::Trending && window == Window::All {
+        return Err(AppError::bad_request(
+            "invalid_sort",
+            "sort=trending needs a finite window (1m, 5m, 15m, 1h or 24h): a trend is \
+             measured against the tag's recent history",
+        ));
+    }
+    let lang = match query.lang.as_deref() {
+        None | Some("") => None,
+        Some(l) => {
+            let code = l.trim().to_ascii_lowercase();
+            if !trends_core::lang::is_code(&code) {
+                return Err(AppError::bad_request(
+                    "invalid_lang",
+                    format!(
+                        "lang must be a language code such as en or ja (ASCII letters, at most {}), got {:?}",
+                        trends_core::lang::MAX_CODE_LEN,
+                        truncate_utf8(l, 40)
+                    ),
+                ));
+            }
+            if window == Window::All {
+                return Err(AppError::bad_request(
+                    "invalid_lang",
+                    "lang needs a finite window (1m, 5m, 15m, 1h or 24h): languages have no all-time counts",
+                ));
+            }
+            Some(code)
+        }
+    };
     Ok(sse::Query {
         window,
         limit,
         prefix,
+        sort,
+        lang,
     })
 }
 
-/// The top hashtags of a window.
+/// The top hashtags of a window: the most used, or the trending.
 ///
-/// Ranked by count (descending), ties by hashtag (ascending, by code point). With `prefix`,
-/// only tags starting with it, keeping their rank in the full ranking.
+/// `sort=count` (the default): ranked by posts (descending), ties by hashtag (ascending, by
+/// code point); with `lang`, posts in that language. With `prefix`, only tags starting with
+/// it, keeping their rank in the full ranking.
+///
+/// `sort=trending`: ranked by trend score, each entry with its explanation (authors,
+/// expected, since when, status, sparkline); the body is a `TrendingResponse`. README:
+/// "How trending is computed".
 #[utoipa::path(
     get,
     path = "/api/v1/trends",
     tag = "trends",
     params(TrendsQuery),
     responses(
-        (status = 200, description = "The ranking", body = TrendsResponse),
-        (status = 400, description = "`invalid_window`, `invalid_limit`, `invalid_prefix` or `invalid_query`", body = ErrorBody),
+        (status = 200, description = "The ranking: a `TrendsResponse` by count, a `TrendingResponse` with `sort=trending`", body = TrendsResponse),
+        (status = 400, description = "`invalid_window`, `invalid_limit`, `invalid_prefix`, `invalid_sort`, `invalid_lang` or `invalid_query`", body = ErrorBody),
         (status = 429, description = "`rate_limited` (only with a rate limit configured); see `Retry-After`", body = ErrorBody),
         (status = 503, description = "`not_ready`: the counts topic has not been read to its end yet (a partial sum is never served); see `Retry-After`", body = ErrorBody),
     ),
@@ -97,7 +158,7 @@ pub async fn trends(
     query: Result<Query<TrendsQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     let q = parse_query(query)?;
-    let body = super::complete_snapshot(&state)?.trends_body(q.window, q.limit, &q.prefix);
+    let body = super::complete_snapshot(&state)?.body(&q);
     Ok((
         [
             (header::CACHE_CONTROL, "no-store"),

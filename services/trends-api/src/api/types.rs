@@ -55,8 +55,97 @@ pub struct TrendsResponse<'a> {
     /// The latest event time in the data (RFC 3339, milliseconds, UTC); `null` before any data.
     #[schema(required = true, format = DateTime, example = "2026-11-22T10:00:00.123Z")]
     pub watermark: Option<String>,
+    /// With `lang`: the language asked for (its counts are posts in that language); absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "ja")]
+    pub lang: Option<&'a str>,
     /// The best tags, best first.
     pub trends: Vec<TrendEntry<'a>>,
+}
+
+/// The body of `/api/v1/trends?sort=trending` (and of its `/api/v1/stream` events).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrendingResponse<'a> {
+    /// The window asked for (`all` does not trend).
+    #[schema(schema_with = window_name)]
+    pub window: &'static str,
+    /// Always `trending`.
+    #[schema(example = "trending")]
+    pub sort: &'static str,
+    /// The language asked for; `null` for all languages.
+    #[schema(required = true, example = "ja")]
+    pub lang: Option<&'a str>,
+    /// The latest event time in the data (RFC 3339, milliseconds, UTC); `null` before any data.
+    #[schema(required = true, format = DateTime, example = "2026-11-22T10:00:00.123Z")]
+    pub watermark: Option<String>,
+    /// The trending tags, highest score first.
+    pub trends: Vec<TrendingEntry<'a>>,
+}
+
+/// One trending hashtag, with why it trends (README: "How trending is computed").
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrendingEntry<'a> {
+    /// 1 = the highest score.
+    #[schema(minimum = 1)]
+    pub rank: usize,
+    /// The counting form.
+    #[schema(example = "eclipse")]
+    pub hashtag: &'a str,
+    /// The most frequent original spelling (all time).
+    #[schema(example = "Eclipse")]
+    pub display: &'a str,
+    /// How surprising `authors` is against `expected` (standard deviations under a negative
+    /// binomial), or the trend's decaying peak when that is higher.
+    #[schema(example = 12.5)]
+    pub score: f64,
+    /// Distinct authors in the window (each at most once per 5-minute bucket).
+    #[schema(minimum = 0)]
+    pub authors: i64,
+    /// Posts with the tag in the window.
+    #[schema(minimum = 0)]
+    pub posts: i64,
+    /// The authors the tag's own history predicts for the window (at least 1).
+    #[schema(example = 3.2)]
+    pub expected: f64,
+    /// When it began trending (the start of a 10-second bucket; RFC 3339).
+    #[schema(format = DateTime, example = "2026-11-22T09:58:40.000Z")]
+    pub started_at: String,
+    /// `rising` (a new peak in the last quarter of the window), `hot`, or `cooling` (below
+    /// half its peak, shown while its score decays).
+    #[schema(example = "rising")]
+    pub status: &'static str,
+    /// Authors per step across the window, oldest first (up to 12 steps).
+    pub sparkline: Vec<i64>,
+}
+
+/// `/api/v1/languages`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LanguagesResponse {
+    /// The latest event time in the data (RFC 3339, milliseconds, UTC); `null` before any data.
+    #[schema(required = true, format = DateTime)]
+    pub watermark: Option<String>,
+    /// Every language with posts in the last 24 hours, most posts first.
+    pub languages: Vec<LanguageEntry>,
+}
+
+/// One language of the feed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LanguageEntry {
+    /// The primary subtag of the posts' `lang`, lowercase (`en` for `en-US`); `und` for posts
+    /// without one.
+    #[schema(example = "ja")]
+    pub code: String,
+    /// Posts in the last hour.
+    #[schema(minimum = 0)]
+    pub posts_1h: i64,
+    /// Posts in the last 24 hours.
+    #[schema(minimum = 0)]
+    pub posts_24h: i64,
 }
 
 /// One ranked hashtag.
@@ -253,7 +342,7 @@ pub struct ErrorBody {
 #[serde(deny_unknown_fields)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: `invalid_window`, `invalid_limit`, `invalid_prefix`,
-    /// `invalid_query`, `invalid_hashtag`, `unknown_hashtag`, `not_found`,
+    /// `invalid_sort`, `invalid_lang`, `invalid_query`, `invalid_hashtag`, `unknown_hashtag`, `not_found`,
     /// `method_not_allowed`, `request_timeout`, `payload_too_large`, `rate_limited`,
     /// `too_many_streams_from_ip`, `not_ready`, `too_many_streams`.
     #[schema(example = "invalid_window")]

@@ -14,3 +14,4 @@ mod live_source;
 mod pipeline;
 mod restore;
 mod source_exactly_once;
+mod trending;

@@ -67,13 +67,18 @@ const RELEASE_MEMORY_AFTER_RECORDS: u64 = 1_000_000;
 /// Once the counts go quiet for a tick after at least this many records, the same.
 const RELEASE_MEMORY_WHEN_QUIET: u64 = 10_000;
 
+/// Whether moderation keeps a tag out of trending.
+pub type BlockedFn = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Given the tags that started or stopped trending (all languages) at each build.
+pub type TransitionsFn = Arc<dyn Fn(Vec<Transition>) + Send + Sync>;
+
 /// What the trend board asks of the rest of the API: moderation and webhooks.
 #[derive(Clone, Default)]
 pub struct TrendHooks {
-    /// Whether moderation keeps a tag out of trending; `None`: nothing is blocked.
-    pub blocked: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
-    /// Given the tags that started or stopped trending (all languages) at each build.
-    pub transitions: Option<Arc<dyn Fn(Vec<Transition>) + Send + Sync>>,
+    /// `None`: nothing is blocked.
+    pub blocked: Option<BlockedFn>,
+    /// `None`: nobody listens.
+    pub transitions: Option<TransitionsFn>,
 }
 
 impl std::fmt::Debug for TrendHooks {

@@ -31,12 +31,32 @@ use trends_core::trend::{TREND_WINDOWS, TrendSnapshot, Trending, trend_window_in
 use trends_core::view::{Bounds, RankedTag, Series, Snapshot};
 use trends_core::window::Window;
 
-use crate::sse::{Query, Sort};
 
 use crate::api::types::{
     Estimate, HashtagResponse, LanguageEntry, LanguagesResponse, SeriesByWindow, SeriesPoint, SeriesResponse, TrendEntry,
     TrendingEntry, TrendingResponse, TrendsResponse, WindowCounts, WindowEstimates,
 };
+
+/// What one stream sends (and what one `/trends` request asks).
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub window: Window,
+    pub limit: usize,
+    /// Normalized; empty for none.
+    pub prefix: String,
+    pub sort: Sort,
+    /// A language code ([`trends_core::lang`]); `None` for all languages.
+    pub lang: Option<String>,
+}
+
+/// How a list is ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// By posts in the window: the most used.
+    Count,
+    /// By trend score: what is talked about more than its own history predicts.
+    Trending,
+}
 
 /// The largest `limit` a client may ask for.
 pub const MAX_LIMIT: usize = 100;

@@ -39,7 +39,6 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
-use trends_core::window::Window;
 
 use crate::cap::{Cap, Place};
 use crate::error::AppError;
@@ -77,26 +76,7 @@ impl Default for StreamOptions {
     }
 }
 
-/// What one stream sends (and what one `/trends` request asks).
-#[derive(Debug, Clone)]
-pub struct Query {
-    pub window: Window,
-    pub limit: usize,
-    /// Normalized; empty for none.
-    pub prefix: String,
-    pub sort: Sort,
-    /// A language code ([`trends_core::lang`]); `None` for all languages.
-    pub lang: Option<String>,
-}
-
-/// How a list is ranked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sort {
-    /// By posts in the window: the most used.
-    Count,
-    /// By trend score: what is talked about more than its own history predicts.
-    Trending,
-}
+pub use crate::prepared::{Query, Sort};
 
 /// The stream caps of one server, shared by all its handlers (cloning shares them).
 #[derive(Debug, Clone)]

@@ -153,6 +153,12 @@ pub fn app(state: AppState, options: &HttpOptions) -> Router {
         .iter()
         .filter(|route| !(options.separate_metrics_listener && route.path == METRICS));
     let mut router = with_request_limits(router_of(routes), &state, options);
+    if let Some(admin) = &state.admin {
+        // Outside the 1 KiB body limit of the read-only routes (an import is up to
+        // `moderation.max_import_bytes`, checked by the admin router itself), inside the rate
+        // limit, CORS (GET only: no browser of another origin can write) and the outer layers.
+        router = router.merge(admin.clone());
+    }
     if let Some(limit) = &options.rate_limit {
         let exempt = ROUTES.iter().filter(|r| !r.rate_limited).map(|r| r.path);
         router = router.layer(middleware::from_fn_with_state(
@@ -188,9 +194,12 @@ fn with_request_limits(
     state: &AppState,
     options: &HttpOptions,
 ) -> Router {
-    state
-        .metrics
-        .declare_routes(ROUTES.iter().map(|route| route.path));
+    state.metrics.declare_routes(
+        ROUTES
+            .iter()
+            .map(|route| route.path)
+            .chain(crate::moderation::ADMIN_PATHS),
+    );
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })

@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use trends_common::kafka::{ReaderContext, client_config, partition_count};
 use trends_common::memory::release_free_memory;
 use trends_core::counts_record::{CountsKey, CountsRecord};
-use trends_core::trend::{TrendBoard, TrendSnapshot, Transition};
+use trends_core::trend::{Transition, TrendBoard, TrendSnapshot};
 use trends_core::view::{Ranker, Snapshot, TrendsView};
 
 use crate::metrics::Metrics;
@@ -67,8 +67,7 @@ const RELEASE_MEMORY_AFTER_RECORDS: u64 = 1_000_000;
 /// Once the counts go quiet for a tick after at least this many records, the same.
 const RELEASE_MEMORY_WHEN_QUIET: u64 = 10_000;
 
-/// Whether moderation keeps a tag out of trending.
-pub type BlockedFn = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+pub use crate::prepared::BlockedFn;
 /// Given the tags that started or stopped trending (all languages) at each build.
 pub type TransitionsFn = Arc<dyn Fn(Vec<Transition>) + Send + Sync>;
 
@@ -79,6 +78,9 @@ pub struct TrendHooks {
     pub blocked: Option<BlockedFn>,
     /// `None`: nobody listens.
     pub transitions: Option<TransitionsFn>,
+    /// Changes when the blocklist does: the next tick builds a snapshot even if no count
+    /// changed, so a tag blocked when the counts are quiet leaves the lists at once.
+    pub blocklist_changed: Option<watch::Receiver<Arc<crate::moderation::Blocklist>>>,
 }
 
 impl std::fmt::Debug for TrendHooks {
@@ -86,6 +88,7 @@ impl std::fmt::Debug for TrendHooks {
         f.debug_struct("TrendHooks")
             .field("blocked", &self.blocked.is_some())
             .field("transitions", &self.transitions.is_some())
+            .field("blocklist_changed", &self.blocklist_changed.is_some())
             .finish()
     }
 }
@@ -162,7 +165,7 @@ pub async fn follow(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     hold: Hold,
-    hooks: TrendHooks,
+    mut hooks: TrendHooks,
 ) -> anyhow::Result<()> {
     let topic = settings.topics.counts.clone();
     let Some(partitions) = wait_for_topic(&settings, &shutdown).await? else {
@@ -220,6 +223,19 @@ pub async fn follow(
             () = shutdown.cancelled() => return Ok(()),
             // A change of the hold ends a pending `recv` (cancel-safe: no record is lost).
             Ok(()) = requested.changed() => {}
+            changed = async {
+                match hooks.blocklist_changed.as_mut() {
+                    Some(blocklist) => blocklist.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            } => {
+                if changed {
+                    dirty = true;
+                } else {
+                    // The blocklist follower ended (its task reports why): stop listening.
+                    hooks.blocklist_changed = None;
+                }
+            }
             _ = tick.tick() => {
                 if !caught_up_once && at_end.iter().all(|&e| e) {
                     caught_up_once = true;
@@ -257,7 +273,7 @@ pub async fn follow(
                     if let Some(mut idle) = ranker.take() {
                         let frame = view.frame();
                         // Trends of the same moment (a pass over the tags with support: small).
-                        let blocked = |tag: &str| hooks.blocked.as_ref().is_some_and(|b| b(tag));
+                        let blocked = |tag: &str| hooks.blocked.as_ref().is_some_and(|b| b.is_blocked(tag));
                         let (trends, transitions) = board.build(&blocked);
                         if let Some(notify) = &hooks.transitions && !transitions.is_empty() {
                             notify(transitions);
@@ -280,7 +296,7 @@ pub async fn follow(
                 building = None;
                 let (idle, snapshot, trends) = built.context("ranking a snapshot")?;
                 ranker = Some(idle);
-                let _ = snapshots.send(Arc::new(Prepared::with_trends(snapshot, trends)));
+                let _ = snapshots.send(Arc::new(Prepared::with_trends(snapshot, trends, hooks.blocked.clone())));
                 metrics.snapshot_published();
                 // Ready only once a complete snapshot is served.
                 let lag = lag(&ends, &positions);

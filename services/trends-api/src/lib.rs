@@ -29,6 +29,7 @@ pub mod cap;
 pub mod error;
 pub mod follower;
 pub mod metrics;
+pub mod moderation;
 pub mod openapi;
 pub mod prepared;
 pub mod rate_limit;
@@ -37,6 +38,7 @@ pub mod settings;
 pub mod sse;
 pub mod state;
 pub mod web;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -48,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 use trends_common::shutdown::TaskGroup;
 
 use crate::app::HttpOptions;
+use crate::metrics::Metrics;
 use crate::prepared::Prepared;
 use crate::settings::Settings;
 use crate::sse::StreamOptions;
@@ -92,18 +95,48 @@ pub async fn run_with_hold(
     };
     let (sender, receiver) = watch::channel(Arc::new(Prepared::loading()));
     let ready = Arc::new(AtomicBool::new(false));
-    let mut state = AppState::new(receiver, ready.clone()).with_streams(StreamOptions {
-        max_events_per_sec: settings.api.stream_max_events_per_sec,
-        max_clients: settings.api.max_stream_clients,
-        max_per_ip: settings.api.max_streams_per_ip,
-        ..StreamOptions::default()
-    });
+    let mut metrics = Metrics::new();
+    let blocklist_metrics = moderation::ModerationMetrics::register(metrics.registry_mut());
+    let webhook_metrics = webhooks::WebhookMetrics::register(metrics.registry_mut());
+    let mut state = AppState::with_metrics(receiver, ready.clone(), Arc::new(metrics))
+        .with_streams(StreamOptions {
+            max_events_per_sec: settings.api.stream_max_events_per_sec,
+            max_clients: settings.api.max_stream_clients,
+            max_per_ip: settings.api.max_streams_per_ip,
+            ..StreamOptions::default()
+        });
     state.layout = settings.layout();
     state.shutdown = shutdown.clone();
     let metrics = state.metrics.clone();
-    let options = HttpOptions::from_settings(&settings);
 
     let mut tasks = TaskGroup::new(shutdown.clone());
+    // The blocklist, read to its end before anything is served (so trending never shows a
+    // blocked tag), and its admin API (off without `admin.token`).
+    let (moderation, blocklist) = moderation::start(
+        &settings.moderation,
+        &settings.kafka,
+        settings.secrets.admin_token.clone(),
+        blocklist_metrics,
+        shutdown.clone(),
+    )
+    .await?;
+    tasks.spawn("blocklist follower", async move {
+        blocklist.await.context("blocklist follower")?
+    });
+    state.admin = Some(moderation.admin_router());
+    let (webhooks, deliveries) = webhooks::start_with_metrics(
+        &settings.webhooks,
+        settings.secrets.webhook_key.clone(),
+        webhook_metrics,
+        shutdown.clone(),
+    );
+    tasks.spawn("webhooks", async move {
+        deliveries.await.context("webhooks")?;
+        Ok(())
+    });
+    let hooks = trend_hooks(moderation, webhooks);
+    let options = HttpOptions::from_settings(&settings);
+
     if let Some(limit) = options.rate_limit.clone() {
         let token = shutdown.clone();
         tasks.spawn("rate limit pruning", async move {
@@ -124,7 +157,7 @@ pub async fn run_with_hold(
             metrics,
             follower_token,
             hold,
-            follower::TrendHooks::default(),
+            hooks,
         ),
     );
     let server_token = shutdown.clone();
@@ -134,4 +167,48 @@ pub async fn run_with_hold(
         Ok(())
     });
     tasks.join().await
+}
+
+/// What the trend board needs from moderation (is a tag blocked?) and gives webhooks (the
+/// tags that started or stopped trending, all languages).
+fn trend_hooks(
+    moderation: moderation::Moderation,
+    hooks: webhooks::Webhooks,
+) -> follower::TrendHooks {
+    let blocklist_changed = Some(moderation.subscribe());
+    let blocked = follower::BlockedFn::new(move |tag: &str| moderation.blocklist().is_blocked(tag));
+    let transitions: Option<follower::TransitionsFn> = hooks.is_on().then(|| {
+        let send: follower::TransitionsFn = Arc::new(move |transitions| {
+            for t in transitions {
+                hooks.send(webhook_event(&t));
+            }
+        });
+        send
+    });
+    follower::TrendHooks {
+        blocked: Some(blocked),
+        transitions,
+        blocklist_changed,
+    }
+}
+
+/// A trend transition as a webhook event.
+fn webhook_event(t: &trends_core::trend::Transition) -> webhooks::TrendEvent {
+    webhooks::TrendEvent {
+        kind: if t.started {
+            webhooks::TrendEventKind::Started
+        } else {
+            webhooks::TrendEventKind::Stopped
+        },
+        hashtag: t.tag.to_string(),
+        display: t.tag.to_string(),
+        lang: None,
+        window: t.window.as_str(),
+        score: t.score,
+        authors: t.authors,
+        posts: t.posts,
+        expected: t.expected,
+        started_at: t.started_at,
+        at: t.at,
+    }
 }

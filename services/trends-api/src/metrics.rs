@@ -291,6 +291,12 @@ impl Metrics {
         }
     }
 
+    /// The registry, for a part of the API that registers its own families (the blocklist,
+    /// the webhooks) before the metrics are shared; this module stays free of them.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// The exposition (what `/metrics` serves, as [`trends_common::metrics::CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         trends_common::metrics::encode(&self.registry)

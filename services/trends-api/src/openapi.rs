@@ -18,8 +18,9 @@ use bytes::Bytes;
 use utoipa::OpenApi;
 
 use crate::api::types::{
-    ErrorBody, ErrorDetail, Estimate, HashtagResponse, LanguageEntry, LanguagesResponse, SeriesByWindow, SeriesPoint, SeriesResponse,
-    StatusBody, TrendEntry, TrendingEntry, TrendingResponse, TrendsResponse, WindowCounts, WindowEstimates, WindowInfo, WindowName,
+    ErrorBody, ErrorDetail, Estimate, HashtagResponse, LanguageEntry, LanguagesResponse,
+    SeriesByWindow, SeriesPoint, SeriesResponse, StatusBody, TrendEntry, TrendingEntry,
+    TrendingResponse, TrendsResponse, WindowCounts, WindowEstimates, WindowInfo, WindowName,
     WindowsResponse,
 };
 
@@ -70,17 +71,18 @@ use crate::api::types::{
 )]
 pub struct ApiDoc;
 
+/// The read-only API and the admin API (`crate::moderation::admin`), in one document.
+pub fn full() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::moderation::admin::AdminDoc::openapi());
+    doc
+}
+
 /// The document as served.
 pub fn document() -> Bytes {
     static DOCUMENT: OnceLock<Bytes> = OnceLock::new();
     DOCUMENT
-        .get_or_init(|| {
-            Bytes::from(
-                ApiDoc::openapi()
-                    .to_pretty_json()
-                    .unwrap_or_else(|_| "{}".to_string()),
-            )
-        })
+        .get_or_init(|| Bytes::from(full().to_pretty_json().unwrap_or_else(|_| "{}".to_string())))
         .clone()
 }
 

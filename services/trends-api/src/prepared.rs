@@ -31,10 +31,10 @@ use trends_core::trend::{TREND_WINDOWS, TrendSnapshot, Trending, trend_window_in
 use trends_core::view::{Bounds, RankedTag, Series, Snapshot};
 use trends_core::window::Window;
 
-
 use crate::api::types::{
-    Estimate, HashtagResponse, LanguageEntry, LanguagesResponse, SeriesByWindow, SeriesPoint, SeriesResponse, TrendEntry,
-    TrendingEntry, TrendingResponse, TrendsResponse, WindowCounts, WindowEstimates,
+    Estimate, HashtagResponse, LanguageEntry, LanguagesResponse, SeriesByWindow, SeriesPoint,
+    SeriesResponse, TrendEntry, TrendingEntry, TrendingResponse, TrendsResponse, WindowCounts,
+    WindowEstimates,
 };
 
 /// What one stream sends (and what one `/trends` request asks).
@@ -58,6 +58,26 @@ pub enum Sort {
     Trending,
 }
 
+/// Whether moderation keeps a tag out of the lists (a shared predicate).
+#[derive(Clone)]
+pub struct BlockedFn(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl BlockedFn {
+    pub fn new(blocked: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        BlockedFn(Arc::new(blocked))
+    }
+
+    pub fn is_blocked(&self, tag: &str) -> bool {
+        (self.0)(tag)
+    }
+}
+
+impl std::fmt::Debug for BlockedFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlockedFn")
+    }
+}
+
 /// The largest `limit` a client may ask for.
 pub const MAX_LIMIT: usize = 100;
 
@@ -70,6 +90,8 @@ pub struct Prepared {
     snapshot: Snapshot,
     /// The trend board's lists, built at the same moment as `snapshot`.
     trends: Arc<TrendSnapshot>,
+    /// Moderation: tags left out of the lists by count (trending leaves them out itself).
+    blocked: Option<BlockedFn>,
     /// Built from a view that had read every partition to its end (false: the placeholder).
     complete: bool,
     watermark: Option<String>,
@@ -104,16 +126,22 @@ fn slot(window: Window, limit: usize) -> Option<usize> {
 impl Prepared {
     /// A complete snapshot without trends, ready to serve.
     pub fn new(snapshot: Snapshot) -> Self {
-        Prepared::with_trends(snapshot, Arc::default())
+        Prepared::with_trends(snapshot, Arc::default(), None)
     }
 
-    /// A complete snapshot and the trends of the same moment, ready to serve.
-    pub fn with_trends(snapshot: Snapshot, trends: Arc<TrendSnapshot>) -> Self {
+    /// A complete snapshot and the trends of the same moment, ready to serve; `blocked` says
+    /// which tags moderation keeps out of every list.
+    pub fn with_trends(
+        snapshot: Snapshot,
+        trends: Arc<TrendSnapshot>,
+        blocked: Option<BlockedFn>,
+    ) -> Self {
         let slots = |n: usize| (0..n).map(|_| OnceLock::new()).collect();
         Prepared {
             watermark: snapshot.watermark.map(format_rfc3339_millis),
             snapshot,
             trends,
+            blocked,
             complete: true,
             bodies: slots(SLOTS),
             events: slots(SLOTS),
@@ -125,6 +153,10 @@ impl Prepared {
     /// The trend board's lists.
     pub fn trends(&self) -> &TrendSnapshot {
         &self.trends
+    }
+
+    fn is_blocked(&self, tag: &str) -> bool {
+        self.blocked.as_ref().is_some_and(|b| b.is_blocked(tag))
     }
 
     /// The body `/trends` answers `q` with (and a stream sends): by count or by trend score,
@@ -185,7 +217,7 @@ impl Prepared {
         let displays: Vec<_> = list
             .iter()
             .enumerate()
-            .filter(|(_, (tag, _))| tag.starts_with(q.prefix.as_str()))
+            .filter(|(_, (tag, _))| tag.starts_with(q.prefix.as_str()) && !self.is_blocked(tag))
             .take(q.limit)
             .map(|(i, (tag, count))| (i + 1, &**tag, self.display(tag), *count))
             .collect();
@@ -352,16 +384,30 @@ impl Prepared {
             }
         }
         let matches;
+        // Blocked tags are left out (they still count): up to MAX_LIMIT are read so that a few
+        // blocked ones do not shorten the list; each keeps its rank in the full ranking.
+        let take = if self.blocked.is_some() {
+            MAX_LIMIT
+        } else {
+            limit
+        };
         let trends: Vec<TrendEntry<'_>> = if prefix.is_empty() {
             self.snapshot
-                .top(window, limit)
+                .top(window, take)
                 .iter()
                 .enumerate()
+                .filter(|(_, r)| !self.is_blocked(&r.tag))
+                .take(limit)
                 .map(|(i, r)| entry((i + 1, r)))
                 .collect()
         } else {
-            matches = self.snapshot.top_with_prefix(window, prefix, limit);
-            matches.iter().map(|(rank, r)| entry((*rank, r))).collect()
+            matches = self.snapshot.top_with_prefix(window, prefix, take);
+            matches
+                .iter()
+                .filter(|(_, r)| !self.is_blocked(&r.tag))
+                .take(limit)
+                .map(|(rank, r)| entry((*rank, r)))
+                .collect()
         };
         let body = TrendsResponse {
             window: window.as_str(),

@@ -20,6 +20,14 @@
 //! | `trends.dispersion` | `0.1` | how much a tag's rate wanders by itself (`k` of the negative binomial): higher makes big tags need a bigger jump to trend |
 //! | `trends.flood_ratio` | `5.0` | a tag with more than this many posts per author in the window is a flood and never trends |
 //! | `trends.max_episodes` | `50000` | trends in progress the API tracks at most (per tag, language and window) |
+//! | `admin.token.env` / `admin.token.file` | unset | the admin API's bearer token: a variable's name or a file's path; unset = the admin API is off (404) |
+//! | `moderation.topic` | `hashtag-blocklist` | the compacted topic holding the blocklist |
+//! | `moderation.max_entries` / `max_patterns` | `10000` / `1000` | blocklist bounds |
+//! | `moderation.max_import_bytes` | `4194304` | largest bulk import |
+//! | `moderation.write_timeout_ms` | `5000` | an admin write waits this long for this replica to apply it, else 503 |
+//! | `webhooks.urls` | `[]` | receivers of trend alerts (see `crate::webhooks`); empty = off |
+//! | `webhooks.secret.env` / `.file` | unset | the HMAC-SHA256 signing key; required with URLs |
+//! | `webhooks.*` | | `queue_capacity`, `dedup_capacity`, `timeout_ms`, `initial_backoff_ms`, `max_backoff_ms`, `max_attempts`: see `crate::webhooks::settings` |
 //! | `api.max_ready_lag_records` | `100000` | once caught up, readiness (`/readyz`) goes back to 503 while the follower is more than this many records behind the end of the counts topic |
 //!
 //! Why these defaults: a real client sends its request head in one packet, so 10 s to receive
@@ -45,9 +53,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use serde_with::{DurationMilliSeconds, serde_as};
+use std::collections::HashMap;
 use trends_common::config::{ConfigError, Load};
 use trends_common::settings::{KafkaSettings, LogSettings, TopicSettings, WindowSettings};
+
+use secrecy::SecretString;
 use trends_core::window::BucketLayout;
+
+use crate::moderation::settings::{AdminSettings, ModerationSettings};
+use crate::webhooks::WebhookSettings;
 
 use crate::sse::KEEP_ALIVE;
 
@@ -64,6 +78,26 @@ pub struct Settings {
     pub http: HttpSettings,
     pub api: ApiSettings,
     pub trends: TrendSettings,
+    /// `[admin]`: the admin API's token (off without one).
+    #[serde(default)]
+    pub admin: AdminSettings,
+    /// `[moderation]`: the blocklist.
+    pub moderation: ModerationSettings,
+    /// `[webhooks]`: trend alerts (off without URLs).
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
+    /// The secrets the settings point at, read at load time (so a missing one stops the
+    /// service at start, naming its key); never printed.
+    #[serde(skip)]
+    pub secrets: Secrets,
+}
+
+/// The admin token and the webhook signing key, read from where `admin.token` and
+/// `webhooks.secret` point.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    pub admin_token: Option<SecretString>,
+    pub webhook_key: Option<SecretString>,
 }
 
 /// `[trends]`: what makes a tag trend (README: "How trending is computed").
@@ -90,11 +124,31 @@ impl TrendSettings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let checks: [(&str, bool, &str); 5] = [
-            ("trends.min_authors", (1..=1_000_000).contains(&self.min_authors), "1..=1000000"),
-            ("trends.min_score", (0.5..=1000.0).contains(&self.min_score), "0.5..=1000"),
-            ("trends.dispersion", (0.0..=10.0).contains(&self.dispersion), "0..=10"),
-            ("trends.flood_ratio", (1.0..=1_000_000.0).contains(&self.flood_ratio), "1..=1000000"),
-            ("trends.max_episodes", (1..=10_000_000).contains(&self.max_episodes), "1..=10000000"),
+            (
+                "trends.min_authors",
+                (1..=1_000_000).contains(&self.min_authors),
+                "1..=1000000",
+            ),
+            (
+                "trends.min_score",
+                (0.5..=1000.0).contains(&self.min_score),
+                "0.5..=1000",
+            ),
+            (
+                "trends.dispersion",
+                (0.0..=10.0).contains(&self.dispersion),
+                "0..=10",
+            ),
+            (
+                "trends.flood_ratio",
+                (1.0..=1_000_000.0).contains(&self.flood_ratio),
+                "1..=1000000",
+            ),
+            (
+                "trends.max_episodes",
+                (1..=10_000_000).contains(&self.max_episodes),
+                "1..=10000000",
+            ),
         ];
         match checks.iter().find(|(_, ok, _)| !ok) {
             Some((key, _, range)) => Err(ConfigError(format!("{key} must be within {range}"))),
@@ -258,6 +312,9 @@ max_episodes = 50000
         self.topics.validate()?;
         self.windows.layout()?;
         self.trends.validate()?;
+        self.admin.validate()?;
+        self.moderation.validate()?;
+        self.webhooks.validate()?;
         let (http, api) = (&self.http, &self.api);
         if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&api.snapshot_interval) {
             return Err(ConfigError(
@@ -328,6 +385,24 @@ max_episodes = 50000
 
     fn log(&self) -> &LogSettings {
         &self.log
+    }
+
+    /// The layered settings, checked, with the secrets they point at read (variables looked up
+    /// in `vars`).
+    fn load_from(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+        let defaults = format!(
+            "{}{}{}",
+            trends_common::settings::SHARED_DEFAULTS,
+            Self::DEFAULTS,
+            crate::moderation::settings::DEFAULTS
+        );
+        let mut settings: Settings = trends_common::config::load_from(&defaults, vars)?;
+        settings.validate()?;
+        settings.secrets = Secrets {
+            admin_token: settings.admin.load_token(vars)?,
+            webhook_key: settings.webhooks.load_secret(vars)?,
+        };
+        Ok(settings)
     }
 }
 

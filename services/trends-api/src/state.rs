@@ -32,13 +32,23 @@ pub struct AppState {
     pub streams: Streams,
     /// Ends open streams when the server stops.
     pub shutdown: CancellationToken,
+    /// The admin API's routes (`crate::moderation`), state applied; `None`: none (tests).
+    pub admin: Option<axum::Router>,
 }
 
 impl AppState {
     /// State with the default layout and stream options, fresh metrics, and a shutdown token
     /// nobody cancels.
     pub fn new(snapshot: watch::Receiver<Arc<Prepared>>, ready: Arc<AtomicBool>) -> Self {
-        let metrics = Arc::new(Metrics::new());
+        AppState::with_metrics(snapshot, ready, Arc::new(Metrics::new()))
+    }
+
+    /// [`AppState::new`] counting in `metrics`.
+    pub fn with_metrics(
+        snapshot: watch::Receiver<Arc<Prepared>>,
+        ready: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         AppState {
             snapshot,
             ready,
@@ -46,6 +56,7 @@ impl AppState {
             streams: Streams::new(StreamOptions::default(), &metrics),
             metrics,
             shutdown: CancellationToken::new(),
+            admin: None,
         }
     }
 

@@ -15,8 +15,8 @@ use super::types::{ErrorBody, TrendsResponse};
 use crate::error::AppError;
 use crate::prepared::MAX_LIMIT;
 use crate::sse::{self, Sort};
-use trends_core::truncate_utf8;
 use crate::state::AppState;
+use trends_core::truncate_utf8;
 
 const DEFAULT_WINDOW: Window = Window::M5;
 const DEFAULT_LIMIT: usize = 10;

@@ -11,9 +11,21 @@
 //! and neither the giant (its history predicts it) nor the flood (30 posts per author) appears.
 //! The expected numbers — distinct authors, posts per language, the window rule — are computed
 //! here from the posts, independently of the product's code.
+//!
+//! Then moderation and webhooks on the same run: a local receiver gets a signed
+//! `trend.started` for the burst (the signature checked here with the shared key); blocking
+//! the burst through the admin API takes it out of both lists and sends `trend.stopped`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use hmac::{Hmac, Mac};
 
 use e2e::{ServiceProcess, Topics, free_port, get_json, rfc3339, wait_for};
 use rdkafka::ClientConfig;
@@ -103,12 +115,21 @@ async fn a_burst_trends_above_a_giant_and_a_spam_flood_never_does() {
         ]),
     )
     .expect("start aggregator");
+    let (hook_url, received) = webhook_receiver().await;
     let port = free_port();
-    let _api = ServiceProcess::start(
-        "trends-api",
-        &env(&[("TRENDS__HTTP__ADDR", format!("127.0.0.1:{port}"))]),
-    )
-    .expect("start api");
+    let mut api_env = env(&[
+        ("TRENDS__HTTP__ADDR", format!("127.0.0.1:{port}")),
+        ("TRENDS__ADMIN__TOKEN__ENV", "TREND_TEST_ADMIN_TOKEN".into()),
+        ("TRENDS__MODERATION__TOPIC", unique_name("trend-blocklist")),
+        ("TRENDS__WEBHOOKS__URLS", hook_url),
+        (
+            "TRENDS__WEBHOOKS__SECRET__ENV",
+            "TREND_TEST_WEBHOOK_KEY".into(),
+        ),
+    ]);
+    api_env.insert("TREND_TEST_ADMIN_TOKEN".into(), ADMIN_TOKEN.into());
+    api_env.insert("TREND_TEST_WEBHOOK_KEY".into(), WEBHOOK_KEY.into());
+    let api = ServiceProcess::start("trends-api", &api_env).expect("start api");
     let base = format!("http://127.0.0.1:{port}");
 
     let posts = scenario();
@@ -274,4 +295,162 @@ async fn a_burst_trends_above_a_giant_and_a_spam_flood_never_does() {
         let body: Value = response.json().await.expect("json");
         assert_eq!(body["error"]["code"], code, "{query}");
     }
+
+    // Webhooks: a signed trend.started for the burst in 5m.
+    let started = wait_for("a trend.started webhook for the burst", WAIT, || {
+        let received = received.clone();
+        async move { find_event(&received, "trend.started", "eclipse", "5m") }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", e2e::tail(&api.log(), 30)));
+    // Sent when the burst first qualified, while its posts were still arriving.
+    let authors = started["authors"].as_i64().expect("authors");
+    assert!((5..=100).contains(&authors), "{started}");
+
+    // Moderation: a wrong token is refused; blocking the burst takes it out of trending and of
+    // the count list, and stops its trend.
+    let admin = format!("{base}/api/v1/admin/blocked/%23Eclipse");
+    let refused = client
+        .put(&admin)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(refused.status(), 401);
+    let put = client
+        .put(&admin)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"reason": "test"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 200);
+    wait_for("the blocked burst to leave both lists", WAIT, || {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let (_, trending) = get_json(
+                &client,
+                &format!("{base}/api/v1/trends?window=5m&sort=trending"),
+            )
+            .await?;
+            let (_, count) = get_json(&client, &format!("{base}/api/v1/trends?window=5m")).await?;
+            let listed = |body: &Value| e2e::ranking(body).iter().any(|(t, _)| t == "eclipse");
+            if listed(&trending) || listed(&count) {
+                Err(format!("{trending} {count}"))
+            } else {
+                Ok(())
+            }
+        }
+    })
+    .await
+    .expect("blocked");
+    wait_for("a trend.stopped webhook for the burst", WAIT, || {
+        let received = received.clone();
+        async move { find_event(&received, "trend.stopped", "eclipse", "5m") }
+    })
+    .await
+    .expect("stopped");
+    // Every delivery verified, and each event id delivered once.
+    let all = received.lock().expect("lock").clone();
+    let ids: BTreeSet<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids.len(), all.len(), "a duplicate delivery");
+    // The API counts both in its metrics.
+    let exposition = e2e::get_text(&client, &format!("{base}/metrics"))
+        .await
+        .expect("metrics");
+    let metric = |name: &str| e2e::metric_value(&exposition, name).unwrap_or(-1.0);
+    assert_eq!(metric("trends_api_blocklist_entries"), 1.0, "{exposition}");
+    assert!(
+        metric("trends_api_webhook_delivered_total") >= all.len() as f64,
+        "{exposition}"
+    );
+}
+
+const ADMIN_TOKEN: &str = "test-admin-token-5f2c";
+const WEBHOOK_KEY: &str = "test-webhook-key-91ab";
+
+/// Deliveries received: (event id, body), each checked against its signature on arrival.
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A local webhook receiver that verifies `X-Trends-Signature: t=…,v1=…` (HMAC-SHA256 of
+/// `"<t>.<body>"` with [`WEBHOOK_KEY`]), answering 401 to a bad one, 200 otherwise.
+async fn webhook_receiver() -> (String, Received) {
+    async fn hook(State(received): State<Received>, headers: HeaderMap, body: Bytes) -> u16 {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let signature = header("x-trends-signature");
+        let mut t = "";
+        let mut v1 = "";
+        for part in signature.split(',') {
+            match part.split_once('=') {
+                Some(("t", value)) => t = value,
+                Some(("v1", value)) => v1 = value,
+                _ => {}
+            }
+        }
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_KEY.as_bytes()).expect("key");
+        mac.update(t.as_bytes());
+        mac.update(b".");
+        mac.update(&body);
+        let expected: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if t.is_empty() || expected != v1 {
+            return 401;
+        }
+        let Ok(event) = serde_json::from_slice::<Value>(&body) else {
+            return 400;
+        };
+        received
+            .lock()
+            .expect("lock")
+            .push((header("x-trends-event-id"), event));
+        200
+    }
+    let received: Received = Arc::default();
+    let router = Router::new()
+        .route(
+            "/hook",
+            post(|state, headers, body| async move {
+                axum::http::StatusCode::from_u16(hook(state, headers, body).await)
+                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+            }),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}/hook"), received)
+}
+
+/// The first received event of `kind` for `hashtag` in `window`.
+fn find_event(
+    received: &Received,
+    kind: &str,
+    hashtag: &str,
+    window: &str,
+) -> Result<Value, String> {
+    let all = received.lock().map_err(|e| e.to_string())?;
+    all.iter()
+        .map(|(_, e)| e)
+        .find(|e| e["type"] == kind && e["hashtag"] == hashtag && e["window"] == window)
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "{} events: {:?}",
+                all.len(),
+                all.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>()
+            )
+        })
 }

@@ -549,6 +549,56 @@ mod tests {
     }
 
     #[test]
+    fn language_records_round_trip_and_refuse_what_is_never_written() {
+        for (measure, resolution, lang, tag) in [
+            (Measure::Authors, Resolution::Fine, "en", "rust"),
+            (Measure::Authors, Resolution::Coarse, "und", "日本|語"),
+            (Measure::Posts, Resolution::Coarse, "ja", "日本"),
+            (Measure::Posts, Resolution::Fine, "pt", ""),
+        ] {
+            round_trip(
+                CountsRecord::new(
+                    CountsKey::Language {
+                        partition: 4,
+                        measure,
+                        resolution,
+                        start: 1_795_435_200_000,
+                        lang: lang.into(),
+                        tag: tag.into(),
+                    },
+                    Some(3),
+                )
+                .with_error(1),
+            );
+        }
+        let key = CountsKey::Language {
+            partition: 3,
+            measure: Measure::Authors,
+            resolution: Resolution::Coarse,
+            start: 1_795_435_200_000,
+            lang: "en".into(),
+            tag: "rust".into(),
+        };
+        assert_eq!(key.encode(), "3|u|c|1795435200000|en|rust");
+        let long_tag = "x".repeat(MAX_TAG_CHARS + 1);
+        for key in [
+            // An empty tag is a language's volume: posts only.
+            "0|u|f|0|en|".to_string(),
+            "0|l|x|0|en|a".to_string(),
+            "0|l|f|0|EN|a".to_string(),
+            "0|l|f|0|abcdefghi|a".to_string(),
+            "0|l|f|0||a".to_string(),
+            "0|l|f|0|e-n|a".to_string(),
+            "0|u|f|0|en".to_string(),
+            format!("0|u|c|0|en|{long_tag}"),
+            "0|u|c|9223372036854775000|en|x".to_string(),
+        ] {
+            assert!(CountsKey::decode(key.as_bytes()).is_err(), "{key}");
+        }
+        assert!(CountsKey::decode(b"0|l|f|0|en|").is_ok());
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
         for key in [
             "",

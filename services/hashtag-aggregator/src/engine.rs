@@ -98,6 +98,8 @@ pub struct Engine {
     extractor: TagExtractor,
     /// Each counter's evictions as last added to the metric.
     evictions_seen: HashMap<i32, Evictions>,
+    /// Each trend track's dedup evictions as last added to the metric.
+    dedup_evictions_seen: HashMap<i32, u64>,
     /// Next input offset to commit, per partition touched in the open transaction.
     offsets: BTreeMap<i32, i64>,
     in_transaction: bool,
@@ -496,6 +498,12 @@ impl Engine {
             if let Some(track) = self.tracks.get_mut(&partition) {
                 updates.extend(track.take_updates());
                 entries += track.entries();
+                let evicted = track.dedup_evictions();
+                let seen = self.dedup_evictions_seen.entry(partition).or_default();
+                self.metrics
+                    .author_dedup_evictions
+                    .inc_by(evicted.saturating_sub(*seen));
+                *seen = evicted;
             }
             let now = counter.evictions();
             entries += counter.entries();
@@ -618,6 +626,7 @@ impl Engine {
             self.assigned.remove(partition);
             self.counters.remove(partition);
             self.tracks.remove(partition);
+            self.dedup_evictions_seen.remove(partition);
             self.evictions_seen.remove(partition);
         }
         self.assignment_changed();
@@ -696,6 +705,7 @@ pub fn run_blocking(
         tracks: HashMap::new(),
         extractor: TagExtractor::new(),
         evictions_seen: HashMap::new(),
+        dedup_evictions_seen: HashMap::new(),
         offsets: BTreeMap::new(),
         in_transaction: false,
         failure: None,

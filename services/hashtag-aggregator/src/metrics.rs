@@ -6,6 +6,7 @@
 //! | `trends_aggregator_records_processed_total` | counter | input records consumed (valid or not) |
 //! | `trends_aggregator_records_late_total` | counter | valid posts older than the allowed lateness: counted in `all` only |
 //! | `trends_aggregator_records_dead_lettered_total` | counter | records sent to the dead-letter topic |
+//! | `trends_aggregator_author_dedup_evictions_total` | counter | author fingerprints the trend track forgot to make room (`aggregator.author_dedup_slots`); each may let an author count twice |
 //! | `trends_aggregator_records_clamped_total` | counter | posts whose `created_at` was ahead of their record's timestamp (within `max_future_skew_secs`): counted at their ingest time instead |
 //! | `trends_aggregator_tags_dropped_total` | counter, per `reason` | hashtag occurrences not counted: `too_long` (over 140 characters: not a hashtag), `over_limit` (after the post's first `max_tags_per_post` distinct tags, or its first 1,024 hashtags) |
 //! | `trends_aggregator_posts_over_tag_limit_total` | counter | posts that had hashtags past the limit |
@@ -123,6 +124,7 @@ pub struct Metrics {
     pub records_late: Counter,
     pub records_dead_lettered: Counter,
     pub records_clamped: Counter,
+    pub author_dedup_evictions: Counter,
     pub posts_over_tag_limit: Counter,
     pub dead_letters_truncated: Counter,
     pub counts_records_skipped: Counter,
@@ -173,6 +175,11 @@ impl Metrics {
             &mut registry,
             "records_clamped",
             "Posts dated ahead of their ingest time, counted at their ingest time",
+        );
+        let author_dedup_evictions = counter(
+            &mut registry,
+            "author_dedup_evictions",
+            "Author fingerprints forgotten to make room in a full dedup table",
         );
         let posts_over_tag_limit = counter(
             &mut registry,
@@ -287,6 +294,7 @@ impl Metrics {
             records_late,
             records_dead_lettered,
             records_clamped,
+            author_dedup_evictions,
             posts_over_tag_limit,
             dead_letters_truncated,
             counts_records_skipped,
@@ -422,7 +430,7 @@ mod tests {
             !text.contains("partition=\"3\""),
             "a partition no longer owned is gone:\n{text}"
         );
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 20);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 21);
     }
 
     #[test]

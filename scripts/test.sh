@@ -32,6 +32,11 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 [ -e /usr/include/curl/curl.h ] || [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
 [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
+# Fonts for every script of the feed (the page's font stack names them): without them chromium
+# draws #日本語, #한국어, #नमस्ते or #مرحبا as empty boxes in the browser test's screenshots.
+has_font() { command -v fc-list >/dev/null 2>&1 && fc-list ":family=$1" family 2>/dev/null | grep -q .; }
+has_font "Noto Sans CJK JP" || missing+=(fonts-noto-cjk)
+has_font "Noto Sans Devanagari" || missing+=(fonts-noto-core)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing system packages: ${missing[*]}"

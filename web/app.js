@@ -2,10 +2,12 @@
 //
 // Layout of this file:
 //   1. config          constants shared by everything below
-//   2. data layer      parseTrends() / fetchHashtag() / fetchSuggestions(): validation, never the DOM
+//   2. data layer      parseTrends() / fetchLanguages() / fetchHashtag() / fetchSuggestions():
+//                      validation, never the DOM
 //   3. formatting      numbers, times, window labels
 //   4. rendering       render*() / drawSeries(): DOM only, never fetch; API strings go in via textContent
-//   5. controller      state, the live stream (EventSource + back-off), URL sync, event wiring
+//   5. controller      state (window, limit, sort, language, open tag), the live stream
+//                      (EventSource + back-off), the language list, URL sync, event wiring
 
 // The colour theme chosen with the toggle, applied before the first paint: this file loads
 // synchronously in <head>, before the body exists; everything else waits for the DOM.
@@ -38,6 +40,20 @@
   const DEFAULT_WINDOW = '5m';
   const LIMITS = [5, 10, 20, 50, 100];
   const DEFAULT_LIMIT = 10;
+  /** `trending`: by trend score, each row saying why; `count`: by posts (the API's default). */
+  const SORTS = ['trending', 'count'];
+  const DEFAULT_SORT = 'trending';
+  /** A trend's status: text and a symbol, so that it never relies on colour alone. */
+  const STATUSES = {
+    rising: { label: 'rising', icon: '\u2191' },
+    hot: { label: 'hot', icon: '\u25cf' },
+    cooling: { label: 'cooling', icon: '\u2193' },
+  };
+  /** A language code as the API accepts it (`en`, `ja`, `und`): 1 to 8 lowercase letters. */
+  const LANG_RE = /^[a-z]{1,8}$/;
+  /** The language list is refreshed this often (its volumes move slowly). */
+  const LANGUAGES_REFRESH_MS = 60000;
+  const LANGUAGES_RETRY_MS = 5000;
   /** The two series of GET /hashtags/{tag}. */
   const RANGES = { '1h': 'the last hour', '24h': 'the last 24 hours' };
   const DEFAULT_RANGE = '1h';
@@ -137,31 +153,65 @@
   }
 
   /**
-   * Validate a trends body (GET /trends, or the data of a `trends` event). Drops malformed
-   * entries and duplicate tags (the chart is keyed by hashtag), keeps the server's order, and
-   * throws ApiError if the shape is unusable.
+   * Validate a trends body (GET /trends, or the data of a `trends` event), by count or trending
+   * (`sort: "trending"`). Drops malformed entries and duplicate tags (the chart is keyed by
+   * hashtag), keeps the server's order, and throws ApiError if the shape is unusable. Every
+   * entry has `value` (what its bar's length shows: posts, or the trend score) and `trend`
+   * (why it trends, or null by count).
    */
   function parseTrends(body) {
     if (!isObject(body) || !Array.isArray(body.trends)) {
       throw new ApiError('unexpected data from the API');
     }
+    const sort = body.sort === 'trending' ? 'trending' : 'count';
     const seen = new Set();
     const trends = [];
     for (const item of body.trends) {
       if (!isObject(item)) continue;
-      const { hashtag, count } = item;
-      if (typeof hashtag !== 'string' || hashtag === '' || seen.has(hashtag) || !isCount(count)) continue;
+      const { hashtag } = item;
+      if (typeof hashtag !== 'string' || hashtag === '' || seen.has(hashtag)) continue;
+      const trend = sort === 'trending' ? parseTrend(item) : null;
+      if (sort === 'trending' ? !trend : !isCount(item.count)) continue;
       seen.add(hashtag);
       const rank = Number.isInteger(item.rank) && item.rank > 0 ? item.rank : trends.length + 1;
       // `display` is the most frequent original spelling; `hashtag` (normalized) is the identity.
       const display = typeof item.display === 'string' && item.display !== '' ? item.display : hashtag;
-      trends.push({ rank, hashtag, display, count });
+      const count = trend ? trend.posts : item.count;
+      trends.push({ rank, hashtag, display, count, value: trend ? trend.score : count, trend });
     }
     return {
       window: typeof body.window === 'string' ? body.window : null,
+      sort,
+      lang: typeof body.lang === 'string' && LANG_RE.test(body.lang) ? body.lang : '',
       watermark: parseWatermark(body.watermark),
       trends,
     };
+  }
+
+  /** The explanation of one trending entry, or null when it is unusable. */
+  function parseTrend(item) {
+    const { authors, posts, score } = item;
+    if (!isCount(authors) || !isCount(posts) || typeof score !== 'number' || !Number.isFinite(score)) return null;
+    const expected = typeof item.expected === 'number' && Number.isFinite(item.expected) && item.expected > 0
+      ? item.expected : 1;
+    const startedAt = parseWatermark(item.started_at);
+    const status = Object.prototype.hasOwnProperty.call(STATUSES, item.status) ? item.status : 'hot';
+    const sparkline = Array.isArray(item.sparkline) ? item.sparkline.filter(isCount).slice(-48) : [];
+    return { score: Math.max(0, score), authors, posts, expected, startedAt, status, sparkline };
+  }
+
+  /** GET /api/v1/languages → [{ code, posts1h, posts24h }], most posts first (the API's order). */
+  async function fetchLanguages(signal) {
+    const body = await getJson('languages', signal);
+    if (!isObject(body) || !Array.isArray(body.languages)) throw new ApiError('unexpected response from the API');
+    const seen = new Set();
+    const out = [];
+    for (const l of body.languages) {
+      if (!isObject(l) || typeof l.code !== 'string' || !LANG_RE.test(l.code) || seen.has(l.code)) continue;
+      seen.add(l.code);
+      out.push({ code: l.code, posts1h: isCount(l.posts_1h) ? l.posts_1h : 0, posts24h: isCount(l.posts_24h) ? l.posts_24h : 0 });
+    }
+    return out;
   }
 
   /** One series of GET /hashtags/{tag}: { bucketSecs, points: [{ start: Date, count }] } or null. */
@@ -223,6 +273,33 @@
   });
 
   const formatCount = (n) => numberFormat.format(n);
+  const oneDecimalFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  const formatOneDecimal = (n) => oneDecimalFormat.format(n);
+
+  const languageNames = (() => {
+    try {
+      return typeof Intl.DisplayNames === 'function' ? new Intl.DisplayNames(undefined, { type: 'language' }) : null;
+    } catch (_) {
+      return null;
+    }
+  })();
+
+  /** A readable language name (`Japanese` for `ja`); the code itself when the browser has none. */
+  function languageName(code) {
+    if (code === 'und') return 'Unknown language';
+    try {
+      const name = languageNames ? languageNames.of(code) : '';
+      if (name && name !== code) return name;
+    } catch (_) {
+      // A code Intl does not accept: show it as it is.
+    }
+    return code;
+  }
+
+  /** "10:01" today, "Thu 10:01" on another day, local time. */
+  function formatSince(date) {
+    return (sameDay(date, new Date()) ? shortTimeFormat : dayTimeFormat).format(date);
+  }
 
   function sameDay(a, b) {
     return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
@@ -261,8 +338,14 @@
     windowLabel: $('window-label'),
     watermark: $('watermark'),
     limitLabel: $('limit-label'),
+    sortLabel: $('sort-label'),
+    sortButtons: Array.from(document.querySelectorAll('.sort-button')),
     select: $('window-select'),
+    langSelect: $('lang-select'),
     limitSelect: $('limit-select'),
+    chartNote: $('chart-note'),
+    emptyTitle: $('empty-title'),
+    emptyText: $('empty-text'),
     chart: $('chart'),
     bars: $('bars'),
     loading: $('loading'),
@@ -357,26 +440,120 @@
     const rank = make('span', 'bar-rank', { 'data-testid': 'rank', 'aria-hidden': 'true' });
     const track = make('span', 'bar-track', { 'aria-hidden': 'true' });
     const fill = make('span', 'bar-fill');
+    const text = make('span', 'bar-text');
     const label = make('span', 'bar-label', { dir: 'auto', 'data-testid': 'hashtag' });
-    track.append(fill, label);
+    // Why it trends (trending only): authors · ×expected · since.
+    const why = make('span', 'bar-why', { 'data-testid': 'why' });
+    const authors = make('span', 'why-authors', { 'data-testid': 'why-authors' });
+    const ratio = make('span', 'why-ratio', { 'data-testid': 'why-ratio' });
+    const since = make('span', 'why-since', { 'data-testid': 'why-since' });
+    const dot = () => {
+      const sep = make('span', 'why-sep');
+      sep.textContent = ' \u00b7 ';
+      return sep;
+    };
+    why.append(authors, dot(), ratio, dot(), since);
+    text.append(label, why);
+    track.append(fill, text);
+    const spark = svg('svg', {
+      class: 'spark', viewBox: `0 0 ${SPARK_W} ${SPARK_H}`, width: SPARK_W, height: SPARK_H,
+      'aria-hidden': 'true', focusable: 'false', 'data-testid': 'sparkline', preserveAspectRatio: 'none',
+    });
+    const status = make('span', 'bar-status', { 'data-testid': 'status' });
+    const statusIcon = make('span', 'status-icon');
+    const statusText = make('span', 'status-text');
+    status.append(statusIcon, statusText);
+    // Trending only: the sparkline and the status, side by side (stacked on phones).
+    const side = make('span', 'bar-side', { 'aria-hidden': 'true' });
+    side.append(spark, status);
     const count = make('span', 'bar-count', { 'data-testid': 'count', 'aria-hidden': 'true' });
-    button.append(rank, track, count);
+    button.append(rank, track, side, count);
     li.append(button);
-    return { tag, li, button, rank, fill, label, count, width: 0 };
+    return {
+      tag, li, button, rank, fill, label, why, authors, ratio, since, side, spark, status, statusIcon, statusText, count, width: 0,
+    };
   }
 
-  function updateRowContent(row, entry) {
+  function setAria(node, name) {
+    if (node.getAttribute('aria-label') !== name) node.setAttribute('aria-label', name);
+  }
+
+  function updateRowContent(row, entry, lang) {
     setText(row.rank, String(entry.rank));
     const shown = `#${entry.display}`;
     setText(row.label, shown);
     if (row.label.title !== shown) row.label.title = shown;
-    const countText = formatCount(entry.count);
-    setText(row.count, countText);
     setData(row.button, 'rank', entry.rank);
-    setData(row.button, 'count', entry.count);
     setData(row.button, 'display', entry.display);
-    const name = `Rank ${entry.rank}, #${entry.display}, ${countText} posts`;
-    if (row.button.getAttribute('aria-label') !== name) row.button.setAttribute('aria-label', name);
+    const trend = entry.trend;
+    row.button.classList.toggle('is-trend', Boolean(trend));
+    row.why.hidden = !trend;
+    row.side.hidden = !trend;
+    row.count.hidden = Boolean(trend);
+    const inLang = lang ? ` in ${languageName(lang)}` : '';
+    if (!trend) {
+      const countText = formatCount(entry.count);
+      setText(row.count, countText);
+      setData(row.button, 'count', entry.count);
+      for (const k of ['authors', 'posts', 'expected', 'ratio', 'score', 'status', 'startedAt', 'sparkline']) setData(row.button, k, null);
+      setAria(row.button, `Rank ${entry.rank}, #${entry.display}, ${countText} ${entry.count === 1 ? 'post' : 'posts'}${inLang}`);
+      return;
+    }
+    const ratio = trend.authors / trend.expected;
+    const authorsText = `${formatCount(trend.authors)} ${trend.authors === 1 ? 'author' : 'authors'}`;
+    const ratioText = `${formatOneDecimal(ratio)}\u00d7 expected`;
+    setText(row.authors, authorsText);
+    setText(row.ratio, ratioText);
+    const ratioTitle = `${formatCount(trend.authors)} distinct authors where its history predicts ${formatOneDecimal(trend.expected)}; `
+      + `${formatCount(trend.posts)} ${trend.posts === 1 ? 'post' : 'posts'}`;
+    if (row.ratio.title !== ratioTitle) row.ratio.title = ratioTitle;
+    const sinceText = trend.startedAt && trend.startedAt.date ? formatSince(trend.startedAt.date) : '';
+    setText(row.since, sinceText ? `since ${sinceText}` : '');
+    const status = STATUSES[trend.status];
+    setText(row.statusIcon, status.icon);
+    setText(row.statusText, status.label);
+    setData(row.status, 'status', trend.status);
+    drawSpark(row.spark, trend.sparkline);
+    setData(row.button, 'count', null);
+    setData(row.button, 'authors', trend.authors);
+    setData(row.button, 'posts', trend.posts);
+    setData(row.button, 'expected', trend.expected);
+    setData(row.button, 'ratio', formatOneDecimal(ratio));
+    setData(row.button, 'score', trend.score);
+    setData(row.button, 'status', trend.status);
+    setData(row.button, 'startedAt', trend.startedAt ? trend.startedAt.raw : null);
+    setData(row.button, 'sparkline', trend.sparkline.join(','));
+    const line = trend.sparkline.length ? ` Authors across the window, oldest first: ${trend.sparkline.map(formatCount).join(', ')}.` : '';
+    setAria(row.button, `Rank ${entry.rank}, #${entry.display}, ${status.label}${inLang}: ${authorsText}, `
+      + `${formatOneDecimal(ratio)} times the ${formatOneDecimal(trend.expected)} expected`
+      + `${sinceText ? `, trending since ${sinceText}` : ''}.${line}`);
+  }
+
+  const SPARK_W = 72;
+  const SPARK_H = 24;
+
+  /** A trend's sparkline (authors per step, oldest first), drawn into its <svg> with DOM calls. */
+  function drawSpark(node, values) {
+    const key = values.join(',');
+    if (node.dataset.points === key && node.firstChild) return;
+    node.dataset.points = key;
+    const n = values.length;
+    if (!n) {
+      node.replaceChildren();
+      return;
+    }
+    const pad = 2.5;
+    const max = Math.max(1, ...values);
+    const x = (i) => (n > 1 ? pad + (i / (n - 1)) * (SPARK_W - 2 * pad) : SPARK_W / 2);
+    const y = (v) => SPARK_H - pad - (v / max) * (SPARK_H - 2 * pad);
+    let d = '';
+    for (let i = 0; i < n; i += 1) d += `${i ? 'L' : 'M'}${x(i).toFixed(1)} ${y(values[i]).toFixed(1)}`;
+    const base = (SPARK_H - pad).toFixed(1);
+    node.replaceChildren(
+      svg('path', { class: 'spark-area', d: `${d}L${x(n - 1).toFixed(1)} ${base}L${x(0).toFixed(1)} ${base}Z` }),
+      svg('path', { class: 'spark-line', d }),
+      svg('circle', { class: 'spark-dot', cx: x(n - 1).toFixed(1), cy: y(values[n - 1]).toFixed(1), r: 2.2 }),
+    );
   }
 
   /** Fade a bar out; `top` is where it currently shows, in px from the top of the list. */
@@ -402,7 +579,7 @@
    * Keyed update of the bar chart (FLIP): existing bars keep their elements and slide to their
    * new rank, widths animate, new bars fade in, bars that drop out fade away.
    */
-  function renderChart(trends, selectedTag) {
+  function renderChart(trends, selectedTag, lang) {
     const animate = !reducedMotion.matches;
     const focused = document.activeElement;
 
@@ -421,8 +598,8 @@
       rows.delete(tag);
     }
 
-    const max = trends.reduce((m, t) => Math.max(m, t.count), 0);
-    const countChars = trends.reduce((m, t) => Math.max(m, formatCount(t.count).length), 1);
+    const max = trends.reduce((m, t) => Math.max(m, t.value), 0);
+    const countChars = trends.reduce((m, t) => Math.max(m, t.trend ? 1 : formatCount(t.count).length), 1);
     if (el.bars.style.getPropertyValue('--count-chars') !== String(countChars)) {
       el.bars.style.setProperty('--count-chars', String(countChars));
     }
@@ -433,13 +610,13 @@
         rows.set(entry.hashtag, row);
         if (animate) row.li.classList.add('entering');
       }
-      updateRowContent(row, entry);
+      updateRowContent(row, entry, lang);
       const selected = entry.hashtag === selectedTag;
       row.button.classList.toggle('selected', selected);
       if (row.button.getAttribute('aria-expanded') !== String(selected)) {
         row.button.setAttribute('aria-expanded', String(selected));
       }
-      row.width = max > 0 ? Math.max(entry.count / max, entry.count > 0 ? 0.015 : 0) : 0;
+      row.width = max > 0 ? Math.max(entry.value / max, entry.value > 0 ? 0.015 : 0) : 0;
       return row;
     });
 
@@ -676,7 +853,11 @@
   const state = {
     window: DEFAULT_WINDOW,
     limit: DEFAULT_LIMIT,
-    data: null, // last trends snapshot of the current window and limit
+    sort: DEFAULT_SORT,
+    lang: '', // '' = all languages
+    languages: null, // fetchLanguages() result, once it answered
+    languagesReq: { timer: 0, ctrl: null },
+    data: null, // last trends snapshot of the current window, limit, sort and language
     details: null, // view for renderDetails()
     detailsReq: { seq: 0, ctrl: null, last: 0, timer: 0 },
     suggest: { timer: 0, ctrl: null, last: '' },
@@ -691,15 +872,26 @@
     state.window = WINDOW_IDS.includes(w) ? w : DEFAULT_WINDOW;
     const limit = Number(params.get('limit'));
     state.limit = LIMITS.includes(limit) ? limit : DEFAULT_LIMIT;
+    const sort = params.get('sort');
+    state.sort = SORTS.includes(sort) ? sort : DEFAULT_SORT;
+    const lang = (params.get('lang') || '').trim().toLowerCase();
+    state.lang = LANG_RE.test(lang) ? lang : '';
+    if (state.window === 'all') {
+      // All time has no trending and no languages (the API refuses both).
+      state.sort = 'count';
+      state.lang = '';
+    }
     return cleanQuery(params.get('tag') || '');
   }
 
-  /** Keeps window, limit and the open tag in the URL (shareable, survives a reload). */
+  /** Keeps window, limit, sort, language and the open tag in the URL (shareable, survives a reload). */
   function writeUrl() {
     const url = new URL(window.location.href);
     const set = (k, v, dflt) => (v === dflt || v === '' ? url.searchParams.delete(k) : url.searchParams.set(k, v));
     set('window', state.window, DEFAULT_WINDOW);
     set('limit', String(state.limit), String(DEFAULT_LIMIT));
+    set('sort', state.sort, DEFAULT_SORT);
+    set('lang', state.lang, '');
     set('tag', state.details ? state.details.tag : '', '');
     if (url.href === window.location.href) return;
     try {
@@ -718,13 +910,13 @@
 
   function render() {
     const data = state.data;
-    setText(el.limitLabel, String(state.limit));
+    renderControls();
     renderSubtitle(state.window, data ? data.watermark : null);
     if (!data) {
       renderChartState('loading');
       return;
     }
-    renderChart(data.trends, selectedTag());
+    renderChart(data.trends, selectedTag(), data.lang);
     renderChartState(data.trends.length ? 'ready' : 'empty');
   }
 
@@ -744,7 +936,7 @@
     }
   }
 
-  /** (Re)opens the stream for the current window and limit. The first event arrives at once. */
+  /** (Re)opens the stream for the current window, limit, sort and language. The first event arrives at once. */
   function connect() {
     disconnect();
     if (navigator.onLine === false) {
@@ -752,7 +944,8 @@
       renderStale(true);
       return;
     }
-    const q = new URLSearchParams({ window: state.window, limit: String(state.limit) });
+    const q = new URLSearchParams({ window: state.window, limit: String(state.limit), sort: state.sort });
+    if (state.lang) q.set('lang', state.lang);
     const es = new EventSource(new URL(`stream?${q}`, API_BASE));
     stream.es = es;
     stream.fresh = false;
@@ -772,7 +965,8 @@
         renderStatus('reconnecting', 'unexpected data from the API');
         return;
       }
-      if (data.window && data.window !== state.window) return; // not ours (cannot happen, but be sure)
+      // Not ours (cannot happen, but be sure).
+      if ((data.window && data.window !== state.window) || data.sort !== state.sort || data.lang !== state.lang) return;
       stream.failures = 0;
       stream.fresh = true;
       state.data = data;
@@ -810,7 +1004,7 @@
       ? state.details
       : { tag, range: state.details ? state.details.range : DEFAULT_RANGE, data: null, status: 'loading', error: '', window: state.window };
     renderDetails(state.details);
-    if (state.data) renderChart(state.data.trends, selectedTag());
+    if (state.data) renderChart(state.data.trends, selectedTag(), state.data.lang);
     writeUrl();
     refreshDetails(true);
   }
@@ -823,7 +1017,7 @@
     clearTimeout(state.detailsReq.timer);
     if (state.detailsReq.ctrl) state.detailsReq.ctrl.abort();
     renderDetails(null);
-    if (state.data) renderChart(state.data.trends, null);
+    if (state.data) renderChart(state.data.trends, null, state.data.lang);
     writeUrl();
     const row = tag ? rows.get(tag) : null;
     if (refocus && row) row.button.focus({ preventScroll: true });
@@ -867,7 +1061,7 @@
     const hadKey = selectedTag();
     Object.assign(view, next, { window: state.window });
     renderDetails(view);
-    if (state.data && selectedTag() !== hadKey) renderChart(state.data.trends, selectedTag());
+    if (state.data && selectedTag() !== hadKey) renderChart(state.data.trends, selectedTag(), state.data.lang);
   }
 
   function setRange(range) {
@@ -956,38 +1150,131 @@
 
   // --- wiring ---------------------------------------------------------------------------------------
 
-  /** A new window or limit: a new stream; the old data stays, marked stale, until it answers. */
-  function changeQuery(windowId, limit) {
-    if (windowId === state.window && limit === state.limit) return;
-    state.window = windowId;
-    state.limit = limit;
+  /**
+   * A new window, limit, sort or language: a new stream; the old data stays, marked stale,
+   * until it answers. All time has no trending and no languages: choosing it switches to the
+   * most used in all languages.
+   */
+  function changeQuery(change) {
+    const next = { window: state.window, limit: state.limit, sort: state.sort, lang: state.lang, ...change };
+    if (next.window === 'all') {
+      next.sort = 'count';
+      next.lang = '';
+    }
+    if (next.window === state.window && next.limit === state.limit && next.sort === state.sort && next.lang === state.lang) return;
+    Object.assign(state, next);
     writeUrl();
-    setText(el.limitLabel, String(state.limit));
+    renderControls();
     renderSubtitle(state.window, state.data ? state.data.watermark : null);
     renderStale(true);
     if (state.details) {
-      state.details.window = windowId;
+      state.details.window = state.window;
       renderDetails(state.details);
     }
     connect();
   }
 
+  /** The sort toggle, the selectors, the heading and the note, from the state. */
+  function renderControls() {
+    const all = state.window === 'all';
+    for (const button of el.sortButtons) {
+      const pressed = String(button.dataset.sort === state.sort);
+      if (button.getAttribute('aria-pressed') !== pressed) button.setAttribute('aria-pressed', pressed);
+      const off = all && button.dataset.sort === 'trending';
+      button.disabled = off;
+      const title = off ? 'All time has no trending: a trend is measured against recent history' : '';
+      if (button.title !== title) button.title = title;
+    }
+    if (el.select.value !== state.window) el.select.value = state.window;
+    if (el.limitSelect.value !== String(state.limit)) el.limitSelect.value = String(state.limit);
+    el.langSelect.disabled = all;
+    renderLanguages();
+    const name = state.lang ? languageName(state.lang) : '';
+    setText(el.sortLabel, `${state.sort === 'trending' ? 'Trending' : 'Most used'}${name ? ` in ${name}` : ''}`);
+    setText(el.limitLabel, String(state.limit));
+    setData(el.chart, 'sort', state.sort);
+    let note = state.sort === 'trending'
+      ? 'Hashtags used by unusually many people for this window, compared with their own recent history.'
+      : 'Hashtags by number of posts in this window.';
+    if (name) note += ` Posts in ${name} only.`;
+    if (all) note += ' All time ranks by posts only: trending and languages need a shorter window.';
+    setText(el.chartNote, note);
+    if (state.sort === 'trending') {
+      setText(el.emptyTitle, 'Nothing is trending right now');
+      setText(el.emptyText, 'A hashtag trends when clearly more people than usual use it: at least 5 distinct authors, well above its recent history.');
+    } else {
+      setText(el.emptyTitle, 'No hashtags yet');
+      setText(el.emptyText, `As posts${name ? ` in ${name}` : ''} arrive, the most used hashtags in this window will show up here.`);
+    }
+  }
+
+  /**
+   * The language selector: All languages, then every language of the last 24 hours with its
+   * posts in the last hour. The chosen language stays listed even when the API no longer has
+   * it. Rebuilt only when its content changes (an open dropdown is not disturbed otherwise).
+   */
+  function renderLanguages() {
+    const list = (state.languages || []).slice();
+    if (state.lang && !list.some((l) => l.code === state.lang)) list.push({ code: state.lang, posts1h: null });
+    const options = [['', 'All languages']].concat(list.map((l) => [
+      l.code, l.posts1h === null ? languageName(l.code) : `${languageName(l.code)} \u00b7 ${formatCount(l.posts1h)}/h`,
+    ]));
+    const key = JSON.stringify(options);
+    if (el.langSelect.dataset.options !== key) {
+      el.langSelect.dataset.options = key;
+      el.langSelect.replaceChildren(...options.map(([code, text]) => {
+        const option = make('option');
+        option.value = code;
+        option.textContent = text;
+        if (code) option.dataset.code = code;
+        return option;
+      }));
+    }
+    if (el.langSelect.value !== state.lang) el.langSelect.value = state.lang;
+  }
+
+  /** Loads the languages now, then every LANGUAGES_REFRESH_MS (sooner after a failure). */
+  async function refreshLanguages() {
+    clearTimeout(state.languagesReq.timer);
+    if (state.languagesReq.ctrl) state.languagesReq.ctrl.abort();
+    const ctrl = new AbortController();
+    state.languagesReq.ctrl = ctrl;
+    let wait = LANGUAGES_REFRESH_MS;
+    try {
+      state.languages = await fetchLanguages(ctrl.signal);
+      renderControls();
+    } catch (err) {
+      if (err && err.name === 'AbortError') return;
+      wait = LANGUAGES_RETRY_MS; // e.g. 503 while the API catches up: the selector keeps what it had
+    } finally {
+      if (state.languagesReq.ctrl === ctrl) state.languagesReq.ctrl = null;
+    }
+    state.languagesReq.timer = setTimeout(refreshLanguages, wait);
+  }
+
   function init() {
     el = lookUp();
     const tag = readUrl();
-    el.select.value = state.window;
-    el.limitSelect.value = String(state.limit);
     render();
     renderStatus('connecting');
     renderTheme();
 
     el.select.addEventListener('change', () => {
-      if (WINDOW_IDS.includes(el.select.value)) changeQuery(el.select.value, state.limit);
+      if (WINDOW_IDS.includes(el.select.value)) changeQuery({ window: el.select.value });
     });
     el.limitSelect.addEventListener('change', () => {
       const limit = Number(el.limitSelect.value);
-      if (LIMITS.includes(limit)) changeQuery(state.window, limit);
+      if (LIMITS.includes(limit)) changeQuery({ limit });
     });
+    el.langSelect.addEventListener('change', () => {
+      const lang = el.langSelect.value;
+      if (lang === '' || LANG_RE.test(lang)) changeQuery({ lang });
+    });
+    for (const button of el.sortButtons) {
+      button.addEventListener('click', () => {
+        if (SORTS.includes(button.dataset.sort)) changeQuery({ sort: button.dataset.sort });
+      });
+    }
 
     // One delegated handler for all bars; <button> gives Enter/Space activation for free.
     el.bars.addEventListener('click', (event) => {
@@ -1065,14 +1352,14 @@
     });
     window.addEventListener('popstate', () => {
       const fromUrl = readUrl();
-      el.select.value = state.window;
-      el.limitSelect.value = String(state.limit);
+      renderControls();
       connect();
       if (fromUrl) openDetails(fromUrl);
       else if (state.details) closeDetails(false);
     });
 
     connect();
+    refreshLanguages();
     if (tag) openDetails(tag);
   }
 

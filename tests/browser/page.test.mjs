@@ -2,9 +2,10 @@
 //
 //   node tests/browser/page.test.mjs <base-url> <expectations.json> <artifacts-dir>
 //
-// Started by tests/e2e/tests/browser.rs, which runs a Kafka broker, hashtag-aggregator and
-// trends-api as processes, produces posts and computes the expected ranking itself (the
-// expectations file). Headless Chromium is Debian's `chromium` package (CHROMIUM_PATH, default
+// Started by tests/e2e/tests/it/browser.rs, which runs a Kafka broker, hashtag-aggregator and
+// trends-api as processes, produces posts and computes the expected rankings itself (the
+// expectations file): by posts per window and per language, and the trending list (authors,
+// expected, status, sparkline) with the API's `started_at` of each trend. Headless Chromium is Debian's `chromium` package (CHROMIUM_PATH, default
 // /usr/bin/chromium), driven by playwright-core; nothing is downloaded.
 //
 // Talking to the Rust side, one line each way:
@@ -80,6 +81,76 @@ function readPage() {
   };
 }
 
+function readTrending() {
+  const text = (b, id) => {
+    const n = b.querySelector(`[data-testid="${id}"]`);
+    return n && n.getClientRects().length > 0 ? n.textContent : null; // null: not shown
+  };
+  const rows = Array.from(document.querySelectorAll('[data-testid="bar"]')).map((b) => {
+    const spark = b.querySelector('[data-testid="sparkline"]');
+    return {
+      hashtag: b.dataset.hashtag,
+      display: b.dataset.display,
+      rank: Number(b.dataset.rank),
+      trend: b.classList.contains('is-trend'),
+      authors: Number(b.dataset.authors),
+      posts: Number(b.dataset.posts),
+      expected: Number(b.dataset.expected),
+      status: b.dataset.status,
+      sparkline: b.dataset.sparkline,
+      startedAt: b.dataset.startedAt,
+      label: text(b, 'hashtag'),
+      whyAuthors: text(b, 'why-authors'),
+      whyRatio: text(b, 'why-ratio'),
+      whySince: text(b, 'why-since'),
+      statusText: text(b, 'status'),
+      count: text(b, 'count'),
+      spark: {
+        shown: spark.getClientRects().length > 0,
+        points: spark.dataset.points,
+        line: Boolean(spark.querySelector('path.spark-line')),
+      },
+      aria: b.getAttribute('aria-label'),
+    };
+  });
+  const chart = document.querySelector('[data-testid="chart"]');
+  const time = document.querySelector('[data-testid="watermark"] time');
+  const pressed = document.querySelector('.sort-button[aria-pressed="true"]');
+  return {
+    connection: document.querySelector('[data-testid="connection"]').dataset.state,
+    stale: chart.dataset.stale,
+    watermark: time ? time.getAttribute('datetime') : null,
+    sort: pressed ? pressed.dataset.sort : null,
+    heading: document.querySelector('[data-testid="sort-label"]').textContent,
+    lang: document.querySelector('[data-testid="lang-select"]').value,
+    rows,
+  };
+}
+
+/** "since HH:MM" as the page must write `started_at` (local time; the day when not today). */
+function sinceTexts(startedAt) {
+  const now = new Date();
+  const out = {};
+  for (const [tag, raw] of Object.entries(startedAt)) {
+    const d = new Date(raw);
+    const today = d.getFullYear() === now.getFullYear() && d.getMonth() === now.getMonth() && d.getDate() === now.getDate();
+    const format = today
+      ? new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' })
+      : new Intl.DateTimeFormat(undefined, { weekday: 'short', hour: 'numeric', minute: '2-digit' });
+    out[tag] = `since ${format.format(d)}`;
+  }
+  return out;
+}
+
+function readLanguages() {
+  const select = document.querySelector('[data-testid="lang-select"]');
+  return {
+    disabled: select.disabled,
+    value: select.value,
+    options: Array.from(select.options).map((o) => ({ value: o.value, text: o.textContent })),
+  };
+}
+
 function readDetail() {
   const panel = document.querySelector('[data-testid="detail"]');
   const chart = document.querySelector('[data-testid="detail-chart"]');
@@ -136,6 +207,28 @@ const sameInstant = (a, b) => a !== null && b !== null && new Date(a).getTime() 
 async function expectChart(page, what, want, watermark) {
   return waitUntil(page, what, readPage, (p) => p.connection === 'live' && p.stale === 'false'
     && barsMatch(p.bars, want) && sameInstant(p.watermark, watermark));
+}
+
+/**
+ * Whether the rows are the expected trending list, each saying why it trends: its authors,
+ * ×(authors / expected) with one decimal, its status in words, its sparkline drawn.
+ */
+function trendingMatch(rows, want) {
+  return rows.length === want.length && rows.every((r, i) => {
+    const t = want[i];
+    return r.trend && r.hashtag === t.hashtag && r.display === t.display && r.rank === i + 1
+      && r.label === `#${t.display}` && r.authors === t.authors && r.posts === t.posts
+      && r.expected === t.expected && r.status === t.status && r.sparkline === t.sparkline.join(',')
+      && r.whyAuthors === `${t.authors} authors` && r.whyRatio === `${(t.authors / t.expected).toFixed(1)}\u00d7 expected`
+      && r.statusText !== null && r.statusText.includes(t.status) && r.count === null
+      && r.spark.shown && r.spark.line && r.spark.points === t.sparkline.join(',')
+      && r.aria.includes(`${t.authors} authors`) && r.aria.includes(t.status);
+  });
+}
+
+async function expectTrending(page, what, want, watermark, lang = '') {
+  return waitUntil(page, what, readTrending, (p) => p.connection === 'live' && p.stale === 'false'
+    && p.sort === 'trending' && p.lang === lang && trendingMatch(p.rows, want) && sameInstant(p.watermark, watermark));
 }
 
 /** A screenshot once no CSS transition runs (the live dot's endless pulse is an animation). */
@@ -204,14 +297,53 @@ async function run(browser) {
     await page.goto(baseUrl);
     const w = expected.trends;
 
-    // 1. The chart shows the expected top 10 of the default window, live.
+    // 1. Trending is the default: the expected top 10 of 5m, each row saying why it trends.
+    let trending = await expectTrending(page, 'the trending top 10 of 5m', expected.trending.slice(0, 10), expected.watermark);
+    assert.equal(trending.heading, 'Trending');
+    assert.equal(trending.rows[0].hashtag, expected.burst, 'the burst trends first');
+    const since = await page.evaluate(sinceTexts, expected.started_at);
+    for (const row of trending.rows) {
+      assert.equal(row.startedAt, expected.started_at[row.hashtag], `#${row.hashtag}: started_at`);
+      assert.equal(row.whySince, since[row.hashtag], `#${row.hashtag}: since, local time`);
+    }
+    const burst = trending.rows[0];
+    assert.match(burst.aria, new RegExp(`^Rank 1, #${burst.display}, rising: ${burst.authors} authors, \\d+\\.\\d times the 1\\.0 expected, trending since `));
+    assert.match(burst.aria, /Authors across the window, oldest first: [\d, ]+\.$/);
+    assert.doesNotMatch(page.url(), /[?&]sort=/, 'the default sort is not in the URL');
+    assert.equal(await page.locator('[data-testid="sort-trending"]').getAttribute('aria-pressed'), 'true');
+    assert.equal(await page.getByLabel('Window', { exact: true }).inputValue(), '5m');
+    log(`trending (default): top 10 of 5m; #${burst.hashtag} first with ${burst.whyAuthors}, ${burst.whyRatio}, `
+      + `${burst.whySince}, ${burst.statusText.trim()}, sparkline ${burst.sparkline}`);
+    await screenshot(page, path.join(artifactsDir, 'page-trending.png'));
+    const explain = page.locator('[data-testid="explain"]');
+    await explain.locator('summary').click();
+    assert.equal(await explain.evaluate((d) => d.open), true);
+    assert.match(await explain.textContent(), /at least 5 authors.*more than 5 posts per author/s);
+    await explain.locator('summary').click();
+    log('"How trending works" opens and says what it takes');
+    await page.evaluate(() => { window.__sameDocument = 'yes'; }); // gone if the page reloads
+
+    // The languages: every language of the feed, most posts first, with its posts in 1 h.
+    const languages = await waitUntil(page, 'the language selector', readLanguages,
+      (l) => l.options.length === expected.languages.length + 1);
+    assert.deepEqual(languages.options.map((o) => o.value), [''].concat(expected.languages.map((l) => l.code)));
+    assert.equal(languages.options[0].text, 'All languages');
+    for (const [i, l] of expected.languages.entries()) {
+      const text = languages.options[i + 1].text;
+      assert.ok(text.endsWith(` \u00b7 ${l.posts_1h}/h`), `option ${text} shows ${l.posts_1h} posts in 1 h`);
+      assert.ok(!text.startsWith(`${l.code} `), `option ${text} has a readable name`);
+    }
+    log(`languages: ${languages.options.map((o) => o.text).join(' | ')}`);
+
+    // Most used: the counts of the default window, live.
+    await page.locator('[data-testid="sort-count"]').click();
     let seen = await expectChart(page, 'the top 10 of 5m', top(w['5m'], 10), expected.watermark);
     assert.equal(seen.connectionText, 'live');
     assert.match(seen.watermarkText, /^data as of /);
     assert.equal(await page.locator('[data-testid="watermark"]').getAttribute('aria-live'), 'polite');
-    assert.equal(await page.getByLabel('Window', { exact: true }).inputValue(), '5m');
-    log('chart: top 10 of 5m in order with their counts; connection live; watermark', seen.watermark);
-    await page.evaluate(() => { window.__sameDocument = 'yes'; }); // gone if the page reloads
+    assert.match(page.url(), /[?&]sort=count\b/);
+    assert.equal(await page.locator('[data-testid="sort-label"]').textContent(), 'Most used');
+    log('most used: top 10 of 5m in order with their counts; connection live; watermark', seen.watermark);
 
     // 2. The limit selector (found by its label).
     const limit = page.getByLabel('Show', { exact: true });
@@ -220,6 +352,8 @@ async function run(browser) {
     await limit.selectOption('20');
     await expectChart(page, 'the top 20 of 5m', top(w['5m'], 20), expected.watermark);
     assert.match(page.url(), /[?&]limit=20\b/);
+    // Every script of the data is in the top 20: the fonts must show them all (look at it).
+    await screenshot(page, path.join(artifactsDir, 'page-top20-scripts.png'));
     await limit.selectOption('10');
     await expectChart(page, 'the top 10 of 5m again', top(w['5m'], 10), expected.watermark);
     log('limit selector: 5, 20, 10 show exactly that many, in order');
@@ -232,6 +366,12 @@ async function run(browser) {
       assert.match(page.url(), new RegExp(`[?&]window=${id}\\b`));
       log(`window ${id}: top 10 in order`);
     }
+    // All time has no trending and no languages: both are disabled, and say why.
+    assert.equal(await page.locator('[data-testid="sort-trending"]').isDisabled(), true);
+    assert.match(await page.locator('[data-testid="sort-trending"]').getAttribute('title'), /no trending/);
+    assert.equal((await page.evaluate(readLanguages)).disabled, true);
+    assert.match(await page.locator('[data-testid="chart-note"]').textContent(), /All time ranks by posts only/);
+    log('window all: Trending and the language selector are disabled');
     await windowSelect.selectOption('5m');
     await expectChart(page, 'the top 10 of 5m again', top(w['5m'], 10), expected.watermark);
 
@@ -308,9 +448,43 @@ async function run(browser) {
     assert.deepEqual(detail.counts, d.counts);
     log(`search: unknown tag → friendly message; suggestions for "${prefix}" → ${suggested.join(', ')}; known tag in capitals → its details`);
 
-    // 7. New posts arrive: the chart changes without a reload, a new #1 included.
+    // 6b. A language: Most used counts only its posts (exact), Trending only its authors.
+    const langSelect = page.getByLabel('Language', { exact: true });
+    await langSelect.selectOption(expected.lang);
+    await expectChart(page, `the top 10 of 5m in ${expected.lang}`, top(expected.lang_trends['5m'], 10), expected.watermark);
+    assert.match(page.url(), new RegExp(`[?&]lang=${expected.lang}\\b`));
+    const langName = (await page.evaluate(readLanguages)).options.find((o) => o.value === expected.lang).text.split(' \u00b7 ')[0];
+    assert.equal(await page.locator('[data-testid="sort-label"]').textContent(), `Most used in ${langName}`);
+    log(`language ${expected.lang} (${langName}), most used: ${JSON.stringify(top(expected.lang_trends['5m'], 10).map((t) => [t.hashtag, t.count]))}`);
+    await page.locator('[data-testid="sort-trending"]').click();
+    trending = await expectTrending(page, `trending in ${expected.lang}`, expected.lang_trending.slice(0, 10), expected.watermark, expected.lang);
+    assert.equal(trending.heading, `Trending in ${langName}`);
+    log(`language ${expected.lang}, trending: ${trending.rows.map((r) => `#${r.hashtag} ${r.whyAuthors}`).join(', ')}`);
+    // All time has neither: choosing it switches to Most used in all languages.
+    await windowSelect.selectOption('all');
+    seen = await expectChart(page, 'all time, most used, all languages', top(w.all, 10), expected.watermark);
+    assert.deepEqual(await page.evaluate(() => ({
+      sort: document.querySelector('.sort-button[aria-pressed="true"]').dataset.sort,
+      lang: document.querySelector('[data-testid="lang-select"]').value,
+    })), { sort: 'count', lang: '' });
+    assert.match(page.url(), /[?&]sort=count\b/);
+    assert.doesNotMatch(page.url(), /[?&]lang=/);
+    log('trending in a language, then All time: most used in all languages');
+    await windowSelect.selectOption('5m');
+    await page.locator('[data-testid="sort-trending"]').click();
+    await expectTrending(page, 'trending in all languages again', expected.trending.slice(0, 10), expected.watermark);
+    assert.doesNotMatch(page.url(), /[?&](lang|sort|window)=/);
+
+    // 7. New posts arrive: the trending list changes without a reload (a new #1, the burst's
+    // row grows), then Most used shows the new counts.
     phase = 'update';
     const produced = JSON.parse((await ask('NEED_MORE', 'PRODUCED ')).slice('PRODUCED '.length));
+    trending = await expectTrending(page, `the new trending top 10 with #${produced.new_top} first`, produced.trending.slice(0, 10), produced.watermark);
+    assert.equal(trending.rows[0].hashtag, produced.new_top);
+    assert.equal(await page.evaluate(() => window.__sameDocument), 'yes', 'no reload');
+    log(`trending update without reload: #${produced.new_top} is now first; #${expected.burst} has ${trending.rows[1].whyAuthors}, sparkline ${trending.rows[1].sparkline}`);
+    await screenshot(page, path.join(artifactsDir, 'page-trending-update.png'));
+    await page.locator('[data-testid="sort-count"]').click();
     seen = await expectChart(page, `the new top 10 of 5m with #${produced.new_top} first`, top(produced.trends['5m'], 10), produced.watermark);
     assert.equal(seen.bars[0].hashtag, produced.new_top);
     assert.equal(await page.evaluate(() => window.__sameDocument), 'yes', 'no reload');
@@ -338,6 +512,13 @@ async function run(browser) {
     }), (x) => x.scroll <= 375);
     await screenshot(page, path.join(artifactsDir, 'page-375-dark.png'));
     log(`phone width: page is ${widths.scroll} px wide at a 375 px viewport`);
+    await page.locator('[data-testid="sort-trending"]').click();
+    await expectTrending(page, 'trending at phone width', produced.trending.slice(0, 10), produced.watermark);
+    const narrow = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(narrow <= 375, `no horizontal scrolling at 375 px in trending (${narrow} px)`);
+    await screenshot(page, path.join(artifactsDir, 'page-375-dark-trending.png'));
+    await page.locator('[data-testid="sort-count"]').click();
+    await expectChart(page, 'most used again', top(produced.trends['5m'], 10), produced.watermark);
     await checkContrast(page, 'light');
     await checkContrast(page, 'dark');
 
@@ -357,6 +538,8 @@ async function run(browser) {
     await page.reload();
     assert.deepEqual(await page.evaluate(readTheme), dark, 'the choice survives a reload');
     await waitUntil(page, 'live again after the reload', readPage, (p) => p.connection === 'live');
+    assert.equal(await page.locator('[data-testid="sort-count"]').getAttribute('aria-pressed'), 'true',
+      'Most used, kept in the URL, survives the reload');
     await page.locator('[data-testid="theme-toggle"]').click();
     assert.deepEqual(await page.evaluate(readTheme), light, 'back to automatic');
     log('theme toggle: dark under a light system, remembered across a reload, back to automatic');

@@ -73,6 +73,10 @@ pub const MAX_LANGUAGES: usize = 1024;
 /// The most entries a trending list keeps (the API's largest `limit`).
 pub const MAX_LISTED: usize = 100;
 
+/// How many entries of a list get a sparkline (a sparkline reads every bucket of the window:
+/// up to 360 lookups).
+pub const SPARKLINES: usize = 25;
+
 /// Tag id of a language's volume series (posts, not authors).
 const VOLUME: u32 = u32::MAX;
 /// Language id of "all languages".
@@ -300,7 +304,8 @@ pub struct TrendBoard {
     sums: Map<u64, [i64; RANGES]>,
     /// Per trend window: series with at least `min_authors` in it.
     supported: [Set<u64>; TREND_WINDOWS.len()],
-    episodes: Map<(u64, usize), Episode>,
+    /// Per trend window: the trends in progress, by series.
+    episodes: [Map<u64, Episode>; TREND_WINDOWS.len()],
     watermarks: HashMap<i32, EpochMillis>,
     watermark: Option<EpochMillis>,
     ranges: [Option<(Resolution, EpochMillis, EpochMillis)>; RANGES],
@@ -324,7 +329,7 @@ impl TrendBoard {
             coarse: BTreeMap::new(),
             sums: Map::default(),
             supported: Default::default(),
-            episodes: Map::default(),
+            episodes: Default::default(),
             watermarks: HashMap::new(),
             watermark: None,
             ranges: [None; RANGES],
@@ -348,7 +353,7 @@ impl TrendBoard {
 
     /// Trend episodes in progress.
     pub fn episodes(&self) -> usize {
-        self.episodes.len()
+        self.episodes.iter().map(|e| e.len()).sum()
     }
 
     fn lookup_tag(&self, tag: &str) -> Option<u32> {
@@ -651,25 +656,33 @@ impl TrendBoard {
         let params = self.params;
         let now_bucket = self.layout.bucket_start(Resolution::Fine, now);
         let mut lists: HashMap<u32, [Vec<Trending>; TREND_WINDOWS.len()]> = HashMap::new();
+        let episodes_total: usize = self.episodes.iter().map(|e| e.len()).sum();
+        let mut room = params.max_episodes.saturating_sub(episodes_total);
         for (w, window) in TREND_WINDOWS.into_iter().enumerate() {
             let length = window.duration_ms().unwrap_or(DAY_MS);
             let half_life = (length / 2).max(1) as f64;
             let mut keys: Vec<u64> = self.supported[w].iter().copied().collect();
             keys.extend(
-                self.episodes
+                self.episodes[w]
                     .keys()
-                    .filter(|(k, ew)| *ew == w && !self.supported[w].contains(k))
-                    .map(|(k, _)| *k),
+                    .filter(|k| !self.supported[w].contains(*k)),
             );
             for key in keys {
-                let Some(name) = self.tags.get(series_tag(key) as usize).cloned().flatten() else {
-                    self.episodes.remove(&(key, w));
-                    continue;
-                };
                 let sums = self.sums.get(&key).copied().unwrap_or([0; RANGES]);
                 let observed = sums[w];
                 let mu = expected(w, &sums, history);
                 let z = score(observed, mu, params.dispersion);
+                let qualifies = observed >= params.min_authors && z >= params.min_score;
+                let had = self.episodes[w].get(&key).copied();
+                if !qualifies && had.is_none() {
+                    // Most series with support: nothing to do (the cheap exit).
+                    continue;
+                }
+                let Some(Some(name)) = self.tags.get(series_tag(key) as usize) else {
+                    self.episodes[w].remove(&key);
+                    continue;
+                };
+                let name = name.clone();
                 let lang = series_lang(key);
                 let window_sum = |k: u64| self.sums.get(&k).map_or(0, |s| s[w]);
                 let tag_posts = window_sum(posts_series(lang, series_tag(key)));
@@ -677,17 +690,15 @@ impl TrendBoard {
                 let all_posts = window_sum(posts_series(ALL_LANGUAGES, series_tag(key)));
                 let all_authors = window_sum(series(ALL_LANGUAGES, series_tag(key)));
                 let flood = all_posts as f64 > params.flood_ratio * all_authors.max(1) as f64;
-                let eligible = observed >= params.min_authors
-                    && z >= params.min_score
-                    && !flood
-                    && !blocked(&name);
-                let episode = self.episodes.get(&(key, w)).copied();
-                let episode = match (episode, eligible) {
+                let is_blocked = blocked(&name);
+                let eligible = qualifies && !flood && !is_blocked;
+                let episode = match (had, eligible) {
                     (None, false) => continue,
                     (None, true) => {
-                        if self.episodes.len() >= params.max_episodes {
+                        if room == 0 {
                             continue;
                         }
+                        room -= 1;
                         Episode {
                             started_at: now_bucket,
                             peak: z,
@@ -705,7 +716,7 @@ impl TrendBoard {
                 let decayed = episode.peak * (-((now - episode.peak_at) as f64) / half_life).exp2();
                 let current = if eligible { z } else { 0.0 };
                 let shown = current.max(decayed);
-                let gone = shown < params.min_score || flood || blocked(&name);
+                let gone = shown < params.min_score || flood || is_blocked;
                 let transition = |started: bool| Transition {
                     started,
                     window,
@@ -718,12 +729,15 @@ impl TrendBoard {
                     at: now,
                 };
                 if gone {
-                    if self.episodes.remove(&(key, w)).is_some() && lang == ALL_LANGUAGES {
-                        transitions.push(transition(false));
+                    if self.episodes[w].remove(&key).is_some() {
+                        room += 1;
+                        if lang == ALL_LANGUAGES {
+                            transitions.push(transition(false));
+                        }
                     }
                     continue;
                 }
-                if self.episodes.insert((key, w), episode).is_none() && lang == ALL_LANGUAGES {
+                if self.episodes[w].insert(key, episode).is_none() && lang == ALL_LANGUAGES {
                     transitions.push(transition(true));
                 }
                 let status = if current < episode.peak / 2.0 {
@@ -749,7 +763,7 @@ impl TrendBoard {
             for (w, list) in per_window.iter_mut().enumerate() {
                 list.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.tag.cmp(&b.tag)));
                 list.truncate(MAX_LISTED);
-                for entry in list.iter_mut() {
+                for entry in list.iter_mut().take(SPARKLINES) {
                     if let Some(tag) = self.lookup_tag(&entry.tag) {
                         entry.sparkline = self.sparkline(series(lang, tag), w);
                     }
@@ -801,7 +815,7 @@ impl TrendBoard {
             if key & POSTS_BIT == 0 || lang == ALL_LANGUAGES || series_tag(key) == VOLUME {
                 continue;
             }
-            let Some(name) = self.tags.get(series_tag(key) as usize).cloned().flatten() else {
+            let Some(Some(name)) = self.tags.get(series_tag(key) as usize) else {
                 continue;
             };
             let heaps = heaps.entry(lang).or_default();
@@ -810,12 +824,16 @@ impl TrendBoard {
                 if count <= 0 {
                     continue;
                 }
-                let item = Reverse((count, Reverse(name.clone())));
+                // Compared before the name is cloned: most series do not make the list.
+                let better = |least: &Reverse<(i64, Reverse<Arc<str>>)>| {
+                    let (least_count, Reverse(least_name)) = &least.0;
+                    count > *least_count || (count == *least_count && **name < **least_name)
+                };
                 if heap.len() < MAX_LISTED {
-                    heap.push(item);
-                } else if heap.peek().is_some_and(|least| item < *least) {
+                    heap.push(Reverse((count, Reverse(name.clone()))));
+                } else if heap.peek().is_some_and(better) {
                     heap.pop();
-                    heap.push(item);
+                    heap.push(Reverse((count, Reverse(name.clone()))));
                 }
             }
         }

@@ -1,18 +1,29 @@
 //! The live page in a real browser, against the real stack as processes: a Kafka broker,
-//! hashtag-aggregator and trends-api. Posts with known hashtags go in through a plain Kafka
-//! producer; the expected ranking of every window, the counts and the series of one tag are
-//! computed here (the window rule as the README states it); then `tests/browser/page.test.mjs`
-//! drives headless Chromium (Debian's `chromium`, through playwright-core) and checks that the
-//! page shows exactly that: the top hashtags in order with their counts, the window and limit
-//! selectors, a bar's details and series, search, an update without reload when a second batch
-//! makes a new tag #1, and the connection indicator through an API restart.
+//! hashtag-aggregator and trends-api. Posts with known hashtags, authors and languages go in
+//! through a plain Kafka producer, keyed by author as tweet-producer keys them; the expected
+//! ranking of every window, the trending list of `5m` (distinct authors, the sparkline), the
+//! counts per language, the languages' volumes, and the counts and series of one tag are
+//! computed here (the window rule as the README states it, trending as `trends_core::trend`
+//! documents it); then `tests/browser/page.test.mjs` drives headless Chromium (Debian's
+//! `chromium`, through playwright-core) and checks that the page shows exactly that: Trending
+//! by default with why each tag trends (authors, ×expected, since, status, sparkline), Most
+//! used with the counts in order, the window, limit and language selectors, a bar's details
+//! and series, search, an update without reload when a second batch makes a new tag #1 (of
+//! trending and of counts), and the connection indicator through an API restart.
+//!
+//! Trending, as computed here: in `5m` a tag trends when it has at least 5 distinct authors
+//! (a post without `author_id` is its own author); every tag of this data has too little
+//! history for its expected authors to exceed the floor of 1, so the score is a function of
+//! the authors alone and the list is ordered by authors (ties by tag). The test checks that the
+//! API agrees before the browser starts, so a page failure is the page's.
 //!
 //! The node script asks for the second batch and for the restart on its stdout (`NEED_MORE`,
 //! `NEED_API_DOWN`, `NEED_API_UP`); this test answers on its stdin. Screenshots go to
-//! `target/browser-artifacts/`. Needs chromium and `npm ci` in tests/browser: run
-//! `scripts/test.sh` once, which installs both.
+//! `target/browser-artifacts/`. Needs chromium and `npm ci` in tests/browser (and, for
+//! screenshots without empty boxes, the Noto fonts): run `scripts/test.sh` once, which
+//! installs them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -41,30 +52,62 @@ const WINDOWS: [(&str, i64, i64); 5] = [
     ("24h", 86_400_000, COARSE_MS),
 ];
 
-/// The first batch: (spelling, [(age in seconds before T0, posts)]). One spelling per tag, so
-/// the display form is that spelling. Chosen so that `1m`, `5m` and `all` rank differently,
-/// with a tie (ai and 日本語 in 5m) and more than ten tags in some windows.
-const BATCH_1: &[(&str, &[(i64, usize)])] = &[
-    ("Kafka", &[(0, 3), (5, 6), (40, 3), (1_200, 10), (7_200, 6)]),
-    ("RustLang", &[(20, 7), (200, 8), (2_000, 5), (20_000, 12)]),
-    ("日本語", &[(10, 4), (100, 6), (600, 2)]),
-    ("WorldCup", &[(30, 2), (250, 14)]),
-    ("ai", &[(15, 5), (180, 5)]),
-    ("data_eng", &[(44, 1), (120, 7)]),
-    ("web3", &[(280, 6)]),
-    ("Привет", &[(35, 3), (150, 3)]),
-    ("OpenSource", &[(3_000, 20)]),
-    ("Climate", &[(60_000, 25)]),
-    ("music", &[(8, 1), (90, 2)]),
-    ("news", &[(25, 3)]),
-    ("Go", &[(42, 2), (400, 1)]),
+/// A batch: (spelling, language, [(age in seconds before T0, posts)]); each post is its own
+/// author. One spelling per tag, so the display form is that spelling.
+type Batch = &'static [(&'static str, &'static str, &'static [(i64, usize)])];
+
+/// The first batch. Chosen so that `1m`, `5m` and `all` rank differently, with a tie (ai and
+/// 日本語 in 5m), more than ten tags in some windows, and tags in five scripts (the page's
+/// fonts must show them all).
+const BATCH_1: Batch = &[
+    (
+        "Kafka",
+        "en",
+        &[(0, 3), (5, 6), (40, 3), (1_200, 10), (7_200, 6)],
+    ),
+    (
+        "RustLang",
+        "en",
+        &[(20, 7), (200, 8), (2_000, 5), (20_000, 12)],
+    ),
+    ("日本語", "ja", &[(10, 4), (100, 6), (600, 2)]),
+    ("WorldCup", "en", &[(30, 2), (250, 14)]),
+    ("ai", "en", &[(15, 5), (180, 5)]),
+    ("data_eng", "en", &[(44, 1), (120, 7)]),
+    ("web3", "en", &[(280, 6)]),
+    ("Привет", "ru", &[(35, 3), (150, 3)]),
+    ("한국어", "ko", &[(50, 6)]),
+    ("नमस्ते", "hi", &[(70, 5)]),
+    ("مرحبا", "ar", &[(110, 5)]),
+    ("OpenSource", "en", &[(3_000, 20)]),
+    ("Climate", "en", &[(60_000, 25)]),
+    ("music", "en", &[(8, 1), (90, 2)]),
+    ("news", "en", &[(25, 3)]),
+    ("Go", "en", &[(42, 2), (400, 1)]),
     // Older than the longest window: counted in `all` only, where it is first.
-    ("Throwback", &[(108_000, 40)]),
+    ("Throwback", "en", &[(108_000, 40)]),
 ];
 /// The second batch, 5 s after T0 (the same newest bucket, so no window moves): a new tag
-/// that becomes #1 of 5m and 1m, and two more posts of Kafka.
-const BATCH_2: &[(&str, &[(i64, usize)])] = &[("BreakingNews", &[(-5, 30)]), ("Kafka", &[(-5, 2)])];
+/// that becomes #1 of 5m and 1m (by posts and by trend), and two more posts of Kafka.
+const BATCH_2: Batch = &[
+    ("BreakingNews", "en", &[(-5, 60)]),
+    ("Kafka", "en", &[(-5, 2)]),
+];
 const NEW_TOP: &str = "breakingnews";
+/// The burst: a new tag used once by each of many distinct authors in the last minutes, a
+/// third of them in Japanese; every ninth author posts it twice (at the same instant, so it
+/// is one author in every bucket). The first batch has `BURST_AUTHORS` of them, the second
+/// `BURST_MORE` more.
+const BURST: &str = "Eclipse";
+const BURST_TAG: &str = "eclipse";
+const BURST_AUTHORS: usize = 36;
+const BURST_MORE: usize = 8;
+/// The language the page filters by.
+const LANG: &str = "ja";
+/// The window the page checks trending and languages in.
+const TREND_WINDOW: (&str, i64) = ("5m", 300_000);
+/// Trending needs this many distinct authors (README: "How trending is computed").
+const MIN_AUTHORS: usize = 5;
 /// The tag whose details and series the browser checks.
 const DETAIL_TAG: &str = "kafka";
 
@@ -73,6 +116,9 @@ struct Post {
     id: String,
     time: i64,
     spelling: String,
+    lang: &'static str,
+    /// `None`: the post is its own author (as the aggregator counts it).
+    author: Option<String>,
 }
 
 impl Post {
@@ -80,19 +126,49 @@ impl Post {
         // NFKC + lowercase is plain lowercase for these tags.
         self.spelling.to_lowercase()
     }
+
+    /// Who counts as the author, and the Kafka key (tweet-producer keys by author).
+    fn author(&self) -> &str {
+        self.author.as_deref().unwrap_or(&self.id)
+    }
 }
 
-fn posts(batch: &[(&str, &[(i64, usize)])], t0: i64, first_id: usize) -> Vec<Post> {
+/// The posts of a batch, then the burst's authors numbered `burst`: spread from 230 s to 20 s
+/// before `t0`, or all at `burst_at`.
+fn posts(
+    batch: Batch,
+    t0: i64,
+    first_id: usize,
+    burst: std::ops::Range<usize>,
+    burst_at: Option<i64>,
+) -> Vec<Post> {
     let mut out = Vec::new();
-    for (spelling, groups) in batch {
+    for (spelling, lang, groups) in batch {
         for (age_secs, n) in *groups {
             for _ in 0..*n {
                 out.push(Post {
                     id: format!("browser-{}", first_id + out.len()),
                     time: t0 - age_secs * 1000,
                     spelling: spelling.to_string(),
+                    lang,
+                    author: None,
                 });
             }
+        }
+    }
+    for i in burst {
+        // The first batch spreads its authors from 230 s to 20 s before T0; a later batch
+        // posts them all at `burst_at`.
+        let time = burst_at.unwrap_or(t0 - (230 - 6 * i as i64) * 1000);
+        let lang = if i % 3 == 0 { "ja" } else { "en" };
+        for _ in 0..if i % 9 == 0 { 2 } else { 1 } {
+            out.push(Post {
+                id: format!("browser-{}", first_id + out.len()),
+                time,
+                spelling: BURST.to_string(),
+                lang,
+                author: Some(format!("burst-author-{i}")),
+            });
         }
     }
     // Newest first, so that every partition's watermark is recent before the old posts come
@@ -115,6 +191,12 @@ fn watermark(posts: &[Post]) -> i64 {
 
 /// Every window's full ranking: count descending, then hashtag ascending (by code point).
 fn rankings(posts: &[Post]) -> BTreeMap<String, Vec<(String, i64)>> {
+    rankings_in(posts, None)
+}
+
+/// [`rankings`] of the posts in `lang` (all languages for `None`); the watermark is that of
+/// every post.
+fn rankings_in(posts: &[Post], lang: Option<&str>) -> BTreeMap<String, Vec<(String, i64)>> {
     let wm = watermark(posts);
     let mut windows: Vec<(&str, Option<(i64, i64)>)> = WINDOWS
         .iter()
@@ -125,7 +207,7 @@ fn rankings(posts: &[Post]) -> BTreeMap<String, Vec<(String, i64)>> {
         .into_iter()
         .map(|(name, spec)| {
             let mut counts: HashMap<String, i64> = HashMap::new();
-            for p in posts {
+            for p in posts.iter().filter(|p| lang.is_none_or(|l| p.lang == l)) {
                 if spec.is_none_or(|(length, bucket)| in_window(p.time, wm, length, bucket)) {
                     *counts.entry(p.tag()).or_default() += 1;
                 }
@@ -146,8 +228,12 @@ fn displays(posts: &[Post]) -> HashMap<String, String> {
 
 /// The page's expectations: every window's ranking as `{hashtag, display, count}`.
 fn trends_json(posts: &[Post]) -> Value {
+    trends_json_in(posts, None)
+}
+
+fn trends_json_in(posts: &[Post], lang: Option<&str>) -> Value {
     let display = displays(posts);
-    let windows: serde_json::Map<String, Value> = rankings(posts)
+    let windows: serde_json::Map<String, Value> = rankings_in(posts, lang)
         .into_iter()
         .map(|(window, ranked)| {
             let list = ranked
@@ -160,6 +246,106 @@ fn trends_json(posts: &[Post]) -> Value {
         })
         .collect();
     Value::Object(windows)
+}
+
+/// The trending list of [`TREND_WINDOW`] in `lang` (all languages for `None`), best first, as
+/// the API must answer it: every tag with at least [`MIN_AUTHORS`] distinct authors, expected
+/// 1 (no tag here has the history to predict more), so ranked by authors, ties by tag;
+/// `rising` (its peak is the latest data); the sparkline as authors per step of 3 buckets,
+/// aligned on the newest bucket, oldest first. Each author posts a tag at one instant, so
+/// distinct (bucket, author) pairs are its distinct authors.
+fn trending_json(posts: &[Post], lang: Option<&str>) -> Vec<Value> {
+    let wm = watermark(posts);
+    let (_, length) = TREND_WINDOW;
+    let newest = wm.div_euclid(FINE_MS) * FINE_MS;
+    let buckets = length / FINE_MS;
+    let step = (buckets + 11) / 12;
+    let points = (buckets + step - 1) / step;
+    let mut authors: BTreeMap<String, BTreeSet<(i64, &str)>> = BTreeMap::new();
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    for p in posts.iter().filter(|p| lang.is_none_or(|l| p.lang == l)) {
+        if in_window(p.time, wm, length, FINE_MS) {
+            let bucket = p.time.div_euclid(FINE_MS) * FINE_MS;
+            authors
+                .entry(p.tag())
+                .or_default()
+                .insert((bucket, p.author()));
+            *counts.entry(p.tag()).or_default() += 1;
+        }
+    }
+    let display = displays(posts);
+    let mut list: Vec<(String, usize, Vec<i64>)> = authors
+        .into_iter()
+        .filter(|(_, a)| a.len() >= MIN_AUTHORS)
+        .map(|(tag, a)| {
+            let mut line = vec![0i64; points as usize];
+            for (bucket, _) in &a {
+                let from_end = (newest - bucket) / FINE_MS / step;
+                line[(points - 1 - from_end) as usize] += 1;
+            }
+            (tag, a.len(), line)
+        })
+        .collect();
+    list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    list.into_iter()
+        .map(|(tag, authors, sparkline)| {
+            json!({
+                "hashtag": tag,
+                "display": display[&tag],
+                "authors": authors,
+                "posts": counts[&tag],
+                "expected": 1.0,
+                "status": "rising",
+                "sparkline": sparkline,
+            })
+        })
+        .collect()
+}
+
+/// The API's trending entries with the fields [`trending_json`] predicts (not the score, nor
+/// `started_at`: when a trend started depends on when the aggregator flushed).
+fn trending_seen(body: &Value) -> Vec<Value> {
+    let fields = [
+        "hashtag",
+        "display",
+        "authors",
+        "posts",
+        "expected",
+        "status",
+        "sparkline",
+    ];
+    body["trends"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|t| {
+                    Value::Object(
+                        fields
+                            .iter()
+                            .map(|f| (f.to_string(), t[*f].clone()))
+                            .collect(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every language with posts in the last 24 hours, most posts first (ties by code), with its
+/// posts in the last hour, as `/api/v1/languages` must list them.
+fn languages_json(posts: &[Post]) -> Vec<Value> {
+    let wm = watermark(posts);
+    let mut volume: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for p in posts {
+        let v = volume.entry(p.lang).or_default();
+        v.0 += i64::from(in_window(p.time, wm, 3_600_000, FINE_MS));
+        v.1 += i64::from(in_window(p.time, wm, 86_400_000, COARSE_MS));
+    }
+    let mut list: Vec<(&str, (i64, i64))> = volume.into_iter().filter(|(_, v)| v.1 > 0).collect();
+    list.sort_by(|a, b| b.1.1.cmp(&a.1.1).then_with(|| a.0.cmp(b.0)));
+    list.into_iter()
+        .map(|(code, (h1, h24))| json!({"code": code, "posts_1h": h1, "posts_24h": h24}))
+        .collect()
 }
 
 /// A tag's series over `length` in buckets of `bucket`: (points, total, largest bucket).
@@ -245,17 +431,20 @@ impl Names {
 
 async fn produce(producer: &FutureProducer, topic: &str, posts: &[Post]) {
     for post in posts {
-        let payload = json!({
+        let mut payload = json!({
             "id": post.id,
             "text": format!("what a day #{} for everyone", post.spelling),
             "created_at": rfc3339(post.time),
-            "lang": "en",
-        })
-        .to_string();
+            "lang": post.lang,
+        });
+        if let Some(author) = &post.author {
+            payload["author_id"] = json!(author);
+        }
+        let payload = payload.to_string();
         producer
             .send(
                 FutureRecord::to(topic)
-                    .key(&post.id)
+                    .key(post.author())
                     .payload(&payload)
                     .timestamp(post.time),
                 Duration::from_secs(30),
@@ -284,6 +473,68 @@ async fn wait_for_api(client: &reqwest::Client, base: &str, posts: &[Post]) {
         .await
         .expect("the API converges");
     }
+}
+
+/// Waits until the API's trending lists (all languages and [`LANG`]), its counts in [`LANG`]
+/// and its languages are exactly the expected ones; returns the trending body (all languages),
+/// whose `started_at` the page must show.
+async fn wait_for_trending(client: &reqwest::Client, base: &str, posts: &[Post]) -> Value {
+    let (window, _) = TREND_WINDOW;
+    let by_lang = &rankings_in(posts, Some(LANG))[window];
+    let url = format!("{base}/api/v1/trends?window={window}&lang={LANG}&limit=100");
+    wait_for(
+        &format!("the API's {window} ranking in {LANG}"),
+        WAIT,
+        || async {
+            let (_, body) = get_json(client, &url).await?;
+            let seen = ranking(&body);
+            if &seen == by_lang {
+                Ok(())
+            } else {
+                Err(format!("{seen:?} != {by_lang:?}"))
+            }
+        },
+    )
+    .await
+    .expect("the API's language counts converge");
+    let languages = Value::Array(languages_json(posts));
+    wait_for("the API's languages", WAIT, || async {
+        let (_, body) = get_json(client, &format!("{base}/api/v1/languages")).await?;
+        if body["languages"] == languages {
+            Ok(())
+        } else {
+            Err(format!("{} != {languages}", body["languages"]))
+        }
+    })
+    .await
+    .expect("the API's languages converge");
+    let mut all = Value::Null;
+    for lang in [None, Some(LANG)] {
+        let want = Value::Array(trending_json(posts, lang));
+        let mut url = format!("{base}/api/v1/trends?window={window}&sort=trending&limit=100");
+        if let Some(lang) = lang {
+            url.push_str(&format!("&lang={lang}"));
+        }
+        let body = wait_for(
+            &format!("the API's {window} trending in {lang:?}"),
+            WAIT,
+            || async {
+                let (_, body) = get_json(client, &url).await?;
+                let seen = Value::Array(trending_seen(&body));
+                if seen == want {
+                    Ok(body)
+                } else {
+                    Err(format!("{seen} != {want}"))
+                }
+            },
+        )
+        .await
+        .expect("the API's trending converges");
+        if lang.is_none() {
+            all = body;
+        }
+    }
+    all
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) {
@@ -323,6 +574,23 @@ fn check_browser_setup(root: &Path) -> PathBuf {
             .exists(),
         "tests/browser/node_modules is missing: {how}"
     );
+    // The checks do not depend on fonts, the screenshots do: say so rather than fail.
+    for (family, package) in [
+        ("Noto Sans CJK JP", "fonts-noto-cjk"),
+        ("Noto Sans Devanagari", "fonts-noto-core"),
+    ] {
+        let found = Command::new("fc-list")
+            .arg(format!(":family={family}"))
+            .arg("family")
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty());
+        if !found {
+            eprintln!(
+                "warning: font {family:?} is missing: the screenshots will show some tags as \
+                 empty boxes; install Debian's {package} (./scripts/test.sh does, as root)"
+            );
+        }
+    }
     chromium
 }
 
@@ -365,8 +633,14 @@ async fn the_live_page_shows_the_trends_and_follows_them_in_a_real_browser() {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let t0 = now.div_euclid(FINE_MS) * FINE_MS - 60_000;
-    let batch_1 = posts(BATCH_1, t0, 0);
-    let batch_2 = posts(BATCH_2, t0, batch_1.len());
+    let batch_1 = posts(BATCH_1, t0, 0, 0..BURST_AUTHORS, None);
+    let batch_2 = posts(
+        BATCH_2,
+        t0,
+        batch_1.len(),
+        BURST_AUTHORS..BURST_AUTHORS + BURST_MORE,
+        Some(t0 + 5_000),
+    );
     let all_posts: Vec<Post> = batch_1.iter().chain(&batch_2).cloned().collect();
 
     // The data must say what the page checks: different rankings per window, a new #1.
@@ -382,6 +656,19 @@ async fn the_live_page_shows_the_trends_and_follows_them_in_a_real_browser() {
     );
     assert_eq!(second["5m"][0].0, NEW_TOP);
     assert_ne!(first["5m"][0].0, NEW_TOP);
+    // Trending: the burst leads the first batch, the new tag the second; the burst's authors
+    // differ from its posts (some post twice); the language has a list of its own.
+    let trending_1 = trending_json(&batch_1, None);
+    let trending_2 = trending_json(&all_posts, None);
+    assert_eq!(trending_1[0]["hashtag"], BURST_TAG);
+    assert_ne!(trending_1[0]["authors"], trending_1[0]["posts"]);
+    assert!(trending_1.len() > 5, "several tags trend");
+    assert_eq!(trending_2[0]["hashtag"], NEW_TOP);
+    assert_eq!(trending_2[1]["hashtag"], BURST_TAG);
+    assert_ne!(trending_1[0]["authors"], trending_2[1]["authors"]);
+    let lang_trending = trending_json(&batch_1, Some(LANG));
+    assert!(lang_trending.len() >= 2 && lang_trending.len() < trending_1.len());
+    assert_ne!(rankings_in(&batch_1, Some(LANG))["5m"], first["5m"]);
 
     let names = Names::new();
     create_topic(&names.tweets, PARTITIONS).await;
@@ -418,6 +705,18 @@ async fn the_live_page_shows_the_trends_and_follows_them_in_a_real_browser() {
         );
     }
     wait_for_api(&client, &base, &batch_1).await;
+    let trending_body = wait_for_trending(&client, &base, &batch_1).await;
+    let started_at: serde_json::Map<String, Value> = trending_body["trends"]
+        .as_array()
+        .expect("trends")
+        .iter()
+        .map(|t| {
+            (
+                t["hashtag"].as_str().unwrap_or_default().to_string(),
+                t["started_at"].clone(),
+            )
+        })
+        .collect();
 
     let dir = tempfile::tempdir().expect("tempdir");
     let expect_file = dir.path().join("expected.json");
@@ -427,6 +726,13 @@ async fn the_live_page_shows_the_trends_and_follows_them_in_a_real_browser() {
         "detail": detail_json(&batch_1, DETAIL_TAG),
         "unknown": "neverseenhashtag",
         "suggest_prefix": "w",
+        "trending": trending_1,
+        "started_at": started_at,
+        "burst": BURST_TAG,
+        "lang": LANG,
+        "lang_trends": trends_json_in(&batch_1, Some(LANG)),
+        "lang_trending": lang_trending,
+        "languages": languages_json(&batch_1),
     });
     std::fs::write(&expect_file, expectations.to_string()).expect("write expectations");
     let artifacts = root.join("target/browser-artifacts");
@@ -475,6 +781,7 @@ async fn the_live_page_shows_the_trends_and_follows_them_in_a_real_browser() {
                 let produced = json!({
                     "watermark": rfc3339(watermark(&all_posts)),
                     "trends": trends_json(&all_posts),
+                    "trending": trending_2,
                     "new_top": NEW_TOP,
                 });
                 reply(&mut stdin, format!("PRODUCED {produced}"));
@@ -521,5 +828,6 @@ async fn the_live_page_shows_the_trends_and_follows_them_in_a_real_browser() {
     );
     // The restarted API serves what the page showed: it rebuilt everything from Kafka.
     wait_for_api(&client, &base, &all_posts).await;
+    wait_for_trending(&client, &base, &all_posts).await;
     drop(api);
 }

@@ -274,7 +274,7 @@ async fn a_burst_trends_above_a_giant_and_a_spam_flood_never_does() {
         .collect();
     let want: Vec<(String, i64)> = {
         let mut v: Vec<(String, i64)> = lang_1h.iter().map(|(l, n)| (l.to_string(), *n)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|b| std::cmp::Reverse(b.1));
         v
     };
     assert_eq!(listed, want);

@@ -13,9 +13,9 @@
 
 use std::collections::HashMap;
 
+use crate::config::ConfigError;
 use secrecy::SecretString;
 use serde::Deserialize;
-use crate::config::ConfigError;
 
 /// Where a secret is read from: `env` (an environment variable's name) or `file` (a path whose
 /// content, trimmed of surrounding whitespace, is the secret). Exactly one must be set.

@@ -28,9 +28,9 @@ use trends_common::kafka::client_config;
 use trends_common::memory::release_free_memory;
 use trends_common::time::now_ms;
 use trends_core::counter::{Evictions, PartitionCounter, Recorded};
-use trends_core::trend_track::{Author, TrendTrack};
 use trends_core::post::{MAX_REASON_BYTES, PostError, parse_post_ref};
 use trends_core::tags::TagExtractor;
+use trends_core::trend_track::{Author, TrendTrack};
 use trends_core::{EpochMillis, truncate_utf8};
 
 use crate::dead_letter::DeadLetter;

@@ -13,8 +13,8 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use trends_common::kafka::{ReaderContext, client_config};
 use trends_core::counter::PartitionCounter;
 use trends_core::counts_record::CountsKey;
-use trends_core::trend_track::TrendTrack;
 use trends_core::counts_record::CountsRecord;
+use trends_core::trend_track::TrendTrack;
 
 use crate::settings::Settings;
 

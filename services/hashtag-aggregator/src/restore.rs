@@ -43,7 +43,7 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
             .set("enable.partition.eof", "true")
             .create_with_context(ReaderContext)?;
     let topic = settings.topics.counts.as_str();
-    let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
+    let (low, high) = watermarks_when_led(&consumer, topic, partition, settings)?;
     let mut records = 0u64;
     let mut skipped = 0u64;
     if high > low {
@@ -106,4 +106,40 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
         trends,
         skipped,
     })
+}
+
+/// The partition's low and high watermarks. A counts partition just created (or whose leader
+/// is moving) answers "not leader" or "leader not available" for a moment: those are retried
+/// every 200 ms within `aggregator.restore_timeout_secs`; any other error, or one that lasts,
+/// fails the restore (and the instance restarts).
+fn watermarks_when_led(
+    consumer: &BaseConsumer<ReaderContext>,
+    topic: &str,
+    partition: i32,
+    settings: &Settings,
+) -> anyhow::Result<(i64, i64)> {
+    let started = Instant::now();
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(30)) {
+            Ok(watermarks) => return Ok(watermarks),
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::NotLeaderForPartition
+                            | RDKafkaErrorCode::LeaderNotAvailable
+                            | RDKafkaErrorCode::UnknownTopicOrPartition
+                    )
+                ) && started.elapsed() < settings.aggregator.restore_timeout =>
+            {
+                tracing::info!(partition, error = %e, "counts partition not led yet; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(format!(
+                    "cannot read the offsets of partition {partition} of {topic}"
+                )));
+            }
+        }
+    }
 }

@@ -197,10 +197,17 @@ fn committed_ids(bootstrap: &str, topic: &str) -> HashMap<String, usize> {
         assert!(Instant::now() < deadline, "{topic} not read to its end");
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message.expect("a record");
-            let key = String::from_utf8_lossy(message.key().expect("a key")).into_owned();
-            *ids.entry(key).or_default() += 1;
+            *ids.entry(post_id(&message)).or_default() += 1;
         }
     }
+}
+
+/// A record's post id: the `id` of its JSON value (the key is the post's author, see README:
+/// the raw post schema).
+fn post_id(message: &rdkafka::message::BorrowedMessage<'_>) -> String {
+    let value: serde_json::Value =
+        serde_json::from_slice(message.payload().unwrap_or_default()).expect("a post");
+    value["id"].as_str().expect("an id").to_owned()
 }
 
 /// The producer's counter `name` (its metrics endpoint), if it answers.
@@ -317,11 +324,9 @@ async fn kill_9_of_the_producer_neither_loses_nor_repeats_a_post_of_the_feed() {
             let consumer = read_committed_consumer(&bootstrap, &topic);
             while !stop.load(Ordering::Relaxed) {
                 if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-                    if let Some(key) = message.key() {
-                        ids.lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(String::from_utf8_lossy(key).into_owned());
-                    }
+                    ids.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(post_id(&message));
                 }
             }
         })

@@ -105,18 +105,22 @@ fn read_all(bootstrap: &str, topic: &str) -> anyhow::Result<(Vec<Record>, i32)> 
     Ok((records, partitions))
 }
 
-/// Checks every record against the contract: a valid post, key = id, the broker's timestamp
+/// Checks every record against the contract: a valid post, key = its author (its id without
+/// one), the broker's timestamp
 /// (`LogAppendTime`: the producer sets none), ids unique. Returns the ids.
 fn check_contract(records: &[Record]) -> anyhow::Result<HashSet<String>> {
     let mut ids = HashSet::new();
     for record in records {
         let parsed = parse_post(&record.payload)
             .map_err(|e| anyhow::anyhow!("{e}: {}", String::from_utf8_lossy(&record.payload)))?;
+        // Keyed by author (all of an author's posts on one partition), by id without one.
+        let author_or_id = parsed.post.author_id.as_ref().unwrap_or(&parsed.post.id);
         ensure!(
-            record.key == parsed.post.id,
-            "key {} for post {}",
+            &record.key == author_or_id,
+            "key {} for post {} by {:?}",
             record.key,
-            parsed.post.id
+            parsed.post.id,
+            parsed.post.author_id
         );
         ensure!(
             matches!(record.timestamp, Timestamp::LogAppendTime(t) if t > 0),
@@ -272,15 +276,20 @@ fn file_source_publishes_exactly_the_good_lines() -> anyhow::Result<()> {
 
     let (records, _) = read_all(broker.bootstrap_servers(), &topic)?;
     check_contract(&records)?;
-    let by_key: BTreeMap<&str, &[u8]> = records
+    let by_id: BTreeMap<String, &[u8]> = records
         .iter()
-        .map(|r| (r.key.as_str(), r.payload.as_slice()))
+        .map(|r| {
+            let id = parse_post(&r.payload)
+                .map(|p| p.post.id)
+                .unwrap_or_default();
+            (id, r.payload.as_slice())
+        })
         .collect();
     assert_eq!(records.len(), 5, "log:\n{log}");
     for (i, line) in good.iter().enumerate() {
         let key = format!("file-{i}");
         assert_eq!(
-            by_key.get(key.as_str()).copied(),
+            by_id.get(key.as_str()).copied(),
             Some(line.as_bytes()),
             "published as written"
         );

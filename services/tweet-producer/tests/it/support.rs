@@ -146,15 +146,17 @@ pub fn read_committed(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Record
     }
 }
 
-/// Every committed post of `topic`, checked against the contract (valid post, key = id,
+/// Every committed post of `topic`, checked against the contract (valid post, key = its
+/// author or else its id,
 /// timestamp the broker's: the producer creates `tweets` with `LogAppendTime`).
 pub fn read_posts(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<RawPost>> {
     let mut posts = Vec::new();
     for record in read_committed(bootstrap, topic)? {
         let parsed = parse_post(record.payload.as_deref().context("value")?)?;
+        let author_or_id = parsed.post.author_id.as_ref().unwrap_or(&parsed.post.id);
         ensure!(
-            record.key.as_deref() == Some(parsed.post.id.as_bytes()),
-            "key = id"
+            record.key.as_deref() == Some(author_or_id.as_bytes()),
+            "key = the author, or the id without one"
         );
         ensure!(
             matches!(record.timestamp, Timestamp::LogAppendTime(t) if t > 0),

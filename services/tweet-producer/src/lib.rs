@@ -33,7 +33,8 @@
 //! posts and its position together; the restart sends them again, once. Sources whose APIs
 //! cannot resume (Mastodon, X) start live after a restart; the synthetic generator starts over.
 //!
-//! Publishing: record key = post id (so a post always lands in the same partition), value =
+//! Publishing: record key = the post's author, or its id without one (all of an author's posts
+//! land in one partition: the aggregator's distinct-author counts are exact), value =
 //! the JSON, no timestamp of ours (the `tweets` topic is `LogAppendTime`: the broker's clock
 //! is the ingest time). Any transaction error stops the service with an error (the restart
 //! resumes from the committed position). The topics are created at start if missing

@@ -215,7 +215,7 @@ pub struct TrendSnapshot {
     /// Per language code: its lists.
     by_language: HashMap<Arc<str>, [Vec<Trending>; TREND_WINDOWS.len()]>,
     /// Per language code: its tags by posts, per window, best first (ties by tag).
-    counts_by_language: CountLists,
+    counts_by_language: Arc<CountLists>,
     /// Languages by 24 h volume, largest first.
     pub languages: Vec<LanguageVolume>,
 }
@@ -310,7 +310,18 @@ pub struct TrendBoard {
     watermark: Option<EpochMillis>,
     ranges: [Option<(Resolution, EpochMillis, EpochMillis)>; RANGES],
     skipped: u64,
+    /// The per-language count lists as last made, whether a record changed since, builds
+    /// since, and whether a record was applied since the last build.
+    language_lists: Arc<CountLists>,
+    lists_stale: bool,
+    builds_since_lists: u64,
+    applied_since_build: bool,
 }
+
+/// How often `build` ranks every language's tags by posts (a pass over every series) while
+/// records keep coming: every this many builds (about once a second at the default snapshot
+/// interval); at once when they stop.
+pub const LANGUAGE_COUNTS_EVERY: u64 = 4;
 
 impl TrendBoard {
     pub fn new(layout: BucketLayout, params: TrendParams) -> TrendBoard {
@@ -334,6 +345,11 @@ impl TrendBoard {
             watermark: None,
             ranges: [None; RANGES],
             skipped: 0,
+            language_lists: Arc::default(),
+            lists_stale: false,
+            // So that the first build makes them.
+            builds_since_lists: LANGUAGE_COUNTS_EVERY,
+            applied_since_build: false,
         }
     }
 
@@ -349,6 +365,12 @@ impl TrendBoard {
             .chain(self.coarse.values())
             .map(|b| b.parts.len())
             .sum()
+    }
+
+    /// Whether the per-language count lists lag the records applied: a build would bring them
+    /// up to date (the follower builds then even when nothing else changed).
+    pub fn lists_stale(&self) -> bool {
+        self.lists_stale
     }
 
     /// Trend episodes in progress.
@@ -458,6 +480,8 @@ impl TrendBoard {
         tag: &str,
         value: Option<i64>,
     ) {
+        self.lists_stale = true;
+        self.applied_since_build = true;
         let Some(lang_id) = self.language_id(lang, value.is_some()) else {
             if value.is_some() {
                 self.skipped += 1;
@@ -797,7 +821,20 @@ impl TrendBoard {
                 .then_with(|| a.code.cmp(&b.code))
         });
         snapshot.languages = languages;
-        snapshot.counts_by_language = self.language_counts();
+        // One pass over every series: redone every LANGUAGE_COUNTS_EVERY builds (about once a
+        // second at the default snapshot interval), shared by the snapshots in between.
+        // Also at once when nothing was applied since the last build: the counts went quiet, so
+        // this may be the last build for a while and its lists must be current.
+        self.builds_since_lists += 1;
+        if self.lists_stale
+            && (self.builds_since_lists >= LANGUAGE_COUNTS_EVERY || !self.applied_since_build)
+        {
+            self.language_lists = Arc::new(self.language_counts());
+            self.lists_stale = false;
+            self.builds_since_lists = 0;
+        }
+        self.applied_since_build = false;
+        snapshot.counts_by_language = self.language_lists.clone();
         (snapshot, transitions)
     }
 }

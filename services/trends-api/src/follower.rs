@@ -269,7 +269,9 @@ pub async fn follow(
                 // Not ready: nothing is built, so the last complete snapshot stays served. A
                 // build runs on the blocking pool while this loop goes on reading; the next
                 // one starts once it is done (the ranker is back).
-                if eligible && (dirty || !was_ready) {
+                // The trend board's per-language lists are remade about once a second while
+                // counts flow; once they stop, one more build brings them up to date.
+                if eligible && (dirty || !was_ready || board.lists_stale()) {
                     if let Some(mut idle) = ranker.take() {
                         let frame = view.frame();
                         // Trends of the same moment (a pass over the tags with support: small).

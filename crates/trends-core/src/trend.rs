@@ -27,6 +27,11 @@
 //! - **eligible** when `o ≥ min_authors` (5), `z ≥ min_score` (3), the tag is not blocked, and
 //!   it is not a **flood**: its posts in `W` (all languages) are at most `flood_ratio` (5) times
 //!   its authors. A few accounts posting a tag thousands of times never trend.
+//! - **confirmation**: a tag that becomes eligible is a candidate, shown (and announced to
+//!   webhooks) once it has stayed eligible for [`TrendParams::confirm_ms`] (10 s) of event time,
+//!   or at once when the watermark stands still (the data stopped): in its first seconds a
+//!   flood looks like a burst, before its accounts repeat. A candidate that stops qualifying
+//!   is dropped unseen.
 //! - **decay**: a trend's shown score is `max(z, peak · 2^(−(t − peak_at)/(|W|/2)))`, so a tag
 //!   that peaked cools off with a half-life of half its window and leaves the list when the
 //!   shown score falls below `min_score`. Its `started_at` is the start of the 10-second bucket
@@ -95,6 +100,8 @@ pub struct TrendParams {
     pub dispersion: f64,
     pub flood_ratio: f64,
     pub max_episodes: usize,
+    /// How long (event time) a tag must stay eligible before it is shown.
+    pub confirm_ms: i64,
 }
 
 impl Default for TrendParams {
@@ -105,6 +112,7 @@ impl Default for TrendParams {
             dispersion: 0.1,
             flood_ratio: 5.0,
             max_episodes: 50_000,
+            confirm_ms: 10_000,
         }
     }
 }
@@ -263,8 +271,12 @@ struct Bucket {
 #[derive(Debug, Clone, Copy)]
 struct Episode {
     started_at: EpochMillis,
+    /// The watermark when it first qualified.
+    first_at: EpochMillis,
     peak: f64,
     peak_at: EpochMillis,
+    /// Shown (and announced): it held for `confirm_ms` of event time, or the data stopped.
+    confirmed: bool,
 }
 
 /// Bit 63 of a series key: posts (clear: authors).
@@ -310,6 +322,10 @@ pub struct TrendBoard {
     watermark: Option<EpochMillis>,
     ranges: [Option<(Resolution, EpochMillis, EpochMillis)>; RANGES],
     skipped: u64,
+    /// The watermark at the last build.
+    last_build_watermark: Option<EpochMillis>,
+    /// Candidates waiting for confirmation after the last build.
+    pending: usize,
     /// The per-language count lists as last made, whether a record changed since, builds
     /// since, and whether a record was applied since the last build.
     language_lists: Arc<CountLists>,
@@ -345,6 +361,8 @@ impl TrendBoard {
             watermark: None,
             ranges: [None; RANGES],
             skipped: 0,
+            last_build_watermark: None,
+            pending: 0,
             language_lists: Arc::default(),
             lists_stale: false,
             // So that the first build makes them.
@@ -371,6 +389,12 @@ impl TrendBoard {
     /// up to date (the follower builds then even when nothing else changed).
     pub fn lists_stale(&self) -> bool {
         self.lists_stale
+    }
+
+    /// Whether candidates wait for confirmation: the next build may show them (when the data
+    /// has stopped, it does), so the follower builds then even if nothing changed.
+    pub fn has_pending(&self) -> bool {
+        self.pending > 0
     }
 
     /// Trend episodes in progress.
@@ -680,6 +704,10 @@ impl TrendBoard {
         let params = self.params;
         let now_bucket = self.layout.bucket_start(Resolution::Fine, now);
         let mut lists: HashMap<u32, [Vec<Trending>; TREND_WINDOWS.len()]> = HashMap::new();
+        // The watermark has not moved since the last build: no newer data to wait for.
+        let quiet = self.last_build_watermark == Some(now);
+        self.last_build_watermark = Some(now);
+        let mut pending = 0usize;
         let episodes_total: usize = self.episodes.iter().map(|e| e.len()).sum();
         let mut room = params.max_episodes.saturating_sub(episodes_total);
         for (w, window) in TREND_WINDOWS.into_iter().enumerate() {
@@ -716,7 +744,7 @@ impl TrendBoard {
                 let flood = all_posts as f64 > params.flood_ratio * all_authors.max(1) as f64;
                 let is_blocked = blocked(&name);
                 let eligible = qualifies && !flood && !is_blocked;
-                let episode = match (had, eligible) {
+                let mut episode = match (had, eligible) {
                     (None, false) => continue,
                     (None, true) => {
                         if room == 0 {
@@ -725,8 +753,10 @@ impl TrendBoard {
                         room -= 1;
                         Episode {
                             started_at: now_bucket,
+                            first_at: now,
                             peak: z,
                             peak_at: now,
+                            confirmed: false,
                         }
                     }
                     (Some(mut e), _) => {
@@ -752,6 +782,29 @@ impl TrendBoard {
                     started_at: episode.started_at,
                     at: now,
                 };
+                if !episode.confirmed {
+                    // A candidate: shown once it has held for `confirm_ms` of event time (a
+                    // flood looks like a burst in its first seconds, before its accounts
+                    // repeat), or at once when the watermark stands still (the data
+                    // stopped: nothing newer will come to confirm it). Dropped silently if it
+                    // does not hold.
+                    if !eligible {
+                        if self.episodes[w].remove(&key).is_some() {
+                            room += 1;
+                        }
+                        continue;
+                    }
+                    let held = now - episode.first_at >= params.confirm_ms;
+                    if !(held || quiet) {
+                        self.episodes[w].insert(key, episode);
+                        pending += 1;
+                        continue;
+                    }
+                    episode.confirmed = true;
+                    if lang == ALL_LANGUAGES {
+                        transitions.push(transition(true));
+                    }
+                }
                 if gone {
                     if self.episodes[w].remove(&key).is_some() {
                         room += 1;
@@ -761,9 +814,7 @@ impl TrendBoard {
                     }
                     continue;
                 }
-                if self.episodes[w].insert(key, episode).is_none() && lang == ALL_LANGUAGES {
-                    transitions.push(transition(true));
-                }
+                self.episodes[w].insert(key, episode);
                 let status = if current < episode.peak / 2.0 {
                     Status::Cooling
                 } else if now - episode.peak_at <= length / 4 {
@@ -835,6 +886,7 @@ impl TrendBoard {
         }
         self.applied_since_build = false;
         snapshot.counts_by_language = self.language_lists.clone();
+        self.pending = pending;
         (snapshot, transitions)
     }
 }
@@ -998,7 +1050,13 @@ mod tests {
                 .map(|(_, c)| c)
                 .sum()
         };
+        // The first build finds candidates; the watermark has not moved at the second, so the
+        // data stopped: they are confirmed and shown.
+        let (first, _) = board.build(&|_| false);
+        assert!(first.list(Window::M5, None).is_empty());
+        assert!(board.has_pending());
         let (snap, transitions) = board.build(&|_| false);
+        assert!(!board.has_pending());
         let list = snap.list(Window::M5, None);
         let names: Vec<&str> = list.iter().map(|t| &*t.tag).collect();
         assert_eq!(names, ["burst"], "{list:?}");
@@ -1034,6 +1092,7 @@ mod tests {
             );
         }
         sync(&mut track, &mut board, 0, T0 + 3_600_000);
+        board.build(&|_| false);
         let (snap, _) = board.build(&|_| false);
         let first = snap.list(Window::M1, None)[0].clone();
         assert_eq!(first.status, Status::Rising);
@@ -1054,6 +1113,47 @@ mod tests {
         );
         // The 5m list still has it.
         assert!(board.episodes() > 0);
+    }
+
+    /// A candidate is shown only once it held for `confirm_ms` of event time: one that
+    /// qualifies for a moment while the stream moves on is never shown nor announced.
+    #[test]
+    fn a_flash_is_not_shown_and_a_lasting_trend_is_after_confirm_ms() {
+        let layout = BucketLayout::default();
+        let mut track = TrendTrack::new(0, layout, Capacity::DEFAULT, 1 << 16);
+        let mut board = TrendBoard::new(layout, TrendParams::default());
+        let t = T0 + 3_600_000;
+        // Ten accounts once each: looks like a burst…
+        for i in 0..10 {
+            track.record(t, "en", Author::Id(&format!("s{i}")), &tag("spam"));
+            track.record(t, "en", Author::Id(&format!("b{i}")), &tag("news"));
+        }
+        sync(&mut track, &mut board, 0, t);
+        let (snap, transitions) = board.build(&|_| false);
+        assert!(snap.list(Window::M5, None).is_empty() && transitions.is_empty());
+        // …5 s later the spam accounts have posted 20 more times each (a flood), the news
+        // got 10 more authors: the flood is dropped unseen, the news is not confirmed yet.
+        for i in 0..10 {
+            for _ in 0..20 {
+                track.record(t + 5_000, "en", Author::Id(&format!("s{i}")), &tag("spam"));
+            }
+            track.record(t + 5_000, "en", Author::Id(&format!("c{i}")), &tag("news"));
+        }
+        sync(&mut track, &mut board, 0, t + 5_000);
+        let (snap, transitions) = board.build(&|_| false);
+        assert!(snap.list(Window::M5, None).is_empty() && transitions.is_empty());
+        // 10 s after it qualified, the news is shown and announced; the flood never was.
+        track.record(t + 10_000, "en", Author::Id("d"), &tag("news"));
+        sync(&mut track, &mut board, 0, t + 10_000);
+        let (snap, transitions) = board.build(&|_| false);
+        let names: Vec<&str> = snap
+            .list(Window::M5, None)
+            .iter()
+            .map(|e| &*e.tag)
+            .collect();
+        assert_eq!(names, ["news"]);
+        assert_eq!(snap.list(Window::M5, None)[0].started_at, t);
+        assert!(transitions.iter().all(|x| &*x.tag == "news" && x.started));
     }
 
     #[test]

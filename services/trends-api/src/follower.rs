@@ -270,8 +270,9 @@ pub async fn follow(
                 // build runs on the blocking pool while this loop goes on reading; the next
                 // one starts once it is done (the ranker is back).
                 // The trend board's per-language lists are remade about once a second while
-                // counts flow; once they stop, one more build brings them up to date.
-                if eligible && (dirty || !was_ready || board.lists_stale()) {
+                // counts flow, and candidates wait for confirmation; once counts stop, one more
+                // build brings the lists up to date and shows the candidates.
+                if eligible && (dirty || !was_ready || board.lists_stale() || board.has_pending()) {
                     if let Some(mut idle) = ranker.take() {
                         let frame = view.frame();
                         // Trends of the same moment (a pass over the tags with support: small).

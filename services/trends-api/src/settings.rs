@@ -19,6 +19,7 @@
 //! | `trends.min_score` | `3.0` | … and a score at least this (standard deviations above its expected authors); a trend leaves the list when its decaying score falls below it |
 //! | `trends.dispersion` | `0.1` | how much a tag's rate wanders by itself (`k` of the negative binomial): higher makes big tags need a bigger jump to trend |
 //! | `trends.flood_ratio` | `5.0` | a tag with more than this many posts per author in the window is a flood and never trends |
+//! | `trends.confirm_ms` | `10000` | a tag is shown once it stayed eligible this long (event time), or when the data stops; `0` = at once |
 //! | `trends.max_episodes` | `50000` | trends in progress the API tracks at most (per tag, language and window) |
 //! | `admin.token.env` / `admin.token.file` | unset | the admin API's bearer token: a variable's name or a file's path; unset = the admin API is off (404) |
 //! | `moderation.topic` | `hashtag-blocklist` | the compacted topic holding the blocklist |
@@ -109,6 +110,7 @@ pub struct TrendSettings {
     pub dispersion: f64,
     pub flood_ratio: f64,
     pub max_episodes: usize,
+    pub confirm_ms: i64,
 }
 
 impl TrendSettings {
@@ -119,11 +121,17 @@ impl TrendSettings {
             dispersion: self.dispersion,
             flood_ratio: self.flood_ratio,
             max_episodes: self.max_episodes,
+            confirm_ms: self.confirm_ms,
         }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&str, bool, &str); 5] = [
+        let checks: [(&str, bool, &str); 6] = [
+            (
+                "trends.confirm_ms",
+                (0..=300_000).contains(&self.confirm_ms),
+                "0..=300000",
+            ),
             (
                 "trends.min_authors",
                 (1..=1_000_000).contains(&self.min_authors),
@@ -305,6 +313,7 @@ min_score = 3.0
 dispersion = 0.1
 flood_ratio = 5.0
 max_episodes = 50000
+confirm_ms = 10000
 "#;
 
     fn validate(&self) -> Result<(), ConfigError> {

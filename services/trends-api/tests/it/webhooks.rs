@@ -600,12 +600,15 @@ async fn logs_hold_neither_the_key_nor_a_urls_path() {
         .expect("stops")
         .expect("joined");
 
-    let text = String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8");
+    // Not "not delivered" (the shutdown line): in this test binary another test reaches that
+    // callsite on another thread at the same time, and its line was missed in 6 of 10 full runs
+    // under load; `shutdown_stops_at_once…` checks what it counts instead.
+    let read = || String::from_utf8(log.0.lock().expect("log").clone()).expect("utf-8");
+    let text = read();
     for expected in [
         "retrying",
         "not retried",
         "dropped the oldest",
-        "not delivered",
         "webhooks.urls[0]",
     ] {
         assert!(text.contains(expected), "no {expected:?} in\n{text}");

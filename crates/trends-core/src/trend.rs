@@ -19,14 +19,26 @@
 //!   when less of it is known.
 //! - **expected** `μ = max(rate × |W|, 1)` (at least one author: a first mention is not
 //!   infinitely surprising).
-//! - **score** `z = (o − μ) / √(μ + (k·μ)²)`, `k` = [`TrendParams::dispersion`] (0.1): the
-//!   number of standard deviations `o` is above `μ` under a negative binomial, i.e. a Poisson
-//!   whose rate itself wanders by about `k`. Pure Poisson (`k` = 0, η of the Twitter/Gnip model)
-//!   makes a tag with 100,000 authors a day trend on a 1% wobble; with `k` = 0.1 its `z` stays
-//!   near 1 unless it really moves, while a tag going from 1 to 50 authors scores 48.
-//! - **eligible** when `o ≥ min_authors` (5), `z ≥ min_score` (3), the tag is not blocked, and
-//!   it is not a **flood**: its posts in `W` (all languages) are at most `flood_ratio` (5) times
-//!   its authors. A few accounts posting a tag thousands of times never trend.
+//! - **score** `z = (√o + √(o+1) − √(4μ+1)) / √(1 + k²·μ)`, `k` = [`TrendParams::dispersion`]
+//!   (0.1): the Freeman–Tukey deviate of a Poisson count, widened for a rate that itself
+//!   wanders by about `k` (a negative binomial). For large `μ` it is `(o − μ)/√(μ + (kμ)²)`, the
+//!   number of standard deviations `o` lies above `μ`; for small `μ`, where that normal
+//!   approximation makes 6 authors against 1 expected a "5σ" event (the Poisson tail says
+//!   3.2σ), the square roots follow the skewed tail (2.9σ, slightly conservative). Pure
+//!   Poisson (`k` = 0, η of the Twitter/Gnip model) makes a tag with 100,000 authors a day
+//!   trend on a 1% wobble; with `k` = 0.1 its `z` stays near 1 unless it really moves.
+//! - **scan**: a burst starts small, and in its first minutes the quiet rest of `W` dilutes it.
+//!   So `W`'s score is the highest over the windows ending at `t` no longer than `W` (of
+//!   [`TREND_WINDOWS`]), each with `o_v ≥ min_authors`, scored as above against its own `μ_v`
+//!   and **adjusted** for its length by [`scale_adjusted`]: a window `r` times shorter has `r`
+//!   times the chances per hour to cross a threshold by luck, so its `z` becomes the `z'` with
+//!   `Q(z') = r·Q(z)`. Each window is held to the false-alarm rate per hour of `W` alone (the
+//!   prospective scan statistic, with a Bonferroni-style correction). The window that scored is
+//!   [`Trending::scored_over`].
+//! - **eligible** when the score ≥ `min_score` (3) on a window with `o_v ≥ min_authors` (5), the
+//!   tag is not blocked, and it is not a **flood**: its posts (all languages) are at most
+//!   `flood_ratio` (5) times its authors, in `W` and in the window that scored. A few accounts
+//!   posting a tag thousands of times never trend.
 //! - **confirmation**: a tag that becomes eligible is a candidate, shown (and announced to
 //!   webhooks) once it has stayed eligible for [`TrendParams::confirm_ms`] (10 s) of event time,
 //!   or at once when the watermark stands still (the data stopped): in its first seconds a
@@ -149,7 +161,62 @@ pub fn expected(window: usize, sums: &[i64; RANGES], history_ms: i64) -> f64 {
 /// The score of `observed` authors against `expected` ([`TrendParams::dispersion`] `k`).
 pub fn score(observed: i64, expected: f64, dispersion: f64) -> f64 {
     let mu = expected.max(1.0);
-    (observed as f64 - mu) / (mu + (dispersion * mu).powi(2)).sqrt()
+    let o = observed.max(0) as f64;
+    let freeman_tukey = o.sqrt() + (o + 1.0).sqrt() - (4.0 * mu + 1.0).sqrt();
+    freeman_tukey / (1.0 + dispersion * dispersion * mu).sqrt()
+}
+
+/// `ln Q(z)`, the natural log of the standard normal upper tail `P(Z > z)`, accurate to a
+/// relative 1.2·10⁻⁷ of `Q` for every `z` (no underflow: the tail of `z = 50` is `e^-1254`).
+/// Numerical Recipes' `erfcc` Chebyshev fit, kept in log form.
+pub fn ln_upper_tail(z: f64) -> f64 {
+    let x = z / std::f64::consts::SQRT_2;
+    let ax = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * ax);
+    let poly = -ax * ax - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    // ln erfc(|x|)
+    let ln_erfc = t.ln() + poly;
+    if x >= 0.0 {
+        ln_erfc - std::f64::consts::LN_2
+    } else {
+        // Q(z) = 1 − erfc(|x|)/2 for z < 0.
+        (-0.5 * ln_erfc.exp()).ln_1p()
+    }
+}
+
+/// A score on a window `ratio` times shorter than the list's, as the score on the list's own
+/// window with the same false-alarm rate per unit of time: the `z'` whose tail is `ratio`
+/// times the tail of `z` (`Q(z') = ratio · Q(z)`). A window five times shorter has five times
+/// as many chances per hour to cross a threshold by luck, so it must cross a higher one:
+/// `z = 3` on the list's window is `z ≈ 3.46` on one a fifth as long, `≈ 4.08` on a sixtieth.
+/// `ratio` ≤ 1 leaves `z` as it is.
+pub fn scale_adjusted(z: f64, ratio: f64) -> f64 {
+    if ratio <= 1.0 || !z.is_finite() {
+        return z;
+    }
+    let target = ln_upper_tail(z) + ratio.ln();
+    if target >= -f64::EPSILON {
+        // Certain to happen by chance that often: no surprise at all.
+        return f64::NEG_INFINITY;
+    }
+    // ln Q falls as z grows: bisect on [z − 40, z].
+    let (mut low, mut high) = (z - 40.0, z);
+    for _ in 0..64 {
+        let mid = 0.5 * (low + high);
+        if ln_upper_tail(mid) > target {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    0.5 * (low + high)
 }
 
 /// Where a trend is in its life.
@@ -181,6 +248,9 @@ pub struct Trending {
     /// Posts with the tag in the window (in the list's language).
     pub posts: i64,
     pub expected: f64,
+    /// The window, ending now and no longer than the list's, whose authors scored (module
+    /// docs, "score"): the list's own, or a shorter one a fresh rise shows in first.
+    pub scored_over: Window,
     pub started_at: EpochMillis,
     pub status: Status,
     /// Authors per step over the window, oldest first (up to 12 steps).
@@ -298,11 +368,37 @@ fn series_tag(s: u64) -> u32 {
     s as u32
 }
 
+/// How many times shorter window `v` is than window `w` (both in [`TREND_WINDOWS`]).
+fn scale_ratio(w: usize, v: usize) -> f64 {
+    let length = |i: usize| TREND_WINDOWS[i].duration_ms().unwrap_or(DAY_MS) as f64;
+    length(w) / length(v)
+}
+
+/// The raw score on a window `ratio` times shorter whose adjusted score is `min_score`.
+fn raw_threshold(min_score: f64, ratio: f64) -> f64 {
+    if ratio <= 1.0 {
+        return min_score;
+    }
+    let (mut low, mut high) = (min_score, min_score + 40.0);
+    for _ in 0..64 {
+        let mid = 0.5 * (low + high);
+        if scale_adjusted(mid, ratio) < min_score {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    high
+}
+
 /// Summed author counts per language and tag, scored into trends.
 #[derive(Debug)]
 pub struct TrendBoard {
     layout: BucketLayout,
     params: TrendParams,
+    /// `[W][v]`: the raw score window `v` must reach to qualify in list `W` (`min_score` for
+    /// `v = W`, higher for shorter `v`; [`scale_adjusted`]), for the cheap exit of `build`.
+    scale_thresholds: [[f64; TREND_WINDOWS.len()]; TREND_WINDOWS.len()],
     tags: Vec<Option<Arc<str>>>,
     tag_refs: Vec<u32>,
     free_tags: Vec<u32>,
@@ -342,9 +438,16 @@ pub const LANGUAGE_COUNTS_EVERY: u64 = 4;
 impl TrendBoard {
     pub fn new(layout: BucketLayout, params: TrendParams) -> TrendBoard {
         let all: Arc<str> = Arc::from("");
+        let mut scale_thresholds = [[f64::INFINITY; TREND_WINDOWS.len()]; TREND_WINDOWS.len()];
+        for (w, row) in scale_thresholds.iter_mut().enumerate() {
+            for (v, threshold) in row.iter_mut().enumerate().take(w + 1) {
+                *threshold = raw_threshold(params.min_score, scale_ratio(w, v));
+            }
+        }
         TrendBoard {
             layout,
             params,
+            scale_thresholds,
             tags: Vec::new(),
             tag_refs: Vec::new(),
             free_tags: Vec::new(),
@@ -723,13 +826,27 @@ impl TrendBoard {
                 let sums = self.sums.get(&key).copied().unwrap_or([0; RANGES]);
                 let observed = sums[w];
                 let mu = expected(w, &sums, history);
-                let z = score(observed, mu, params.dispersion);
-                let qualifies = observed >= params.min_authors && z >= params.min_score;
+                // The scan (module docs, "score"): every window ending now no longer than `W`
+                // with support, each against its own threshold.
+                let raw: [f64; TREND_WINDOWS.len()] = std::array::from_fn(|v| {
+                    if v <= w && sums[v] >= params.min_authors {
+                        score(sums[v], expected(v, &sums, history), params.dispersion)
+                    } else {
+                        f64::NEG_INFINITY
+                    }
+                });
+                let qualifies_raw = (0..=w).any(|v| raw[v] >= self.scale_thresholds[w][v]);
                 let had = self.episodes[w].get(&key).copied();
-                if !qualifies && had.is_none() {
+                if !qualifies_raw && had.is_none() {
                     // Most series with support: nothing to do (the cheap exit).
                     continue;
                 }
+                let (scale, z) = (0..=w)
+                    .filter(|&v| raw[v].is_finite())
+                    .map(|v| (v, scale_adjusted(raw[v], scale_ratio(w, v))))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .unwrap_or((w, score(observed, mu, params.dispersion)));
+                let qualifies = sums[scale] >= params.min_authors && z >= params.min_score;
                 let Some(Some(name)) = self.tags.get(series_tag(key) as usize) else {
                     self.episodes[w].remove(&key);
                     continue;
@@ -741,7 +858,12 @@ impl TrendBoard {
                 // A flood is a property of the tag: all languages.
                 let all_posts = window_sum(posts_series(ALL_LANGUAGES, series_tag(key)));
                 let all_authors = window_sum(series(ALL_LANGUAGES, series_tag(key)));
-                let flood = all_posts as f64 > params.flood_ratio * all_authors.max(1) as f64;
+                let scale_sum = |k: u64| self.sums.get(&k).map_or(0, |s| s[scale]);
+                let scale_posts = scale_sum(posts_series(ALL_LANGUAGES, series_tag(key)));
+                let scale_authors = scale_sum(series(ALL_LANGUAGES, series_tag(key)));
+                // In `W` or in the window that scored.
+                let flood = all_posts as f64 > params.flood_ratio * all_authors.max(1) as f64
+                    || scale_posts as f64 > params.flood_ratio * scale_authors.max(1) as f64;
                 let is_blocked = blocked(&name);
                 let eligible = qualifies && !flood && !is_blocked;
                 let mut episode = match (had, eligible) {
@@ -828,6 +950,7 @@ impl TrendBoard {
                     authors: observed,
                     posts: tag_posts,
                     expected: mu,
+                    scored_over: TREND_WINDOWS[scale],
                     started_at: episode.started_at,
                     status,
                     sparkline: Vec::new(),
@@ -980,13 +1103,94 @@ mod tests {
     }
 
     #[test]
-    fn the_score_is_a_negative_binomial_z() {
-        assert_eq!(score(1, 1.0, 0.1), 0.0);
+    fn the_score_is_a_widened_freeman_tukey_deviate() {
         let burst = score(50, 1.0, 0.1);
-        assert!((burst - 49.0 / (1.01f64).sqrt()).abs() < 1e-9);
+        let want = (50f64.sqrt() + 51f64.sqrt() - 5f64.sqrt()) / 1.01f64.sqrt();
+        assert!((burst - want).abs() < 1e-9);
         // A giant 1% up does not trend; 50% up does.
         assert!(score(101_000, 100_000.0, 0.1) < 0.2);
         assert!(score(150_000, 100_000.0, 0.1) > 4.0);
+        // Against the exact Poisson tail (k = 0), as a z: P(X ≥ o | μ) = Q(z). The normal
+        // approximation (o − μ)/√μ overstates small counts by up to 1.8σ; the deviate stays
+        // within 0.4σ below. The tail is summed here from the pmf, independently of `score`.
+        for (mu, o) in [
+            (1.0, 5),
+            (1.0, 6),
+            (2.0, 8),
+            (6.0, 15),
+            (20.0, 35),
+            (100.0, 130),
+        ] {
+            let pmf = |k: i64| (-mu + k as f64 * f64::ln(mu) - ln_factorial(k)).exp();
+            let tail: f64 = 1.0 - (0..o).map(pmf).sum::<f64>();
+            let exact = inverse_upper_tail(tail);
+            let deviate = score(o, mu, 0.0);
+            let normal = (o as f64 - mu) / mu.sqrt();
+            assert!(
+                deviate <= exact + 0.01 && exact - deviate < 0.4,
+                "{mu} {o}: {deviate} vs {exact}"
+            );
+            assert!(normal >= exact, "{mu} {o}");
+        }
+    }
+
+    fn ln_factorial(k: i64) -> f64 {
+        (1..=k).map(|i| (i as f64).ln()).sum()
+    }
+
+    /// The `z` with `Q(z) = p`, by bisection on [`ln_upper_tail`].
+    fn inverse_upper_tail(p: f64) -> f64 {
+        let (mut low, mut high) = (-10.0, 40.0);
+        for _ in 0..100 {
+            let mid = 0.5 * (low + high);
+            if ln_upper_tail(mid) > p.ln() {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        low
+    }
+
+    #[test]
+    fn the_normal_tail_is_exact_enough_everywhere() {
+        // Reference values of Q(z) = P(Z > z) from libm: Python's `0.5 * math.erfc(z / sqrt(2))`.
+        for (z, q) in [
+            (-2.0, 0.977_249_868_051_820_8),
+            (0.0, 0.5),
+            (1.0, 0.158_655_253_931_457_05),
+            (3.0, 0.001_349_898_031_630_095_7),
+            (5.0, 2.866_515_718_791_946e-7),
+            (10.0, 7.619_853_024_160_593e-24),
+        ] {
+            let got = ln_upper_tail(z).exp();
+            assert!((got / q - 1.0).abs() < 2e-7, "Q({z}) = {got}, not {q}");
+        }
+        // Far in the tail: no underflow, and the asymptote −z²/2 − ln(z·√(2π)).
+        let asymptote = -1250.0 - (50.0 * (2.0 * std::f64::consts::PI).sqrt()).ln();
+        assert!((ln_upper_tail(50.0) - asymptote).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_shorter_window_needs_a_higher_raw_score() {
+        // Q(z') = ratio · Q(z).
+        for (z, ratio) in [(3.0, 5.0), (4.0, 60.0), (12.0, 1440.0), (48.0, 3.0)] {
+            let adjusted = scale_adjusted(z, ratio);
+            let expected_ln = ln_upper_tail(z) + f64::ln(ratio);
+            assert!(
+                (ln_upper_tail(adjusted) - expected_ln).abs() < 1e-9,
+                "{z} {ratio}"
+            );
+            assert!(adjusted < z);
+        }
+        assert_eq!(scale_adjusted(3.0, 1.0), 3.0);
+        assert_eq!(scale_adjusted(0.0, 4.0), f64::NEG_INFINITY);
+        // The thresholds of `5m` and `1h` for their shorter windows, at min_score 3.
+        let m5_1m = raw_threshold(3.0, scale_ratio(1, 0));
+        assert!((m5_1m - 3.46).abs() < 0.01, "{m5_1m}");
+        let h1_1m = raw_threshold(3.0, scale_ratio(3, 0));
+        assert!((h1_1m - 4.08).abs() < 0.01, "{h1_1m}");
+        assert!((scale_adjusted(m5_1m, 5.0) - 3.0).abs() < 1e-9);
     }
 
     #[test]
@@ -1083,7 +1287,7 @@ mod tests {
         let layout = BucketLayout::default();
         let mut track = TrendTrack::new(0, layout, Capacity::DEFAULT, 1 << 16);
         let mut board = TrendBoard::new(layout, TrendParams::default());
-        for i in 0..60 {
+        for i in 0..200 {
             track.record(
                 T0 + 3_600_000,
                 "ja",
@@ -1154,6 +1358,64 @@ mod tests {
         assert_eq!(names, ["news"]);
         assert_eq!(snap.list(Window::M5, None)[0].started_at, t);
         assert!(transitions.iter().all(|x| &*x.tag == "news" && x.started));
+    }
+
+    #[test]
+    fn a_fresh_rise_shows_through_the_last_minute_and_a_wobble_does_not() {
+        let layout = BucketLayout::default();
+        let mut track = TrendTrack::new(0, layout, Capacity::DEFAULT, 1 << 16);
+        let mut board = TrendBoard::new(layout, TrendParams::default());
+        // Two hours of history: 4 authors a minute for both tags (μ = 4 a minute).
+        let start = T0;
+        for minute in 0..120 {
+            let at = start + minute * MIN + 30_000;
+            for i in 0..4 {
+                track.record(
+                    at,
+                    "en",
+                    Author::Id(&format!("r{minute}-{i}")),
+                    &tag("rise"),
+                );
+                track.record(
+                    at,
+                    "en",
+                    Author::Id(&format!("w{minute}-{i}")),
+                    &tag("wobble"),
+                );
+            }
+        }
+        // The newest minute: 20 authors of `rise` (z = 4.8 on 1m, but 2.8 on 5m: 36 authors
+        // against 20), 9 of `wobble` (z = 2.0 on 1m: luck, once a minute is tested).
+        let now = start + 120 * MIN + 30_000;
+        for i in 0..20 {
+            track.record(now, "en", Author::Id(&format!("new{i}")), &tag("rise"));
+        }
+        for i in 0..9 {
+            track.record(now, "en", Author::Id(&format!("more{i}")), &tag("wobble"));
+        }
+        sync(&mut track, &mut board, 0, now);
+        board.build(&|_| false);
+        track.record(now + 10_000, "en", Author::Id("late"), &tag("other"));
+        sync(&mut track, &mut board, 0, now + 10_000);
+        let (snap, _) = board.build(&|_| false);
+        for window in [Window::M5, Window::H1] {
+            let list = snap.list(window, None);
+            let names: Vec<&str> = list.iter().map(|e| &*e.tag).collect();
+            assert_eq!(names, ["rise"], "{window:?}");
+            assert_eq!(list[0].scored_over, Window::M1);
+            // The score is the last minute's, adjusted: Q(score) = |W|/1m · Q(z_1m) (μ is 4 a
+            // minute up to the history's edges).
+            let z_1m = score(20, 4.0, 0.1);
+            let ratio = window.duration_ms().unwrap_or(0) as f64 / MIN as f64;
+            let want = scale_adjusted(z_1m, ratio);
+            assert!(
+                (list[0].score - want).abs() < 0.05,
+                "{} vs {want}",
+                list[0].score
+            );
+            assert!(list[0].score >= 3.0 && list[0].score < z_1m);
+        }
+        assert_eq!(snap.list(Window::M5, None)[0].authors, 36);
     }
 
     #[test]

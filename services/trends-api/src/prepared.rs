@@ -271,6 +271,7 @@ impl Prepared {
                     authors: t.authors,
                     posts: t.posts,
                     expected: round2(t.expected),
+                    scored_over: t.scored_over.as_str(),
                     started_at: format_rfc3339_millis(t.started_at),
                     status: t.status.as_str(),
                     sparkline: t.sparkline.clone(),

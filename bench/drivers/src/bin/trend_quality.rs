@@ -54,6 +54,9 @@
 //! `TQ_PARTITIONS` (12), `TQ_BUILD_SECS` (10), `TQ_TOP` (10), and the trend parameters
 //! (`trends.*`, default as the API's): `TQ_MIN_AUTHORS` (5), `TQ_MIN_SCORE` (3),
 //! `TQ_DISPERSION` (0.1), `TQ_FLOOD_RATIO` (5). `TQ_DETAIL=1` also prints every scripted tag.
+//! `TQ_TRACE=<tag>` (e.g. `burst12`) prints, on stderr, every build from a minute before the
+//! tag's onset to 8 minutes after: its distinct authors in the last 5 minutes counted from the
+//! posts themselves, and its place, score and scoring window in the 5m list.
 //!
 //! **Cost.** 5 to 10 minutes on one core for the defaults (7.4 million posts, 25,920
 //! builds); nine tenths of it is `TrendBoard::build`, mostly the sparklines of every listed
@@ -269,6 +272,8 @@ struct Options {
     build_ms: i64,
     limit: usize,
     detail: bool,
+    /// `TQ_TRACE`: a scripted tag whose first minutes after onset are printed build by build.
+    trace: Option<String>,
 }
 
 impl Options {
@@ -298,6 +303,7 @@ impl Options {
             build_ms: env::<i64>("TQ_BUILD_SECS", 10)?.saturating_mul(1_000),
             limit: env("TQ_TOP", 10)?,
             detail: std::env::var("TQ_DETAIL").is_ok_and(|v| v == "1"),
+            trace: std::env::var("TQ_TRACE").ok().filter(|v| !v.is_empty()),
         };
         if !(1..=1024).contains(&options.partitions) {
             bail!("TQ_PARTITIONS must be within 1..=1024");
@@ -348,6 +354,12 @@ fn replay(options: &Options) -> Run {
     let (mut posts, mut builds) = (0u64, 0u64);
     let (mut build_time, started) = (std::time::Duration::ZERO, Instant::now());
     let mut next_build = truth.start + options.build_ms;
+    let traced: Option<(String, EpochMillis)> = options.trace.as_ref().and_then(|name| {
+        let t = truth.tags.iter().find(|t| t.tag == *name)?;
+        Some((t.tag.clone(), t.onset?))
+    });
+    let mut trace_posts: std::collections::VecDeque<(EpochMillis, String)> =
+        std::collections::VecDeque::new();
     loop {
         let post = scenario.next_post();
         let due = post.as_ref().map_or(truth.end, |p| p.event_time);
@@ -370,6 +382,40 @@ fn replay(options: &Options) -> Run {
             let Some(t) = trends.watermark.filter(|&t| t >= truth.evaluate_from) else {
                 continue;
             };
+            if let Some((tag, onset)) = &traced {
+                let since = t - onset;
+                while trace_posts
+                    .front()
+                    .is_some_and(|(at, _)| *at <= t - 300_000)
+                {
+                    trace_posts.pop_front();
+                }
+                if (-MINUTE_MS as i64..=8 * MINUTE_MS as i64).contains(&since) {
+                    let authors: HashSet<&str> =
+                        trace_posts.iter().map(|(_, a)| a.as_str()).collect();
+                    let listed = trends
+                        .list(Window::M5, None)
+                        .iter()
+                        .position(|e| &*e.tag == tag.as_str())
+                        .map(|i| {
+                            let e = &trends.list(Window::M5, None)[i];
+                            format!(
+                                "#{} score {:.2} authors {} expected {:.2} over {}",
+                                i + 1,
+                                e.score,
+                                e.authors,
+                                e.expected,
+                                e.scored_over.as_str()
+                            )
+                        });
+                    eprintln!(
+                        "trace {tag} {:+.2} min: {} distinct authors in the last 5 min; {}",
+                        since as f64 / MINUTE_MS,
+                        authors.len(),
+                        listed.as_deref().unwrap_or("not listed")
+                    );
+                }
+            }
             for (w, &window) in WINDOWS.iter().enumerate() {
                 let window_ms = window.duration_ms().unwrap_or(0);
                 let trending: Vec<&str> = trends
@@ -395,6 +441,11 @@ fn replay(options: &Options) -> Run {
         let key = post.author_id.as_deref().unwrap_or(&post.id);
         let p = murmur2(key.as_bytes()) as usize % parts.len();
         let tags = extractor.extract_tags(&post.text, post.hashtags.as_ref(), MAX_TAGS_PER_POST);
+        if let Some((tag, _)) = &traced
+            && tags.tags.iter().any(|t| t.tag == *tag)
+        {
+            trace_posts.push_back((event_time, key.to_owned()));
+        }
         let part = &mut parts[p];
         part.counter.record(event_time, &tags.tags);
         let lang = trends_core::lang::code(post.lang.as_deref());

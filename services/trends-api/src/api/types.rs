@@ -110,6 +110,11 @@ pub struct TrendingEntry<'a> {
     /// The authors the tag's own history predicts for the window (at least 1).
     #[schema(example = 3.2)]
     pub expected: f64,
+    /// The window, ending now and no longer than the one asked for, whose authors gave the
+    /// score: the same window, or a shorter one where a fresh rise shows first (README, "How
+    /// trending is computed").
+    #[schema(example = "1m")]
+    pub scored_over: &'static str,
     /// When it began trending (the start of a 10-second bucket; RFC 3339).
     #[schema(format = DateTime, example = "2026-11-22T09:58:40.000Z")]
     pub started_at: String,

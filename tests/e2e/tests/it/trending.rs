@@ -218,7 +218,13 @@ async fn a_burst_trends_above_a_giant_and_a_spam_flood_never_does() {
     assert_eq!(burst["authors"], json!(authors_5m["eclipse"].len()));
     assert_eq!(burst["expected"], json!(1.0));
     assert_eq!(burst["status"], "rising");
-    assert!(burst["score"].as_f64().expect("score") > 50.0, "{burst}");
+    // The Freeman–Tukey deviate of the burst's authors against 1 expected, computed here
+    // from the ground truth: the whole 5m window scores highest.
+    let authors = authors_5m["eclipse"].len() as f64;
+    let deviate = (authors.sqrt() + (authors + 1.0).sqrt() - 5f64.sqrt()) / 1.01f64.sqrt();
+    let score = burst["score"].as_f64().expect("score");
+    assert!((score - deviate).abs() < 0.006, "{burst}: {deviate}");
+    assert_eq!(burst["scored_over"], "5m");
     assert!(
         burst["started_at"]
             .as_str()

@@ -38,6 +38,13 @@ pub trait Load: DeserializeOwned {
     /// The `[log]` section, for the service skeleton ([`crate::service::run`]).
     fn log(&self) -> &crate::settings::LogSettings;
 
+    /// The `[kafka]` section: the skeleton checks at start that the cluster lets the service
+    /// in ([`crate::kafka::check_access`]), and the loader reads its secrets.
+    fn kafka(&self) -> &crate::settings::KafkaSettings;
+
+    /// The `[kafka]` section, to read its secrets into at load time.
+    fn kafka_mut(&mut self) -> &mut crate::settings::KafkaSettings;
+
     /// Loads and validates settings from the process environment.
     fn load() -> Result<Self, ConfigError> {
         let vars: HashMap<String, String> = std::env::vars().collect();
@@ -56,8 +63,9 @@ pub trait Load: DeserializeOwned {
     /// Loads and validates settings from an explicit environment (tests, config checks).
     fn load_from(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let defaults = format!("{}{}", crate::settings::SHARED_DEFAULTS, Self::DEFAULTS);
-        let settings: Self = load_from(&defaults, vars)?;
+        let mut settings: Self = load_from(&defaults, vars)?;
         settings.validate()?;
+        settings.kafka_mut().resolve_secrets(vars)?;
         Ok(settings)
     }
 }

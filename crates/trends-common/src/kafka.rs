@@ -37,6 +37,14 @@ pub fn client_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig 
         .set("client.id", client_id)
         .set("message.max.bytes", MESSAGE_MAX_BYTES.to_string())
         .set("log_level", "4");
+    crate::kafka_security::apply(
+        &mut config,
+        settings.security_protocol,
+        &settings.sasl,
+        &settings.ssl,
+        &settings.secrets,
+        &settings.properties,
+    );
     if !settings.debug.is_empty() {
         // librdkafka's own level follows the `librdkafka` target of the log filter, which must
         // let `debug` through too (e.g. `TRENDS__LOG__FILTER=info,librdkafka=debug`).
@@ -74,12 +82,20 @@ impl<'a> TopicSpec<'a> {
 const TOPIC_MAX_MESSAGE_BYTES_TEXT: &str = "1048588";
 
 /// Creates the topics that do not exist; existing ones are left as they are.
+///
+/// **Durable by default.** Topics get `kafka.replication_factor` replicas (`-1`, the default:
+/// the broker's `default.replication.factor`) and `min.insync.replicas` = min(2, that factor)
+/// unless the spec sets it: with the producers' `acks=all`, a record is acknowledged only once
+/// two brokers hold it, so losing one broker loses nothing acknowledged. On a single broker
+/// both are 1.
 pub async fn ensure_topics(
     settings: &KafkaSettings,
     topics: &[TopicSpec<'_>],
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         client_config(settings, "hashtag-trends-admin").create()?;
+    let replication = effective_replication_factor(settings, &admin).await?;
+    let min_isr = replication.clamp(1, 2).to_string();
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
@@ -94,13 +110,16 @@ pub async fn ensure_topics(
             if !t.config.iter().any(|(k, _)| *k == "max.message.bytes") {
                 topic = topic.set("max.message.bytes", TOPIC_MAX_MESSAGE_BYTES_TEXT);
             }
+            if !t.config.iter().any(|(k, _)| *k == "min.insync.replicas") {
+                topic = topic.set("min.insync.replicas", &min_isr);
+            }
             topic
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&new_topics, &options).await? {
         match result {
-            Ok(name) => tracing::info!(topic = name, "created topic"),
+            Ok(name) => tracing::info!(topic = name, replication, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
         }
@@ -108,14 +127,43 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// A topic's `max.message.bytes` as the broker reports it (DescribeConfigs), `None` if the
-/// broker does not say. A topic someone created with a lower limit than the services' own
-/// ([`TOPIC_MAX_MESSAGE_BYTES`]) refuses records the client accepts; a service that sizes
-/// records to fit (the aggregator's dead letters) asks first.
-pub async fn topic_max_message_bytes(
+/// The replication factor new topics get: `kafka.replication_factor`, or with `-1` the
+/// broker's `default.replication.factor` (DescribeConfigs on one broker; 1 if it does not say).
+async fn effective_replication_factor(
+    settings: &KafkaSettings,
+    admin: &AdminClient<DefaultClientContext>,
+) -> anyhow::Result<i32> {
+    use rdkafka::admin::ResourceSpecifier;
+    if settings.replication_factor > 0 {
+        return Ok(settings.replication_factor);
+    }
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(30))?;
+    let Some(broker) = metadata.brokers().first() else {
+        return Ok(1);
+    };
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .describe_configs(&[ResourceSpecifier::Broker(broker.id())], &options)
+        .await?;
+    Ok(results
+        .into_iter()
+        .filter_map(Result::ok)
+        .flat_map(|resource| resource.entries)
+        .find(|entry| entry.name == "default.replication.factor")
+        .and_then(|entry| entry.value)
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1))
+}
+
+/// One config value of a topic as the broker reports it (DescribeConfigs), `None` if the
+/// broker does not say.
+pub async fn topic_config(
     settings: &KafkaSettings,
     topic: &str,
-) -> anyhow::Result<Option<usize>> {
+    name: &str,
+) -> anyhow::Result<Option<String>> {
     use rdkafka::admin::ResourceSpecifier;
     let admin: AdminClient<DefaultClientContext> =
         client_config(settings, "hashtag-trends-admin").create()?;
@@ -127,8 +175,20 @@ pub async fn topic_max_message_bytes(
         .into_iter()
         .filter_map(Result::ok)
         .flat_map(|resource| resource.entries)
-        .find(|entry| entry.name == "max.message.bytes")
-        .and_then(|entry| entry.value)
+        .find(|entry| entry.name == name)
+        .and_then(|entry| entry.value))
+}
+
+/// A topic's `max.message.bytes` as the broker reports it, `None` if the broker does not say.
+/// A topic someone created with a lower limit than the services' own
+/// ([`TOPIC_MAX_MESSAGE_BYTES`]) refuses records the client accepts; a service that sizes
+/// records to fit (the aggregator's dead letters) asks first.
+pub async fn topic_max_message_bytes(
+    settings: &KafkaSettings,
+    topic: &str,
+) -> anyhow::Result<Option<usize>> {
+    Ok(topic_config(settings, topic, "max.message.bytes")
+        .await?
         .and_then(|value| value.parse().ok()))
 }
 
@@ -148,6 +208,110 @@ pub fn partition_count(
             None if !t.partitions().is_empty() => i32::try_from(t.partitions().len()).ok(),
             _ => None,
         }))
+}
+
+/// Why the cluster refused this service at start: a setting is wrong, so it exits with code
+/// 2 ([`crate::service::run`]) instead of retrying forever.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AccessDenied(pub String);
+
+/// Checks at start that the cluster lets the service in: with TLS or SASL configured, one
+/// metadata request, waiting up to `timeout` for the broker. An authentication or TLS failure
+/// is returned naming the settings to look at (librdkafka itself would retry it forever,
+/// logging the same error every few seconds); a broker that does not answer within `timeout`
+/// is not an error here (the services wait for it as they always do). Without security
+/// (`plaintext`) there is nothing to check.
+pub fn check_access(settings: &KafkaSettings, timeout: Duration) -> Result<(), AccessDenied> {
+    use crate::kafka_security::SecurityProtocol;
+    use std::sync::{Arc, Mutex};
+
+    /// Keeps the first authentication or TLS error librdkafka reports.
+    #[derive(Default, Clone)]
+    struct Watch(Arc<Mutex<Option<(RDKafkaErrorCode, String)>>>);
+    impl rdkafka::ClientContext for Watch {
+        fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+            let code = error.rdkafka_error_code();
+            let denied = match code {
+                Some(
+                    RDKafkaErrorCode::Authentication
+                    | RDKafkaErrorCode::SaslAuthenticationFailed
+                    | RDKafkaErrorCode::SSL,
+                ) => code,
+                // A TLS failure on the broker's side (it refused our certificate, or we sent
+                // none to an mTLS listener) arrives as a transport failure.
+                Some(RDKafkaErrorCode::BrokerTransportFailure)
+                    if ["SSL", "certificate", "handshake"]
+                        .iter()
+                        .any(|w| reason.contains(w)) =>
+                {
+                    Some(RDKafkaErrorCode::SSL)
+                }
+                _ => None,
+            };
+            if let Some(code) = denied
+                && let Ok(mut first) = self.0.lock()
+            {
+                first.get_or_insert((code, reason.to_owned()));
+            }
+        }
+    }
+    impl rdkafka::consumer::ConsumerContext for Watch {}
+
+    if settings.security_protocol == SecurityProtocol::Plaintext {
+        return Ok(());
+    }
+    let watch = Watch::default();
+    let consumer: BaseConsumer<Watch> = match client_config(settings, "hashtag-trends-access")
+        // `poll` serves the error callback; a consumer needs a group for it (never joined).
+        .set("group.id", "hashtag-trends-access-check")
+        // Fail over to the next attempt quickly while the broker is still starting.
+        .set("reconnect.backoff.max.ms", "1000")
+        .create_with_context(watch.clone())
+    {
+        Ok(consumer) => consumer,
+        // librdkafka refused the configuration itself: e.g. an unreadable or invalid PEM file.
+        Err(e) => {
+            return Err(AccessDenied(format!(
+                "kafka: the client cannot be created with these settings (kafka.ssl.*,                  kafka.sasl.*, kafka.properties): {e}"
+            )));
+        }
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        let attempt = consumer.fetch_metadata(None, remaining.min(Duration::from_millis(500)));
+        // Serves the error callback, where librdkafka reports a refused login.
+        let _ = consumer.poll(Duration::from_millis(100));
+        let denied = watch.0.lock().ok().and_then(|first| first.clone());
+        if let Some((code, reason)) = denied {
+            let (what, keys) = match code {
+                RDKafkaErrorCode::SSL => (
+                    "the TLS handshake failed",
+                    "kafka.ssl.ca_file (the CA that signed the broker's certificate),                      kafka.ssl.cert_file/key_file (mutual TLS) and kafka.ssl.verify_hostname",
+                ),
+                _ => (
+                    "authentication failed",
+                    "kafka.sasl.username and kafka.sasl.password (or kafka.sasl.mechanism,                      kafka.sasl.oauthbearer.*)",
+                ),
+            };
+            return Err(AccessDenied(format!(
+                "kafka: {what} at {} ({reason}); check {keys}",
+                settings.bootstrap_servers
+            )));
+        }
+        if attempt.is_ok() {
+            return Ok(());
+        }
+        if remaining.is_zero() {
+            tracing::warn!(
+                bootstrap_servers = settings.bootstrap_servers,
+                "the Kafka cluster did not answer within {} s; carrying on",
+                timeout.as_secs()
+            );
+            return Ok(());
+        }
+    }
 }
 
 /// A client context that logs librdkafka errors through `tracing`, except "end of partition",
@@ -181,9 +345,8 @@ mod tests {
 
     fn settings(debug: &str) -> KafkaSettings {
         KafkaSettings {
-            bootstrap_servers: "localhost:9092".into(),
-            replication_factor: 1,
             debug: debug.into(),
+            ..KafkaSettings::default()
         }
     }
 

@@ -16,6 +16,7 @@
 pub mod config;
 pub mod config_error;
 pub mod kafka;
+pub mod kafka_security;
 pub mod memory;
 pub mod metrics;
 pub mod secret;

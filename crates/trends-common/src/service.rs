@@ -4,7 +4,8 @@
 //! Exit codes, the same for the three services: 0 after a clean stop (SIGTERM, Ctrl-C, or the
 //! work ended), 1 when the service failed while running (the error is logged), 2 for a
 //! configuration the service refuses (printed to stderr before logging is set up, with the
-//! key that is wrong).
+//! key that is wrong), and 2 too when the Kafka cluster refuses its credentials or TLS at
+//! start (naming the settings to check): retrying would fail the same way.
 //!
 //! The runtime is shut down with a deadline rather than dropped: a blocking call that never
 //! returned (librdkafka on the blocking pool) must not keep a failed process from exiting.
@@ -16,6 +17,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Load;
+
+/// How long the start waits for the Kafka cluster to accept or refuse the service's
+/// credentials ([`crate::kafka::check_access`]).
+const KAFKA_ACCESS_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long the runtime's blocking threads get to finish after `run` returned.
 const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(5);
@@ -37,6 +42,11 @@ where
         }
     };
     crate::telemetry::init(settings.log());
+    if let Err(e) = crate::kafka::check_access(settings.kafka(), KAFKA_ACCESS_TIMEOUT) {
+        tracing::error!(error = %e, "{name} cannot start");
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

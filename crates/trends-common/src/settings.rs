@@ -1,27 +1,75 @@
 //! Config sections the services have in common. Each service's settings struct embeds the ones
 //! it needs; all of them refuse unknown keys.
 
+use std::collections::{BTreeMap, HashMap};
+
 use serde::Deserialize;
 use trends_core::window::BucketLayout;
 
 use crate::config_error::ConfigError;
+use crate::kafka_security::{KafkaSecrets, SaslSettings, SecurityProtocol, SslSettings};
 
-/// `[kafka]`: how to reach the cluster.
+/// `[kafka]`: how to reach the cluster, and how to authenticate to it
+/// ([`crate::kafka_security`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSettings {
     /// `host:port[,host:port…]`.
     pub bootstrap_servers: String,
-    /// Replication factor for topics the services create (1 for a single broker).
+    /// Replication factor for topics the services create: `-1` (the default) = the broker's
+    /// `default.replication.factor`, else at least 1.
+    #[serde(default = "broker_default_replication")]
     pub replication_factor: i32,
     /// librdkafka debug contexts (`debug` in librdkafka's CONFIGURATION.md), for example
     /// `cgrp,fetch,eos`; empty (the default) for none. For diagnosing a client, never needed
     /// otherwise: it is verbose. The log filter must let `librdkafka=debug` through.
     #[serde(default)]
     pub debug: String,
+    /// `plaintext` (the default), `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[serde(default)]
+    pub security_protocol: SecurityProtocol,
+    #[serde(default)]
+    pub sasl: SaslSettings,
+    #[serde(default)]
+    pub ssl: SslSettings,
+    /// Any other librdkafka property, `_` for `.` in its name, for every client (module docs of
+    /// [`crate::kafka_security`]: precedence, and what is refused).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// The secrets `sasl`/`ssl` point at, read by [`KafkaSettings::resolve_secrets`] at load.
+    #[serde(skip)]
+    pub secrets: KafkaSecrets,
+}
+
+fn broker_default_replication() -> i32 {
+    -1
+}
+
+impl Default for KafkaSettings {
+    /// A local broker without authentication (tests build on it with `..Default::default()`).
+    fn default() -> Self {
+        KafkaSettings {
+            bootstrap_servers: "localhost:9092".into(),
+            replication_factor: -1,
+            debug: String::new(),
+            security_protocol: SecurityProtocol::Plaintext,
+            sasl: SaslSettings::default(),
+            ssl: SslSettings::default(),
+            properties: BTreeMap::new(),
+            secrets: KafkaSecrets::default(),
+        }
+    }
 }
 
 impl KafkaSettings {
+    /// A broker at `bootstrap_servers` without authentication.
+    pub fn plaintext(bootstrap_servers: &str) -> KafkaSettings {
+        KafkaSettings {
+            bootstrap_servers: bootstrap_servers.to_owned(),
+            ..KafkaSettings::default()
+        }
+    }
+
     /// Checks what every service needs of the cluster settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.bootstrap_servers.trim().is_empty() {
@@ -29,11 +77,28 @@ impl KafkaSettings {
                 "kafka.bootstrap_servers must not be empty".into(),
             ));
         }
-        if self.replication_factor < 1 {
+        if self.replication_factor < 1 && self.replication_factor != -1 {
             return Err(ConfigError(
-                "kafka.replication_factor must be at least 1".into(),
+                "kafka.replication_factor must be -1 (the broker's default) or at least 1".into(),
             ));
         }
+        crate::kafka_security::validate(
+            self.security_protocol,
+            &self.sasl,
+            &self.ssl,
+            &self.properties,
+        )
+    }
+
+    /// Reads the secrets the security settings point at (`vars`: the environment). Every
+    /// service's loader calls it after [`KafkaSettings::validate`].
+    pub fn resolve_secrets(&mut self, vars: &HashMap<String, String>) -> Result<(), ConfigError> {
+        self.secrets = crate::kafka_security::resolve_secrets(
+            self.security_protocol,
+            &self.sasl,
+            &self.ssl,
+            vars,
+        )?;
         Ok(())
     }
 }
@@ -134,7 +199,7 @@ impl WindowSettings {
 pub const SHARED_DEFAULTS: &str = r#"
 [kafka]
 bootstrap_servers = "localhost:9092"
-replication_factor = 1
+replication_factor = -1
 
 [topics]
 tweets = "tweets"
@@ -193,11 +258,12 @@ mod tests {
     #[test]
     fn the_cluster_settings_are_checked() {
         let kafka = |servers: &str, rf: i32| KafkaSettings {
-            bootstrap_servers: servers.into(),
             replication_factor: rf,
-            debug: String::new(),
+            ..KafkaSettings::plaintext(servers)
         };
         assert!(kafka("k:9092", 1).validate().is_ok());
+        assert!(kafka("k:9092", -1).validate().is_ok());
+        assert!(kafka("k:9092", -2).validate().is_err());
         let err = kafka(" ", 1).validate().expect_err("empty");
         assert!(err.to_string().contains("kafka.bootstrap_servers"), "{err}");
         let err = kafka("k:9092", 0).validate().expect_err("zero");

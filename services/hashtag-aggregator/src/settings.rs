@@ -156,6 +156,14 @@ metrics_addr = "0.0.0.0:9100"
     fn log(&self) -> &LogSettings {
         &self.log
     }
+
+    fn kafka(&self) -> &KafkaSettings {
+        &self.kafka
+    }
+
+    fn kafka_mut(&mut self) -> &mut KafkaSettings {
+        &mut self.kafka
+    }
 }
 
 impl Settings {

@@ -396,6 +396,14 @@ confirm_ms = 10000
         &self.log
     }
 
+    fn kafka(&self) -> &KafkaSettings {
+        &self.kafka
+    }
+
+    fn kafka_mut(&mut self) -> &mut KafkaSettings {
+        &mut self.kafka
+    }
+
     /// The layered settings, checked, with the secrets they point at read (variables looked up
     /// in `vars`).
     fn load_from(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
@@ -407,6 +415,7 @@ confirm_ms = 10000
         );
         let mut settings: Settings = trends_common::config::load_from(&defaults, vars)?;
         settings.validate()?;
+        settings.kafka.resolve_secrets(vars)?;
         settings.secrets = Secrets {
             admin_token: settings.admin.load_token(vars)?,
             webhook_key: settings.webhooks.load_secret(vars)?,

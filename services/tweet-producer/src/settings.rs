@@ -119,6 +119,14 @@ commit_max_posts = 10000
         &self.log
     }
 
+    fn kafka(&self) -> &KafkaSettings {
+        &self.kafka
+    }
+
+    fn kafka_mut(&mut self) -> &mut KafkaSettings {
+        &mut self.kafka
+    }
+
     /// The provided loader, with what only the producer needs: the defaults of every
     /// source's section, the message for the removed `source.bluesky.cursor_file`, and the
     /// token of the configured source (if it needs one), its variable looked up in `vars`, so
@@ -138,6 +146,7 @@ commit_max_posts = 10000
         })?;
         settings.validate()?;
         settings.source.resolve_secrets(vars)?;
+        settings.kafka.resolve_secrets(vars)?;
         Ok(settings)
     }
 }

@@ -24,11 +24,7 @@ use crate::helpers::{body_bytes, json_body, send, state, wait_for};
 const TOKEN: &str = "test-admin-token-5f2c";
 
 fn kafka() -> KafkaSettings {
-    KafkaSettings {
-        bootstrap_servers: KafkaBroker::shared().bootstrap_servers().to_string(),
-        replication_factor: 1,
-        debug: String::new(),
-    }
+    KafkaSettings::plaintext(KafkaBroker::shared().bootstrap_servers())
 }
 
 fn settings(topic: &str) -> ModerationSettings {

@@ -82,11 +82,7 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) -> anyh
 
 /// The shared Kafka settings for the test broker.
 pub fn kafka_settings(bootstrap: &str) -> KafkaSettings {
-    KafkaSettings {
-        bootstrap_servers: bootstrap.to_owned(),
-        replication_factor: 1,
-        debug: String::new(),
-    }
+    KafkaSettings::plaintext(bootstrap)
 }
 
 /// One record read back.

@@ -8,10 +8,13 @@
 mod bounded;
 mod browser;
 mod compose;
+mod durability;
 mod exactly_once;
+mod helm;
 mod hostile;
 mod live_source;
 mod pipeline;
 mod restore;
+mod secured;
 mod source_exactly_once;
 mod trending;

@@ -40,7 +40,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::{
-    MESSAGE_MAX_BYTES, TopicSpec, ensure_topics, partition_count, topic_max_message_bytes,
+    MESSAGE_MAX_BYTES, TopicSpec, ensure_topics, partition_count, topic_config,
+    topic_max_message_bytes,
 };
 use trends_common::shutdown::TaskGroup;
 
@@ -170,5 +171,19 @@ async fn prepare_topics(settings: &Settings) -> anyhow::Result<i32> {
         topics.counts,
         topics.tweets
     );
+    // The counts topic is the aggregator's state (Kafka is the only store): with `delete` in
+    // its cleanup policy, old segments are deleted by age, and a restore would start from
+    // whatever is left: all-time counts silently restarting from a fraction.
+    let policy = topic_config(kafka, &topics.counts, "cleanup.policy").await?;
+    if let Some(policy) = policy {
+        let policies: Vec<&str> = policy.split(',').map(str::trim).collect();
+        anyhow::ensure!(
+            policies == ["compact"],
+            "topic {} has cleanup.policy={policy}; the counts topic holds the aggregator's state and must be cleanup.policy=compact only (delete would drop counts by age): \
+             kafka-configs.sh --alter --entity-type topics --entity-name {} --add-config cleanup.policy=compact",
+            topics.counts,
+            topics.counts
+        );
+    }
     Ok(partitions)
 }

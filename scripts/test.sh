@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of hashtag-trends on a fresh machine with a Rust toolchain, JDK 17+, Maven and
-# Node.js 20+ (with npm).
+# Runs every test of hashtag-trends on a fresh machine with a Rust toolchain, JDK 17+, Maven,
+# Node.js 20+ (with npm) and Go 1.26+ (helm and kubeconform are built from the Go module proxy).
 #
 #   ./scripts/test.sh
 #
@@ -22,15 +22,19 @@ need mvn "install Apache Maven"
 need node "install Node.js 20 or newer (the browser test drives Chromium from it)"
 need npm "install npm (it comes with Node.js)"
 need python3 "install Python 3 (the Spark peer's tag rules are checked with it)"
+need go "install Go 1.26 or newer (helm and kubeconform are built from the Go module proxy)"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
   || { echo "error: Node.js 20 or newer is required (found $(node --version))" >&2; exit 1; }
 
-# librdkafka is built from source: it needs cmake, a C compiler and the libcurl headers. The
+# librdkafka is built from source: it needs cmake, a C compiler, pkg-config and the OpenSSL and
+# libcurl headers (TLS, SASL/SCRAM and OIDC for secured clusters). The
 # browser test (tests/e2e/tests/browser.rs) runs Debian's headless chromium.
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 [ -e /usr/include/curl/curl.h ] || [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
+[ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
 # Fonts for every script of the feed (the page's font stack names them): without them chromium
 # draws #日本語, #한국어, #नमस्ते or #مرحبا as empty boxes in the browser test's screenshots.
@@ -64,6 +68,9 @@ cargo build --workspace --bins --locked
 
 echo "==> the Spark peer's tag rules against the conformance cases (bench/spark)"
 python3 bench/spark/check_hashtags.py
+
+echo "==> Helm chart and Strimzi examples (helm lint/template, kubeconform -strict: scripts/check-helm.sh)"
+scripts/check-helm.sh
 
 echo "==> cargo test"
 cargo test --workspace --locked -- --test-threads 2

@@ -212,8 +212,19 @@ fn the_aggregator_can_be_scaled() {
         .collect();
     assert_eq!(
         api_ports,
-        ["8080:8080"],
-        "the page is on http://localhost:8080"
+        ["127.0.0.1:8080:8080"],
+        "the page is on http://localhost:8080, on the host's loopback only"
+    );
+    // Kafka's host listener has no authentication: loopback only too.
+    let kafka_ports: Vec<&str> = service(&compose, "kafka")["ports"]
+        .as_sequence()
+        .expect("ports")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        kafka_ports.iter().all(|p| p.starts_with("127.0.0.1:")),
+        "{kafka_ports:?}"
     );
 }
 

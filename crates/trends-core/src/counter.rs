@@ -593,7 +593,7 @@ impl PartitionCounter {
         };
         match (record.key, record.value) {
             // The trend track's records: not this counter's (see `trend_track`).
-            (CountsKey::Language { .. }, _) => {}
+            (CountsKey::Language { .. } | CountsKey::Checkpoint { .. }, _) => {}
             (CountsKey::Watermark { .. }, value) => {
                 self.watermark = value;
                 self.all.raise_floor(record.error.max(0));

@@ -59,6 +59,14 @@ pub enum CountsKey {
     Watermark {
         partition: i32,
     },
+    /// The input offset the partition's state covers: the next offset of the input partition
+    /// to count, written with the counts in the same transaction as the consumer offsets.
+    /// A counts partition without it (and without a watermark) while the consumer group has
+    /// committed offsets for the input partition has lost its state (the aggregator refuses to
+    /// start on it).
+    Checkpoint {
+        partition: i32,
+    },
     /// The trend track, per language: distinct authors of `tag` in `lang` in a bucket, or its
     /// posts; with an empty `tag`, every post in `lang` (posts only: the language's volume).
     Language {
@@ -149,6 +157,11 @@ fn ordered_spellings<'de, D: serde::Deserializer<'de>>(
 }
 
 #[derive(Deserialize)]
+struct CheckpointValue {
+    offset: i64,
+}
+
+#[derive(Deserialize)]
 struct WatermarkValue {
     watermark: EpochMillis,
     #[serde(default)]
@@ -177,6 +190,7 @@ impl CountsKey {
             CountsKey::Bucket { partition, .. }
             | CountsKey::Total { partition, .. }
             | CountsKey::Watermark { partition }
+            | CountsKey::Checkpoint { partition }
             | CountsKey::Language { partition, .. } => *partition,
         }
     }
@@ -191,6 +205,7 @@ impl CountsKey {
             } => format!("{partition}|{}|{start}|{tag}", resolution.code()),
             CountsKey::Total { partition, tag } => format!("{partition}|a|{tag}"),
             CountsKey::Watermark { partition } => format!("{partition}|w"),
+            CountsKey::Checkpoint { partition } => format!("{partition}|o"),
             CountsKey::Language {
                 partition,
                 measure,
@@ -230,6 +245,7 @@ impl CountsKey {
         let (kind, rest) = rest.split_once('|').unwrap_or((rest, ""));
         match kind {
             "w" if rest.is_empty() => Ok(CountsKey::Watermark { partition }),
+            "o" if rest.is_empty() => Ok(CountsKey::Checkpoint { partition }),
             "a" if valid_tag(rest) => Ok(CountsKey::Total {
                 partition,
                 tag: rest.to_string(),
@@ -310,6 +326,7 @@ impl CountsRecord {
             e => format!(r#","error":{e}"#),
         };
         Some(match self.key {
+            CountsKey::Checkpoint { .. } => format!(r#"{{"offset":{value}}}"#),
             CountsKey::Watermark { .. } => {
                 let floor = match self.error {
                     0 => String::new(),
@@ -355,6 +372,14 @@ impl CountsRecord {
         let value = match value {
             None => None,
             Some(bytes) => Some(match key {
+                CountsKey::Checkpoint { .. } => {
+                    let decoded = serde_json::from_slice::<CheckpointValue>(bytes)
+                        .map_err(|e| bad_value(e.to_string()))?;
+                    if decoded.offset < 0 {
+                        return Err(bad_value(format!("offset {} out of range", decoded.offset)));
+                    }
+                    decoded.offset
+                }
                 CountsKey::Watermark { .. } => {
                     let decoded = serde_json::from_slice::<WatermarkValue>(bytes)
                         .map_err(|e| bad_value(e.to_string()))?;
@@ -485,6 +510,14 @@ mod tests {
             spellings: vec![],
             error: 0,
         });
+        round_trip(CountsRecord::new(
+            CountsKey::Checkpoint { partition: 4 },
+            Some(123_456),
+        ));
+        assert_eq!(CountsKey::Checkpoint { partition: 4 }.encode(), "4|o");
+        let bad = CountsRecord::decode(b"4|o", Some(br#"{"offset":-1}"#));
+        assert!(bad.is_err(), "{bad:?}");
+        assert!(CountsRecord::decode(b"4|o|x", Some(br#"{"offset":1}"#)).is_err());
     }
 
     #[test]

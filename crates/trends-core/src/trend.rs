@@ -594,7 +594,7 @@ impl TrendBoard {
                 tag,
                 record.value,
             ),
-            CountsKey::Bucket { .. } | CountsKey::Total { .. } => {}
+            CountsKey::Bucket { .. } | CountsKey::Total { .. } | CountsKey::Checkpoint { .. } => {}
         }
     }
 

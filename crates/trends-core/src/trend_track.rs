@@ -209,7 +209,7 @@ impl TrendTrack {
                     Measure::Posts => self.posts.restore(record),
                 }
             }
-            CountsKey::Bucket { .. } | CountsKey::Total { .. } => {}
+            CountsKey::Bucket { .. } | CountsKey::Total { .. } | CountsKey::Checkpoint { .. } => {}
         }
     }
 

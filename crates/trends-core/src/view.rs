@@ -463,6 +463,8 @@ impl TrendsView {
             }
             // The trend track: read by `trend::TrendBoard`, not by this view.
             CountsKey::Language { .. } => {}
+            // The aggregator's own bookkeeping (its input position).
+            CountsKey::Checkpoint { .. } => {}
         }
     }
 
@@ -1723,7 +1725,9 @@ mod model {
                 .keys()
                 .filter_map(|k| match k {
                     CountsKey::Bucket { tag, .. } | CountsKey::Total { tag, .. } => Some(tag.as_str()),
-                    CountsKey::Watermark { .. } | CountsKey::Language { .. } => None,
+                    CountsKey::Watermark { .. }
+                    | CountsKey::Checkpoint { .. }
+                    | CountsKey::Language { .. } => None,
                 })
                 .collect();
             prop_assert_eq!(view.tags(), held.len());

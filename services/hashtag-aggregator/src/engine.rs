@@ -28,6 +28,7 @@ use trends_common::kafka::client_config;
 use trends_common::memory::release_free_memory;
 use trends_common::time::now_ms;
 use trends_core::counter::{Evictions, PartitionCounter, Recorded};
+use trends_core::counts_record::{CountsKey, CountsRecord};
 use trends_core::post::{MAX_REASON_BYTES, PostError, parse_post_ref};
 use trends_core::tags::TagExtractor;
 use trends_core::trend_track::{Author, TrendTrack};
@@ -35,7 +36,7 @@ use trends_core::{EpochMillis, truncate_utf8};
 
 use crate::dead_letter::DeadLetter;
 use crate::metrics::{CommitPhase, DropReason, EvictionScope, Metrics, RefusedTopic};
-use crate::restore::restore_partition;
+use crate::restore::{LostState, committed_offset, restore_partition};
 use crate::settings::{Settings, millis};
 use crate::watchdog::Watchdog;
 
@@ -260,6 +261,21 @@ impl Engine {
                 let _armed = self.watchdog.arm("restore partition", limit);
                 restore_partition(&self.settings, partition)?
             };
+            if !restored.had_state
+                && let Some(committed) = committed_offset(&self.settings, partition)?
+            {
+                let lost = LostState {
+                    counts: self.settings.topics.counts.clone(),
+                    tweets: self.settings.topics.tweets.clone(),
+                    group: self.settings.aggregator.group_id.clone(),
+                    partition,
+                    committed,
+                };
+                if !self.settings.aggregator.allow_state_reset {
+                    return Err(lost.into());
+                }
+                tracing::warn!(error = %lost, "aggregator.allow_state_reset is set: counting on from zero");
+            }
             let counter = restored.counter.with_allowed_lateness(lateness);
             self.metrics.counts_records_skipped.inc_by(restored.skipped);
             self.metrics.restored(started.elapsed());
@@ -555,6 +571,23 @@ impl Engine {
             .commit_phase(CommitPhase::Produce, started.elapsed());
         if !self.in_transaction {
             return Ok(());
+        }
+        // Each partition's input position, with its counts and in the same transaction as the
+        // consumer offsets: a counts partition that has neither this nor a watermark while the
+        // group has committed offsets lost its state (restore.rs).
+        let checkpoints: Vec<(i32, i64)> = self.offsets.iter().map(|(p, o)| (*p, *o)).collect();
+        for (partition, offset) in checkpoints {
+            let record = CountsRecord::new(CountsKey::Checkpoint { partition }, Some(offset));
+            let key = record.key.encode();
+            let value = record.encode_value().unwrap_or_default();
+            let out = BaseRecord::to(&self.settings.topics.counts)
+                .partition(partition)
+                .key(key.as_str())
+                .payload(value.as_bytes());
+            if let Sent::Refused(error) = self.send(out)? {
+                self.metrics.refused(RefusedTopic::Counts);
+                tracing::error!(partition, %error, "the Kafka client refused a checkpoint record");
+            }
         }
         if !self.offsets.is_empty() {
             let started = Instant::now();

@@ -26,6 +26,46 @@ pub struct Restored {
     pub trends: TrendTrack,
     /// Records skipped because they did not decode.
     pub skipped: u64,
+    /// Whether the partition had state: a checkpoint or a watermark record.
+    pub had_state: bool,
+}
+
+/// The counts partition holds no state while the consumer group has committed offsets for the
+/// input partition: the counts topic was deleted and re-created, or emptied by a `delete`
+/// cleanup policy. Counting on would silently restart every count, all-time included, from
+/// zero, so the aggregator stops instead (unless `aggregator.allow_state_reset`).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the counts topic {counts} holds no state for partition {partition}, but consumer group \
+     {group} has committed offset {committed} on {tweets}-{partition}: the aggregator's state was \
+     lost (the counts topic deleted and re-created, or emptied by a delete cleanup policy). \
+     Counting on would restart all counts, all-time included, from zero. Restore the topic, or \
+     to start over deliberately set TRENDS__AGGREGATOR__ALLOW_STATE_RESET=true once \
+     (aggregator.allow_state_reset)"
+)]
+pub struct LostState {
+    pub counts: String,
+    pub tweets: String,
+    pub group: String,
+    pub partition: i32,
+    pub committed: i64,
+}
+
+/// The consumer group's committed offset for input partition `partition`, `None` if it has
+/// none (a new group). Read with OffsetFetch by a client that never joins the group.
+pub fn committed_offset(settings: &Settings, partition: i32) -> anyhow::Result<Option<i64>> {
+    let consumer: BaseConsumer<ReaderContext> =
+        client_config(&settings.kafka, "hashtag-aggregator-offsets")
+            .set("group.id", &settings.aggregator.group_id)
+            .set("enable.auto.commit", "false")
+            .create_with_context(ReaderContext)?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&settings.topics.tweets, partition);
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(30))?;
+    Ok(committed.elements().first().and_then(|e| match e.offset() {
+        Offset::Offset(n) if n >= 0 => Some(n),
+        _ => None,
+    }))
 }
 
 /// Reads partition `partition` of the counts topic from the beginning up to its end with
@@ -46,6 +86,7 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
     let (low, high) = watermarks_when_led(&consumer, topic, partition, settings)?;
     let mut records = 0u64;
     let mut skipped = 0u64;
+    let mut had_state = false;
     if high > low {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
@@ -58,7 +99,9 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
                     match record {
                         Ok(record) => match record.key {
                             CountsKey::Language { .. } => trends.restore(record),
+                            CountsKey::Checkpoint { .. } => had_state = true,
                             CountsKey::Watermark { .. } => {
+                                had_state |= record.value.is_some();
                                 trends.restore(record.clone());
                                 counter.restore(record);
                             }
@@ -105,6 +148,7 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
         counter,
         trends,
         skipped,
+        had_state,
     })
 }
 

@@ -8,6 +8,7 @@
 //! | `aggregator.transaction_timeout_ms` | `30000` | broker aborts a transaction left open longer (e.g. by a crashed instance) |
 //! | `aggregator.session_timeout_ms` | `10000` | consumer group session timeout |
 //! | `aggregator.static_membership` | `false` | join with `group.instance.id = instance_id`: a restart within the session timeout gets its partitions back without a rebalance |
+//! | `aggregator.allow_state_reset` | `false` | when a counts partition holds no state but the group has committed input offsets (the counts topic was deleted and re-created), count on from zero instead of refusing to start; for a deliberate reset: set it once, then unset it |
 //! | `aggregator.allowed_lateness_secs` | `86400` | a post older than the partition's watermark minus this counts in `all` only (and in the late-records metric) |
 //! | `aggregator.max_future_skew_secs` | `300` | a post whose `created_at` is further ahead of its record's Kafka timestamp (its ingest time) goes to the DLQ (`future_timestamp`); one less far ahead counts at its ingest time |
 //! | `aggregator.max_tags_per_post` | `30` | a post counts for at most this many distinct tags, the first ones; the hashtags after them are counted in `trends_aggregator_tags_dropped_total{reason="over_limit"}` |
@@ -58,6 +59,10 @@ pub struct AggregatorSettings {
     #[serde(rename = "session_timeout_ms")]
     pub session_timeout: Duration,
     pub static_membership: bool,
+    /// Count on from zero when a partition's state is lost (restore.rs, `LostState`) instead of
+    /// refusing to start. For a deliberate reset only: set it once, then unset it.
+    #[serde(default)]
+    pub allow_state_reset: bool,
     #[serde_as(as = "DurationSeconds<u64>")]
     #[serde(rename = "allowed_lateness_secs")]
     pub allowed_lateness: Duration,

@@ -66,3 +66,183 @@ async fn a_counts_topic_that_deletes_by_age_is_refused_at_start() {
         "{log}"
     );
 }
+
+/// Produces `payloads` to partition 0 of `topic` on the shared broker.
+async fn produce(topic: &str, payloads: &[String]) {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            KafkaBroker::shared().bootstrap_servers(),
+        )
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    for payload in payloads {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic)
+                    .partition(0)
+                    .payload(payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("sent");
+    }
+}
+
+/// Waits until partition 0 of the counts topic holds the checkpoint `offset` (the aggregator
+/// committed everything before it) and returns the partition's compacted state.
+async fn wait_checkpoint(
+    counts: &str,
+    offset: i64,
+) -> std::collections::HashMap<String, serde_json::Value> {
+    wait_for(
+        &format!("checkpoint {offset} in {counts}"),
+        Duration::from_secs(60),
+        || async {
+            let topic = counts.to_string();
+            let state = tokio::task::spawn_blocking(move || e2e::read_compacted(&topic, 0))
+                .await
+                .map_err(|e| e.to_string())?;
+            match state.get("0|o").and_then(|v| v["offset"].as_i64()) {
+                Some(seen) if seen == offset => Ok(state),
+                other => Err(format!("checkpoint {other:?}")),
+            }
+        },
+    )
+    .await
+    .expect("the aggregator commits its checkpoint")
+}
+
+fn post(i: usize) -> String {
+    serde_json::json!({
+        "id": format!("lost-{i}"),
+        "text": "a post about #durability",
+        "created_at": e2e::rfc3339(trends_common::time::now_ms() - 60_000),
+    })
+    .to_string()
+}
+
+/// Deletes `topic` and creates it again, compacted, with one partition (deletion is
+/// asynchronous: creation is retried until the old topic is gone).
+async fn recreate_compacted(topic: &str) {
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            KafkaBroker::shared().bootstrap_servers(),
+        )
+        .create()
+        .expect("admin");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin
+        .delete_topics(&[topic], &options)
+        .await
+        .expect("delete")
+    {
+        result.expect("deleted");
+    }
+    wait_for(
+        "the counts topic re-created",
+        Duration::from_secs(60),
+        || async {
+            let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1))
+                .set("cleanup.policy", "compact");
+            match admin.create_topics(&[new], &options).await {
+                Ok(results) => match results.into_iter().next() {
+                    Some(Ok(_)) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                },
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await
+    .expect("re-created");
+}
+
+/// The counts topic deleted and re-created under a running deployment: the aggregator refuses
+/// to count on from zero, saying why and what to do; with `aggregator.allow_state_reset` it
+/// starts over on purpose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_counts_topic_stops_the_aggregator_unless_a_reset_is_asked_for() {
+    let bootstrap = KafkaBroker::shared().bootstrap_servers();
+    let topics = Topics::unique("lost-");
+    let group = unique_name("lost-group");
+    create_topic(&topics.tweets, 1).await;
+    let mut first = topics.start_aggregator(bootstrap, 1, &group, &[]);
+    produce(&topics.tweets, &(0..5).map(post).collect::<Vec<_>>()).await;
+    let state = wait_checkpoint(&topics.counts, 5).await;
+    assert_eq!(state["0|a|durability"]["count"], 5);
+    first
+        .process
+        .terminate(Duration::from_secs(30))
+        .expect("stop");
+
+    recreate_compacted(&topics.counts).await;
+    let mut refused = topics.start_aggregator(bootstrap, 1, &group, &[]);
+    produce(&topics.tweets, &[post(5)]).await;
+    let status = refused
+        .process
+        .wait_exit(Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("it counts on: {e}\n{}", refused.process.log()));
+    assert!(!status.success());
+    let log = refused.process.log();
+    assert!(
+        log.contains("the aggregator's state was lost")
+            && log.contains(&format!("committed offset 5 on {}-0", topics.tweets))
+            && log.contains("TRENDS__AGGREGATOR__ALLOW_STATE_RESET=true"),
+        "{log}"
+    );
+
+    // A deliberate reset: counting starts over from the committed position.
+    let mut reset = topics.start_aggregator(
+        bootstrap,
+        1,
+        &group,
+        &[("TRENDS__AGGREGATOR__ALLOW_STATE_RESET", "true".into())],
+    );
+    let state = wait_checkpoint(&topics.counts, 6).await;
+    assert_eq!(state["0|a|durability"]["count"], 1, "{state:?}");
+    assert!(reset.process.log().contains("counting on from zero"));
+    reset
+        .process
+        .terminate(Duration::from_secs(30))
+        .expect("stop");
+}
+
+/// A partition that has seen only malformed records has no counts and no watermark, but its
+/// checkpoint says its state exists: a restart is not mistaken for lost state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_of_only_dead_letters_restarts_without_complaint() {
+    let bootstrap = KafkaBroker::shared().bootstrap_servers();
+    let topics = Topics::unique("garbage-");
+    let group = unique_name("garbage-group");
+    create_topic(&topics.tweets, 1).await;
+    let mut first = topics.start_aggregator(bootstrap, 1, &group, &[]);
+    let garbage: Vec<String> = (0..3).map(|i| format!("not json {i}")).collect();
+    produce(&topics.tweets, &garbage).await;
+    let state = wait_checkpoint(&topics.counts, 3).await;
+    assert!(
+        !state.contains_key("0|w"),
+        "no post, no watermark: {state:?}"
+    );
+    first
+        .process
+        .terminate(Duration::from_secs(30))
+        .expect("stop");
+
+    let mut second = topics.start_aggregator(bootstrap, 1, &group, &[]);
+    produce(&topics.tweets, &["still not json".to_string()]).await;
+    wait_checkpoint(&topics.counts, 4).await;
+    assert!(second.process.is_running(), "{}", second.process.log());
+    second
+        .process
+        .terminate(Duration::from_secs(30))
+        .expect("stop");
+}

@@ -10,6 +10,7 @@ mod browser;
 mod compose;
 mod durability;
 mod exactly_once;
+mod failover;
 mod helm;
 mod hostile;
 mod live_source;

@@ -127,6 +127,34 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// Grows `topic` to `partitions` partitions (CreatePartitions); a topic that already has that
+/// many (another instance grew it first) is fine.
+pub async fn add_partitions(
+    settings: &KafkaSettings,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    use rdkafka::admin::NewPartitions;
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(settings, "hashtag-trends-admin").create()?;
+    let count = usize::try_from(partitions).unwrap_or(0);
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin
+        .create_partitions(&[NewPartitions::new(topic, count)], &options)
+        .await?
+    {
+        match result {
+            Ok(_) => tracing::info!(topic, partitions, "added partitions"),
+            Err((_, RDKafkaErrorCode::InvalidPartitions)) => {
+                // "already has N partitions" (or more): grown by someone else.
+                tracing::info!(topic, partitions, "the topic already has the partitions");
+            }
+            Err((name, code)) => anyhow::bail!("cannot add partitions to {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
 /// The replication factor new topics get: `kafka.replication_factor`, or with `-1` the
 /// broker's `default.replication.factor` (DescribeConfigs on one broker; 1 if it does not say).
 async fn effective_replication_factor(

@@ -247,6 +247,31 @@ impl Engine {
         Ok(())
     }
 
+    /// Waits (up to 30 s) until the producer's metadata has counts partition `partition`.
+    fn await_counts_partition(&self, partition: i32) -> anyhow::Result<()> {
+        let topic = self.settings.topics.counts.as_str();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let metadata = self
+                .producer
+                .client()
+                .fetch_metadata(Some(topic), Duration::from_secs(5))?;
+            let known = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .map_or(0, |t| t.partitions().len());
+            if usize::try_from(partition).is_ok_and(|p| p < known) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the producer does not see partition {partition} of {topic} ({known} known)"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn process(&mut self, message: &BorrowedMessage<'_>) -> anyhow::Result<()> {
         let partition = message.partition();
         if !self.assigned.contains(&partition) {
@@ -256,6 +281,11 @@ impl Engine {
         if !self.counters.contains_key(&partition) {
             let started = Instant::now();
             let lateness = millis(self.settings.aggregator.allowed_lateness);
+            crate::ensure_counts_partition(&self.settings, partition)?;
+            // The counts topic may just have grown (here or by another instance): the
+            // transactional producer must know the partition before it writes to it (its
+            // metadata cache refreshes on a request of its own). One metadata request.
+            self.await_counts_partition(partition)?;
             let restored = {
                 let limit = self.settings.aggregator.restore_timeout + RESTORE_GRACE;
                 let _armed = self.watchdog.arm("restore partition", limit);
@@ -761,6 +791,9 @@ pub fn run_blocking(
         .set("isolation.level", "read_committed")
         .set("statistics.interval.ms", "5000")
         .set("partition.assignment.strategy", "cooperative-sticky")
+        // Partitions added to the input are noticed (and the group rebalanced onto them)
+        // within this, instead of librdkafka's default 5 minutes; one small metadata request.
+        .set("topic.metadata.refresh.interval.ms", "10000")
         .set("session.timeout.ms", millis(a.session_timeout).to_string())
         .set(
             "heartbeat.interval.ms",

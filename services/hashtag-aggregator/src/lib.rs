@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::{
-    MESSAGE_MAX_BYTES, TopicSpec, ensure_topics, partition_count, topic_config,
+    MESSAGE_MAX_BYTES, TopicSpec, add_partitions, ensure_topics, partition_count, topic_config,
     topic_max_message_bytes,
 };
 use trends_common::shutdown::TaskGroup;
@@ -117,6 +117,68 @@ async fn record_limits(settings: &Settings) -> engine::RecordLimits {
     }
 }
 
+/// Waits (up to 30 s) until `topic` has at least `partitions` partitions in the metadata and
+/// returns its count.
+async fn wait_for_partitions(
+    kafka: &trends_common::settings::KafkaSettings,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<i32> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (settings, name) = (kafka.clone(), topic.to_owned());
+        let found = tokio::task::spawn_blocking(move || {
+            partition_count(&settings, &name, Duration::from_secs(10))
+        })
+        .await??
+        .unwrap_or(0);
+        if found >= partitions || std::time::Instant::now() >= deadline {
+            return Ok(found);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Before input partition `partition` is restored: the counts topic must have it. When
+/// partitions were added to the input while the aggregator runs (the group rebalances onto
+/// them), the counts topic is grown to match, so the partitions stay co-partitioned. Runs on
+/// the engine's blocking thread.
+/// Returns whether it grew the topic.
+pub fn ensure_counts_partition(settings: &Settings, partition: i32) -> anyhow::Result<bool> {
+    let timeout = Duration::from_secs(10);
+    let topics = &settings.topics;
+    let counts = partition_count(&settings.kafka, &topics.counts, timeout)?.unwrap_or(0);
+    if partition < counts {
+        return Ok(false);
+    }
+    let input = partition_count(&settings.kafka, &topics.tweets, timeout)?.unwrap_or(0);
+    anyhow::ensure!(
+        partition < input,
+        "input partition {partition} of {} is assigned but the topic has {input} partitions",
+        topics.tweets
+    );
+    tracing::info!(
+        counts_topic = topics.counts,
+        from = counts,
+        to = input,
+        "partitions were added to the input; adding them to the counts topic"
+    );
+    // A runtime of its own for the admin calls: this runs on the engine's blocking thread.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let grown = runtime.block_on(async {
+        add_partitions(&settings.kafka, &topics.counts, input).await?;
+        wait_for_partitions(&settings.kafka, &topics.counts, input).await
+    })?;
+    anyhow::ensure!(
+        partition < grown,
+        "topic {} has {grown} partitions after growing it to {input}",
+        topics.counts
+    );
+    Ok(true)
+}
+
 /// Ensures the input, counts and dead-letter topics exist, the counts topic co-partitioned with
 /// the input. Returns the input's partition count.
 async fn prepare_topics(settings: &Settings) -> anyhow::Result<i32> {
@@ -165,9 +227,23 @@ async fn prepare_topics(settings: &Settings) -> anyhow::Result<i32> {
             None => anyhow::bail!("topic {} is missing after creation", topics.counts),
         }
     };
+    // Partitions added to the input: the counts topic follows, so input partition p still
+    // writes to counts partition p.
+    let counts = if counts < partitions {
+        tracing::info!(
+            counts_topic = topics.counts,
+            from = counts,
+            to = partitions,
+            "the input has more partitions than the counts topic; adding them to stay co-partitioned"
+        );
+        add_partitions(kafka, &topics.counts, partitions).await?;
+        wait_for_partitions(kafka, &topics.counts, partitions).await?
+    } else {
+        counts
+    };
     anyhow::ensure!(
         counts == partitions,
-        "topic {} has {counts} partitions but {} has {partitions}; the counts topic must be co-partitioned with the input",
+        "topic {} has {counts} partitions but {} has {partitions}; the counts topic must be co-partitioned with the input (partitions cannot be removed: re-create the counts topic with {partitions} partitions and start with aggregator.allow_state_reset, or give the input as many)",
         topics.counts,
         topics.tweets
     );

@@ -29,6 +29,12 @@
 //! transactions still open and by one commit marker per partition, both small against the
 //! threshold; once they stop it is 0.
 //!
+//! **Partitions added to the counts topic** (the aggregator adds them when `tweets` grows, to
+//! stay co-partitioned) are noticed without a restart: a task asks for the topic's partition
+//! count every [`PARTITION_CHECK_INTERVAL`], and the follower assigns each new partition from
+//! its beginning and measures its lag like the others (while a large one is read, readiness
+//! follows the lag as always).
+//!
 //! A record that does not decode ([`CountsRecord::decode`] rejects it) is logged with its
 //! partition and offset, counted in `trends_api_counts_records_skipped_total`, and skipped:
 //! anyone who can write to the topic must not be able to stop or skew the API.
@@ -58,6 +64,8 @@ use crate::settings::Settings;
 pub const LAG_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one partition's end may take to answer before that probe is skipped.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the follower asks whether the counts topic has more partitions.
+pub const PARTITION_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// After this many counts records applied (a catch-up, a burst), and once when caught up, the
 /// freed heap goes back to the operating system (`trends_common::memory`): a walk of the free
@@ -177,6 +185,8 @@ pub async fn follow(
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
+            // An assigned offset out of range (a partition emptied) restarts from its beginning.
+            .set("auto.offset.reset", "earliest")
             .create_with_context(ReaderContext)
             .context("create consumer")?,
     );
@@ -187,15 +197,17 @@ pub async fn follow(
     consumer.assign(&tpl)?;
     tracing::info!(topic, partitions, "following the counts topic");
 
-    let count = usize::try_from(partitions).unwrap_or(0);
-    let ends: Arc<[AtomicI64]> = (0..count).map(|_| AtomicI64::new(-1)).collect();
-    let probe_token = shutdown.child_token();
-    let _stop_probe = probe_token.clone().drop_guard();
-    tokio::spawn(probe_ends(
-        consumer.clone(),
+    let mut count = usize::try_from(partitions).unwrap_or(0);
+    let mut ends: Arc<[AtomicI64]> = (0..count).map(|_| AtomicI64::new(-1)).collect();
+    let mut _stop_probe = start_probe(&consumer, &topic, &ends, &shutdown);
+    let (partition_count_tx, mut partition_count_rx) = watch::channel(partitions);
+    let watch_token = shutdown.child_token();
+    let _stop_watch = watch_token.clone().drop_guard();
+    tokio::spawn(watch_partitions(
+        settings.kafka.clone(),
         topic.clone(),
-        ends.clone(),
-        probe_token,
+        partition_count_tx,
+        watch_token,
     ));
 
     let max_lag = i64::try_from(settings.api.max_ready_lag_records).unwrap_or(i64::MAX);
@@ -234,6 +246,28 @@ pub async fn follow(
                 } else {
                     // The blocklist follower ended (its task reports why): stop listening.
                     hooks.blocklist_changed = None;
+                }
+            }
+            Ok(()) = partition_count_rx.changed() => {
+                let now = usize::try_from(*partition_count_rx.borrow_and_update()).unwrap_or(0);
+                if now > count {
+                    // New partitions: assigned from their beginning, measured like the others.
+                    let mut added = TopicPartitionList::new();
+                    for partition in count..now {
+                        let partition = i32::try_from(partition).unwrap_or(i32::MAX);
+                        added.add_partition_offset(&topic, partition, Offset::Beginning)?;
+                    }
+                    consumer.incremental_assign(&added).context("assign new partitions")?;
+                    tracing::info!(topic, from = count, to = now, "the counts topic has new partitions; following them");
+                    ends = ends
+                        .iter()
+                        .map(|e| AtomicI64::new(e.load(Ordering::Relaxed)))
+                        .chain((count..now).map(|_| AtomicI64::new(-1)))
+                        .collect();
+                    _stop_probe = start_probe(&consumer, &topic, &ends, &shutdown);
+                    positions.resize(now, 0);
+                    at_end.resize(now, false);
+                    count = now;
                 }
             }
             _ = tick.tick() => {
@@ -373,6 +407,49 @@ fn consumer_position(
     match positions.find_partition(topic, partition)?.offset() {
         Offset::Offset(offset) => Some(offset),
         _ => None,
+    }
+}
+
+/// Starts [`probe_ends`] for `ends`; it stops when the guard drops (or on shutdown).
+fn start_probe(
+    consumer: &Arc<StreamConsumer<ReaderContext>>,
+    topic: &str,
+    ends: &Arc<[AtomicI64]>,
+    shutdown: &CancellationToken,
+) -> tokio_util::sync::DropGuard {
+    let token = shutdown.child_token();
+    tokio::spawn(probe_ends(
+        consumer.clone(),
+        topic.to_owned(),
+        ends.clone(),
+        token.clone(),
+    ));
+    token.drop_guard()
+}
+
+/// Every [`PARTITION_CHECK_INTERVAL`] until `stop`, asks for the topic's partition count and
+/// publishes it when it grew (a shrinking count is impossible in Kafka; a failed request is
+/// tried again at the next interval).
+async fn watch_partitions(
+    kafka: trends_common::settings::KafkaSettings,
+    topic: String,
+    count: watch::Sender<i32>,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(PARTITION_CHECK_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while stop.run_until_cancelled(every.tick()).await.is_some() {
+        let (kafka, name) = (kafka.clone(), topic.clone());
+        let asked =
+            tokio::task::spawn_blocking(move || partition_count(&kafka, &name, PROBE_TIMEOUT));
+        match stop.run_until_cancelled(asked).await {
+            None => return,
+            Some(Ok(Ok(Some(n)))) if n > *count.borrow() => {
+                count.send_replace(n);
+            }
+            Some(Ok(Err(e))) => tracing::debug!(error = %e, "cannot check the partition count"),
+            Some(_) => {}
+        }
     }
 }
 

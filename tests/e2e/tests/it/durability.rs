@@ -246,3 +246,118 @@ async fn a_partition_of_only_dead_letters_restarts_without_complaint() {
         .terminate(Duration::from_secs(30))
         .expect("stop");
 }
+
+/// Partitions added to the input while everything runs: the aggregator adds them to the counts
+/// topic (co-partitioned), the API follows the new counts partitions without a restart, and the
+/// all-time counts stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_added_to_the_input_are_followed_without_a_restart() {
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let bootstrap = KafkaBroker::shared().bootstrap_servers();
+    let topics = Topics::unique("grow-");
+    create_topic(&topics.tweets, 2).await;
+    let mut aggregator = topics.start_aggregator(bootstrap, 2, &unique_name("grow-group"), &[]);
+    let mut api = topics.start_api(bootstrap, 2);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .create()
+        .expect("producer");
+    let mut sent = 0usize;
+    let send = |partition: i32, i: usize| {
+        let producer = producer.clone();
+        let topic = topics.tweets.clone();
+        async move {
+            let body = post(i);
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(&topic)
+                        .partition(partition)
+                        .payload(&body),
+                    Duration::from_secs(5),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e.to_string())
+        }
+    };
+    for i in 0..10 {
+        send(i32::try_from(i % 2).expect("small"), i)
+            .await
+            .expect("sent");
+        sent += 1;
+    }
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/hashtags/durability", api.url);
+    let all_time = |want: usize| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            wait_for(
+                &format!("all-time count {want}"),
+                Duration::from_secs(120),
+                || async {
+                    let (_, body) = e2e::get_json(&client, &url).await?;
+                    match body["counts"]["all"].as_i64() {
+                        Some(n) if n == i64::try_from(want).unwrap_or(-1) => Ok(()),
+                        other => Err(format!("all-time count {other:?}")),
+                    }
+                },
+            )
+            .await
+        }
+    };
+    all_time(sent).await.expect("the first posts are counted");
+
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin");
+    for result in admin
+        .create_partitions(
+            &[NewPartitions::new(&topics.tweets, 4)],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create partitions")
+    {
+        result.expect("partitions added");
+    }
+    // Posts on the new partitions (the producer learns of them within a second).
+    for partition in [2, 3] {
+        for _ in 0..5 {
+            let i = sent;
+            wait_for(
+                "a post sent to a new partition",
+                Duration::from_secs(30),
+                || send(partition, i),
+            )
+            .await
+            .expect("sent");
+            sent += 1;
+        }
+    }
+    all_time(sent).await.unwrap_or_else(|e| {
+        panic!(
+            "{e}\naggregator: {}\napi: {}",
+            aggregator.process.log(),
+            api.process.log()
+        )
+    });
+    let kafka = KafkaSettings::plaintext(bootstrap);
+    let counts =
+        trends_common::kafka::partition_count(&kafka, &topics.counts, Duration::from_secs(10))
+            .expect("metadata");
+    assert_eq!(counts, Some(4), "the counts topic grew with the input");
+    assert!(api.process.is_running() && aggregator.process.is_running());
+    api.process
+        .terminate(Duration::from_secs(30))
+        .expect("stop api");
+    aggregator
+        .process
+        .terminate(Duration::from_secs(30))
+        .expect("stop aggregator");
+}

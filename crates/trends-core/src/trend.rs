@@ -206,17 +206,24 @@ pub fn scale_adjusted(z: f64, ratio: f64) -> f64 {
         // Certain to happen by chance that often: no surprise at all.
         return f64::NEG_INFINITY;
     }
-    // ln Q falls as z grows: bisect on [z − 40, z].
-    let (mut low, mut high) = (z - 40.0, z);
-    for _ in 0..64 {
-        let mid = 0.5 * (low + high);
-        if ln_upper_tail(mid) > target {
-            low = mid;
-        } else {
-            high = mid;
+    // Newton on f(x) = ln Q(x) − target from x = z, right of the root: ln Q is concave and
+    // falling, so each tangent lands between the root and the last point (no overshoot), and
+    // the steps shrink quadratically: a handful of iterations, not a bisection's 64.
+    let ln_density = |x: f64| -0.5 * x * x - 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let mut x = z;
+    for _ in 0..50 {
+        let ln_q = ln_upper_tail(x);
+        let slope = -(ln_density(x) - ln_q).exp();
+        if !slope.is_finite() || slope == 0.0 {
+            break;
+        }
+        let step = (ln_q - target) / slope;
+        x -= step;
+        if step.abs() < 1e-12 {
+            break;
         }
     }
-    0.5 * (low + high)
+    x
 }
 
 /// Where a trend is in its life.
@@ -841,11 +848,15 @@ impl TrendBoard {
                     // Most series with support: nothing to do (the cheap exit).
                     continue;
                 }
-                let (scale, z) = (0..=w)
-                    .filter(|&v| raw[v].is_finite())
+                // Only a shorter window past its own threshold can beat `W`'s score where it
+                // matters (an adjusted score under `min_score` is not eligible), so only those
+                // are adjusted: a few per build, not one per series.
+                let (scale, z) = (0..w)
+                    .filter(|&v| raw[v] >= self.scale_thresholds[w][v])
                     .map(|v| (v, scale_adjusted(raw[v], scale_ratio(w, v))))
+                    .chain(std::iter::once((w, score(observed, mu, params.dispersion))))
                     .max_by(|a, b| a.1.total_cmp(&b.1))
-                    .unwrap_or((w, score(observed, mu, params.dispersion)));
+                    .unwrap_or((w, f64::NEG_INFINITY));
                 let qualifies = sums[scale] >= params.min_authors && z >= params.min_score;
                 let Some(Some(name)) = self.tags.get(series_tag(key) as usize) else {
                     self.episodes[w].remove(&key);

@@ -28,6 +28,7 @@ pub mod app;
 pub mod cap;
 pub mod error;
 pub mod follower;
+pub mod healthcheck;
 pub mod metrics;
 pub mod moderation;
 pub mod openapi;

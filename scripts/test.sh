@@ -72,5 +72,8 @@ python3 bench/spark/check_hashtags.py
 echo "==> Helm chart and Strimzi examples (helm lint/template, kubeconform -strict: scripts/check-helm.sh)"
 scripts/check-helm.sh
 
+echo "==> Prometheus alert rules, their unit tests and the dashboard's queries (promtool: scripts/check-prometheus.sh)"
+scripts/check-prometheus.sh
+
 echo "==> cargo test"
 cargo test --workspace --locked -- --test-threads 2

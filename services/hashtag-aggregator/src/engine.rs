@@ -315,7 +315,8 @@ impl Engine {
         }
         self.begin_if_needed()?;
         let max_skew_ms = millis(self.settings.aggregator.max_future_skew);
-        let ingest = ingest_time(message.timestamp(), now_ms(), max_skew_ms);
+        let now = now_ms();
+        let ingest = ingest_time(message.timestamp(), now, max_skew_ms);
         // The fast parser borrows the post's strings from the record: the same posts and the
         // same errors as `parse_post` (trends-core's property test and fuzz targets check it).
         let parsed = parse_post_ref(message.payload().unwrap_or_default()).and_then(|p| {
@@ -324,6 +325,7 @@ impl Engine {
         });
         match parsed {
             Ok((parsed, event_time)) => {
+                self.metrics.record_age(now.saturating_sub(ingest));
                 if event_time < parsed.event_time {
                     self.metrics.records_clamped.inc();
                 }
@@ -431,7 +433,7 @@ impl Engine {
         }
         match self.send(record)? {
             Sent::Queued => {
-                self.metrics.records_dead_lettered.inc();
+                self.metrics.dead_lettered(reason.code());
                 if letter.truncated.is_some() {
                     self.metrics.dead_letters_truncated.inc();
                 }
@@ -535,6 +537,8 @@ impl Engine {
         // transaction, so this changes nothing of what is committed together.
         let partitions: Vec<i32> = self.counters.keys().copied().collect();
         let (mut entries, mut tags, mut produced) = (0usize, 0usize, 0usize);
+        // Records queued in this transaction (counts and checkpoints), for the metric.
+        let mut queued = 0u64;
         let started = Instant::now();
         for partition in partitions {
             let Some(counter) = self.counters.get_mut(&partition) else {
@@ -577,7 +581,9 @@ impl Engine {
                 if let Some(value) = value.as_deref() {
                     out = out.payload(value.as_bytes());
                 }
-                if let Sent::Refused(error) = self.send(out)? {
+                let sent = self.send(out)?;
+                queued += u64::from(matches!(sent, Sent::Queued));
+                if let Sent::Refused(error) = sent {
                     // Tags are capped at 140 characters and spellings at 8, so a counts record
                     // is a few KiB at most; this is a defect, not an input, and one record
                     // must not stop the partition.
@@ -614,7 +620,9 @@ impl Engine {
                 .partition(partition)
                 .key(key.as_str())
                 .payload(value.as_bytes());
-            if let Sent::Refused(error) = self.send(out)? {
+            let sent = self.send(out)?;
+            queued += u64::from(matches!(sent, Sent::Queued));
+            if let Sent::Refused(error) = sent {
                 self.metrics.refused(RefusedTopic::Counts);
                 tracing::error!(partition, %error, "the Kafka client refused a checkpoint record");
             }
@@ -660,6 +668,7 @@ impl Engine {
         self.in_transaction = false;
         self.offsets.clear();
         self.metrics.transactions_committed.inc();
+        self.metrics.counts_records_produced.inc_by(queued);
         if produced >= RELEASE_MEMORY_AFTER_RECORDS {
             // The burst (the records above and librdkafka's copies of them) is freed now; hand
             // its pages back, or resident memory stays at the burst's peak for good.

@@ -216,6 +216,9 @@ pub async fn follow(
     let mut ranker = Some(Ranker::default());
     type Built = (Ranker, Snapshot, Arc<TrendSnapshot>);
     let mut building: Option<tokio::task::JoinHandle<Built>> = None;
+    // Kafka timestamp (ms) of the newest counts record applied, and of the one in the build
+    // running: the served snapshot's, once published (`trends_api_counts_age_seconds`).
+    let (mut newest_ms, mut building_ms) = (-1i64, -1i64);
     // Per partition: the offset after the last record read (or the end last reached).
     let mut positions = vec![0i64; count];
     let mut at_end = vec![false; count];
@@ -317,6 +320,7 @@ pub async fn follow(
                         }
                         let trends = Arc::new(trends);
                         dirty = false;
+                        building_ms = newest_ms;
                         building = Some(tokio::task::spawn_blocking(move || {
                             let snapshot = idle.build(frame);
                             (idle, snapshot, trends)
@@ -335,6 +339,7 @@ pub async fn follow(
                 ranker = Some(idle);
                 let _ = snapshots.send(Arc::new(Prepared::with_trends(snapshot, trends, hooks.blocked.clone())));
                 metrics.snapshot_published();
+                metrics.set_served_counts_time(building_ms);
                 // Ready only once a complete snapshot is served.
                 let lag = lag(&ends, &positions);
                 if is_ready(caught_up_once, lag, max_lag) && !ready.swap(true, Ordering::AcqRel) {
@@ -370,6 +375,10 @@ pub async fn follow(
                                 }
                             }
                             records += 1;
+                            metrics.counts_records_consumed(1);
+                            if let Some(ms) = message.timestamp().to_millis() {
+                                newest_ms = newest_ms.max(ms);
+                            }
                         }
                         Err(KafkaError::PartitionEOF(partition)) => {
                             // The consumer's own position: past the commit marker that ends each

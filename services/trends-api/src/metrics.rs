@@ -9,9 +9,20 @@
 //! | `trends_api_counts_lag_records` | gauge | records between the follower's position and the end of the counts topic (all partitions) |
 //! | `trends_api_snapshots_published_total` | counter | snapshots made servable |
 //! | `trends_api_counts_records_skipped_total` | counter | counts-topic records the follower could not decode, logged and skipped |
+//! | `trends_api_counts_records_consumed_total` | counter | counts-topic records the follower read (decoded or not) |
+//! | `trends_api_counts_age_seconds` | gauge | freshness: now minus the Kafka timestamp of the newest counts record in the snapshot served (absent before the first snapshot) |
+//! | `trends_api_resident_memory_bytes` | gauge | the process's resident memory (`VmRSS`), read at each scrape |
 //! | `trends_api_http_connections{listener}` | gauge | open TCP connections |
 //! | `trends_api_http_connections_rejected_total{listener}` | counter | connections closed at once because `http.max_connections` were open |
 //! | `trends_api_http_connections_timed_out_total{listener,reason}` | counter | connections closed by a timeout: `reason="header_read"` (no whole request head within `http.header_read_timeout_ms`: a slowloris, or a kept-alive connection with no next request) or `"idle"` (no byte moved either way for `http.idle_timeout_ms`) |
+//!
+//! **Counts age.** The counts records' Kafka timestamp is when the aggregator wrote them (its
+//! transaction's produce); the newest one among those in the served snapshot is the time of the
+//! newest count a client can see. The gauge is computed at each scrape (`now −` that time), so
+//! it keeps growing while nothing new is served: a follower that stalls, lags past readiness
+//! (and stops publishing), or has nothing to read because the aggregator wrote nothing. The
+//! last case is also an idle pipeline (no posts): read it beside the aggregator's
+//! `trends_aggregator_record_age_seconds` and the rate of posts.
 //!
 //! `listener` is `api` (`http.addr`) or `metrics` (the separate `/metrics` listener of
 //! `http.metrics_addr`; its series stay at zero without one).
@@ -32,12 +43,15 @@
 //! lock. A [`Gauge`] is a cloneable shared value: the caps (`crate::cap`) hold one each, so
 //! the open streams and connections gauges move with the places held.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use trends_common::metrics::Registry;
 
@@ -148,6 +162,51 @@ impl ConnectionStats {
     }
 }
 
+/// Gauges computed at each scrape: the counts age and the resident memory.
+#[derive(Debug)]
+struct ScrapeTime {
+    /// Kafka timestamp (ms) of the newest counts record in the served snapshot; -1: none yet.
+    served_counts_ms: Arc<AtomicI64>,
+}
+
+/// `VmRSS` of `/proc/self/status`, in bytes.
+fn resident_memory_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+impl Collector for ScrapeTime {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let served = self.served_counts_ms.load(Ordering::Relaxed);
+        if served >= 0 {
+            // Milliseconds to seconds: a gauge read every few seconds.
+            #[allow(clippy::cast_precision_loss)]
+            let age = (trends_common::time::now_ms().saturating_sub(served)).max(0) as f64 / 1000.0;
+            let gauge = ConstGauge::new(age);
+            let metric = encoder.encode_descriptor(
+                "counts_age_seconds",
+                "Now minus the Kafka timestamp of the newest counts record in the served snapshot.",
+                None,
+                gauge.metric_type(),
+            )?;
+            gauge.encode(metric)?;
+        }
+        if let Some(bytes) = resident_memory_bytes() {
+            let gauge = ConstGauge::new(bytes);
+            let metric = encoder.encode_descriptor(
+                "resident_memory_bytes",
+                "Resident memory of the process (VmRSS).",
+                None,
+                gauge.metric_type(),
+            )?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
 /// The API's metric handles and their registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -159,6 +218,8 @@ pub struct Metrics {
     counts_lag: Gauge,
     snapshots_published: Counter,
     counts_records_skipped: Counter,
+    counts_records_consumed: Counter,
+    served_counts_ms: Arc<AtomicI64>,
     /// Indexed like [`Listener::ALL`].
     connections: [ConnectionStats; 2],
     registry: Registry,
@@ -213,6 +274,16 @@ impl Metrics {
             "Counts-topic records that could not be decoded and were skipped",
             counts_records_skipped.clone(),
         );
+        let counts_records_consumed = Counter::default();
+        registry.register(
+            "counts_records_consumed",
+            "Counts-topic records the follower read, decoded or not",
+            counts_records_consumed.clone(),
+        );
+        let served_counts_ms = Arc::new(AtomicI64::new(-1));
+        registry.register_collector(Box::new(ScrapeTime {
+            served_counts_ms: Arc::clone(&served_counts_ms),
+        }));
         let connections = connection_families(&mut registry);
         Metrics {
             routes: OnceLock::new(),
@@ -222,6 +293,8 @@ impl Metrics {
             counts_lag,
             snapshots_published,
             counts_records_skipped,
+            counts_records_consumed,
+            served_counts_ms,
             connections,
             registry,
         }
@@ -281,6 +354,17 @@ impl Metrics {
 
     pub fn counts_records_skipped(&self) -> u64 {
         self.counts_records_skipped.get()
+    }
+
+    /// The follower read `n` counts records.
+    pub fn counts_records_consumed(&self, n: u64) {
+        self.counts_records_consumed.inc_by(n);
+    }
+
+    /// A snapshot was published whose newest counts record has Kafka timestamp `ms` (the
+    /// counts age is measured from it; a snapshot with no record keeps the last time).
+    pub fn set_served_counts_time(&self, ms: i64) {
+        self.served_counts_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
     /// The connection counts of `listener`.
@@ -355,6 +439,12 @@ mod tests {
         metrics.stream_clients_gauge().inc();
         metrics.counts_record_skipped();
         metrics.counts_record_skipped();
+        metrics.counts_records_consumed(5);
+        assert!(
+            !metrics.render().contains("counts_age_seconds"),
+            "no counts age before a snapshot"
+        );
+        metrics.set_served_counts_time(trends_common::time::now_ms() - 90_000);
         let api = metrics.connections(Listener::Api);
         for _ in 0..3 {
             api.open_gauge().inc();
@@ -377,6 +467,7 @@ mod tests {
             "trends_api_counts_lag_records 17\n",
             "trends_api_snapshots_published_total 1\n",
             "trends_api_counts_records_skipped_total 2\n",
+            "trends_api_counts_records_consumed_total 5\n",
             "trends_api_http_connections{listener=\"api\"} 3\n",
             "trends_api_http_connections{listener=\"metrics\"} 0\n",
             "trends_api_http_connections_rejected_total{listener=\"api\"} 1\n",
@@ -387,9 +478,23 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(!text.contains("hashtags/{tag}\",status"), "{text}");
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        let age = value("trends_api_counts_age_seconds ");
+        assert!(
+            age.is_some_and(|age| (90.0..120.0).contains(&age)),
+            "the counts age is measured at the scrape: {age:?}\n{text}"
+        );
+        assert!(
+            value("trends_api_resident_memory_bytes ").is_some_and(|bytes| bytes > 1e6),
+            "{text}"
+        );
         assert_eq!(
             text.lines().filter(|l| l.starts_with("# TYPE")).count(),
-            9,
+            12,
             "{text}"
         );
     }
@@ -429,9 +534,15 @@ mod tests {
         a.snapshot_published();
         a.stream_clients_gauge().inc();
         a.connections(Listener::Api).open_gauge().inc();
-        // Series come in hash order: compare them sorted.
+        // Series come in hash order: compare them sorted (the resident memory, read at each
+        // scrape, moves by itself).
         let sorted = |metrics: &Metrics| {
-            let mut lines: Vec<String> = metrics.render().lines().map(String::from).collect();
+            let mut lines: Vec<String> = metrics
+                .render()
+                .lines()
+                .filter(|l| !l.starts_with("trends_api_resident_memory_bytes "))
+                .map(String::from)
+                .collect();
             lines.sort();
             lines
         };

@@ -14,6 +14,7 @@ mod failover;
 mod helm;
 mod hostile;
 mod live_source;
+mod observability;
 mod pipeline;
 mod restore;
 mod secured;

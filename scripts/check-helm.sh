@@ -22,6 +22,14 @@ K8S_VERSION=1.34.0
 BIN="${HASHTAG_TRENDS_GO_BIN:-$HOME/.cache/hashtag-trends/go-bin}"
 CHART=deploy/helm/hashtag-trends
 
+# The chart carries copies of the alert rules and the dashboard (Helm reads only files inside a
+# chart): they must be the project's own.
+for pair in "deploy/prometheus/alerts.yml|$CHART/files/alerts.yml" \
+            "deploy/grafana/dashboards/hashtag-trends.json|$CHART/files/hashtag-trends.json"; do
+  cmp -s "${pair%%|*}" "${pair##*|}" || {
+    echo "error: ${pair##*|} differs from ${pair%%|*}: copy it (cp ${pair%%|*} ${pair##*|})" >&2; exit 1; }
+done
+
 command -v go >/dev/null 2>&1 || { echo "error: 'go' is required (Go 1.26 or newer, or one that may fetch it from the Go module proxy) to install helm and kubeconform" >&2; exit 1; }
 
 # go install MODULE/PATH VERSION BINARY: installs unless the binary there was built from that
@@ -83,6 +91,8 @@ expect secured TriggerAuthentication present; expect strimzi TriggerAuthenticati
 expect hpa HorizontalPodAutoscaler present; expect hpa ScaledObject absent
 expect ingress-monitors Ingress present; expect ingress-monitors ServiceMonitor present
 expect ingress-monitors PodMonitor present; expect ingress-monitors HorizontalPodAutoscaler absent
+expect ingress-monitors PrometheusRule present; expect ingress-monitors ConfigMap present
+expect default PrometheusRule absent; expect default ConfigMap absent
 for name in default secured strimzi ingress-monitors mtls; do
   expect "$name" NetworkPolicy present; expect "$name" PodDisruptionBudget present
 done

@@ -55,7 +55,8 @@ unzip -q -o "$(modzip "$po" "$PROMETHEUS_OPERATOR")" \
   "$po@$PROMETHEUS_OPERATOR/example/prometheus-operator-crd/*" -d "$work/po"
 python3 make-schemas.py crd crds \
   "$work/po/$po@$PROMETHEUS_OPERATOR/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
-  "$work/po/$po@$PROMETHEUS_OPERATOR/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml"
+  "$work/po/$po@$PROMETHEUS_OPERATOR/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" \
+  "$work/po/$po@$PROMETHEUS_OPERATOR/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"
 
 echo "==> Strimzi $STRIMZI (Maven Central)"
 mvn -q -B -f strimzi-crds.pom.xml dependency:build-classpath -Dmdep.outputFile="$work/cp.txt"

@@ -16,6 +16,40 @@ use std::sync::Arc;
 pub use prometheus_client;
 pub use prometheus_client::registry::Registry;
 
+/// The process's resident memory as the gauge `<prefix>_resident_memory_bytes`, read from
+/// `/proc/self/status` at each scrape (no value where there is no procfs). Every service
+/// registers it: `registry.register_collector(Box::new(ResidentMemory))`.
+#[derive(Debug)]
+pub struct ResidentMemory;
+
+/// `VmRSS` of `/proc/self/status`, in bytes.
+pub fn resident_memory_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+impl prometheus_client::collector::Collector for ResidentMemory {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        if let Some(bytes) = resident_memory_bytes() {
+            let gauge = prometheus_client::metrics::gauge::ConstGauge::new(bytes);
+            let metric = encoder.encode_descriptor(
+                "resident_memory_bytes",
+                "Resident memory of the process (VmRSS).",
+                None,
+                gauge.metric_type(),
+            )?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
 /// The `Content-Type` of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 

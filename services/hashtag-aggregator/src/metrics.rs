@@ -44,13 +44,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
-};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use trends_common::metrics::Registry;
 
@@ -150,35 +147,6 @@ pub const DEAD_LETTER_CODES: [&str; 5] = [
 pub const RECORD_AGE_BUCKETS: [f64; 14] = [
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
-
-/// The process's resident memory, read from `/proc/self/status` at each scrape (no value where
-/// there is no procfs).
-#[derive(Debug)]
-pub struct ResidentMemory;
-
-/// `VmRSS` of `/proc/self/status`, in bytes.
-pub fn resident_memory_bytes() -> Option<i64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
-}
-
-impl Collector for ResidentMemory {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        if let Some(bytes) = resident_memory_bytes() {
-            let gauge = ConstGauge::new(bytes);
-            let metric = encoder.encode_descriptor(
-                "resident_memory_bytes",
-                "Resident memory of the process (VmRSS).",
-                None,
-                gauge.metric_type(),
-            )?;
-            gauge.encode(metric)?;
-        }
-        Ok(())
-    }
-}
 
 /// Buckets of a transaction phase: 1 ms to ~65 s, doubling.
 fn phase_buckets() -> Histogram {
@@ -380,7 +348,7 @@ impl Metrics {
         for code in DEAD_LETTER_CODES {
             let _ = dead_letters.get_or_create(&CodeLabel { code });
         }
-        registry.register_collector(Box::new(ResidentMemory));
+        registry.register_collector(Box::new(trends_common::metrics::ResidentMemory));
         let start_time = Gauge::<i64>::default();
         start_time.set(trends_common::time::now_ms() / 1000);
         registry.register(

@@ -162,19 +162,12 @@ impl ConnectionStats {
     }
 }
 
-/// Gauges computed at each scrape: the counts age and the resident memory.
+/// The gauge computed at each scrape: the counts age (the resident memory is the shared
+/// [`trends_common::metrics::ResidentMemory`]).
 #[derive(Debug)]
 struct ScrapeTime {
     /// Kafka timestamp (ms) of the newest counts record in the served snapshot; -1: none yet.
     served_counts_ms: Arc<AtomicI64>,
-}
-
-/// `VmRSS` of `/proc/self/status`, in bytes.
-fn resident_memory_bytes() -> Option<i64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
 }
 
 impl Collector for ScrapeTime {
@@ -188,16 +181,6 @@ impl Collector for ScrapeTime {
             let metric = encoder.encode_descriptor(
                 "counts_age_seconds",
                 "Now minus the Kafka timestamp of the newest counts record in the served snapshot.",
-                None,
-                gauge.metric_type(),
-            )?;
-            gauge.encode(metric)?;
-        }
-        if let Some(bytes) = resident_memory_bytes() {
-            let gauge = ConstGauge::new(bytes);
-            let metric = encoder.encode_descriptor(
-                "resident_memory_bytes",
-                "Resident memory of the process (VmRSS).",
                 None,
                 gauge.metric_type(),
             )?;
@@ -284,6 +267,7 @@ impl Metrics {
         registry.register_collector(Box::new(ScrapeTime {
             served_counts_ms: Arc::clone(&served_counts_ms),
         }));
+        registry.register_collector(Box::new(trends_common::metrics::ResidentMemory));
         let connections = connection_families(&mut registry);
         Metrics {
             routes: OnceLock::new(),

@@ -114,7 +114,11 @@ impl Metrics {
             oversized,
             reconnects,
             accepted: Counter::default(),
-            registry: Arc::new(root),
+            registry: Arc::new({
+                // Process-wide, so on the root: not labelled by source.
+                root.register_collector(Box::new(trends_common::metrics::ResidentMemory));
+                root
+            }),
         }
     }
 
@@ -174,7 +178,13 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("accepted"), "{text}");
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 8);
+        // Seven families by source, plus the process's resident memory (not by source).
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 9);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("trends_producer_resident_memory_bytes ")),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 

@@ -266,7 +266,8 @@ fn dockerfile_instructions() -> Vec<String> {
 }
 
 /// The image: dependencies compiled in their own cached layer (cargo-chef) before the sources
-/// are copied, binaries stripped, a slim runtime without curl, OCI labels that agree with the
+/// are copied, binaries stripped, a slim runtime (the libraries the binaries link, curl for
+/// operators' checks, nothing else), OCI labels that agree with the
 /// workspace, the Helm chart's user (10001, numeric, created without the SYS_UID_MAX warning),
 /// and nothing that needs Docker Hub beyond the base images (no `# syntax=` frontend).
 #[test]
@@ -323,8 +324,8 @@ fn the_image_is_cached_stripped_labelled_and_unprivileged() {
         .collect();
     assert_eq!(
         packages,
-        ["ca-certificates", "libssl3", "libcurl4"],
-        "no curl"
+        ["ca-certificates", "libssl3", "libcurl4", "curl"],
+        "the runtime's packages"
     );
     assert!(
         install.contains("useradd --uid 10001") && !install.contains("--system"),
@@ -675,7 +676,7 @@ fn healthcheck_until_ok(
     }
 }
 
-/// The three services' healthchecks are `trends-api healthcheck` (no curl in the image), run
+/// The three services' healthchecks are `trends-api healthcheck` (not curl), run
 /// for real against real processes: the API's from its own `TRENDS__HTTP__ADDR`, the
 /// aggregator's on its metrics port as compose names it. A stopped API fails the check, with
 /// the address in the message. The services' logs, not on a terminal, carry no colour codes.

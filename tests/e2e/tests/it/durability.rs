@@ -9,6 +9,31 @@ use test_support::{KafkaBroker, unique_name};
 use trends_common::kafka::topic_config;
 use trends_common::settings::KafkaSettings;
 
+/// A topic config entry as the broker describes it: its value, and whether it was set on the
+/// topic itself (rather than inherited from the broker's defaults).
+async fn topic_entry(bootstrap: &str, topic: &str, name: &str) -> Option<(String, bool)> {
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .ok()?;
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .ok()?;
+    described
+        .into_iter()
+        .filter_map(Result::ok)
+        .flat_map(|resource| resource.entries)
+        .find(|entry| entry.name == name)
+        .and_then(|entry| {
+            let on_topic = entry.source == ConfigSource::DynamicTopic;
+            entry.value.map(|value| (value, on_topic))
+        })
+}
+
 #[tokio::test]
 async fn topics_get_the_brokers_replication_and_min_isr_of_at_most_two() {
     let bootstrap = KafkaBroker::shared().bootstrap_servers();
@@ -21,17 +46,16 @@ async fn topics_get_the_brokers_replication_and_min_isr_of_at_most_two() {
             &format!("{topic} created"),
             Duration::from_secs(60),
             || async {
-                match topic_config(&kafka, topic, "min.insync.replicas").await {
-                    Ok(Some(value)) => Ok(value),
-                    Ok(None) => Err("not described yet".to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
+                topic_entry(bootstrap, topic, "min.insync.replicas")
+                    .await
+                    .ok_or_else(|| "not described yet".to_string())
             },
         )
         .await
         .expect("the topic exists");
-        // One broker: its default.replication.factor is 1, so min(2, 1) = 1.
-        assert_eq!(min_isr, "1", "{topic}");
+        // One broker: its default.replication.factor is 1, so min(2, 1) = 1, set on the topic
+        // itself (the broker's own default is 1 too: the source tells them apart).
+        assert_eq!(min_isr, ("1".to_string(), true), "{topic}");
     }
     let policy = topic_config(&kafka, &topics.counts, "cleanup.policy")
         .await

@@ -2,7 +2,9 @@
 //!
 //! - [`config`]: typed, layered settings (built-in defaults ← optional file ← `TRENDS__*`
 //!   environment variables) that refuse unknown keys and name the key that is wrong.
-//! - [`telemetry`]: `tracing` set-up, human-readable or JSON.
+//! - [`telemetry`]: `tracing` set-up, human-readable or JSON logs, and OpenTelemetry traces
+//!   exported over OTLP when an endpoint is set.
+//! - [`trace_context`]: a post's trace carried in Kafka record headers from service to service.
 //! - [`shutdown`]: SIGTERM/Ctrl-C turned into a [`tokio_util::sync::CancellationToken`], and a
 //!   task group where one failing task stops the others.
 //! - [`kafka`]: the single place where Kafka clients are configured and topics created.
@@ -25,3 +27,4 @@ pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;
+pub mod trace_context;

@@ -41,10 +41,17 @@ where
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(settings.log());
+    let telemetry = match crate::telemetry::init(settings.log(), name) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = crate::kafka::check_access(settings.kafka(), KAFKA_ACCESS_TIMEOUT) {
         tracing::error!(error = %e, "{name} cannot start");
         eprintln!("error: {e}");
+        telemetry.shutdown();
         return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -69,5 +76,7 @@ where
         }
     });
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    // After the runtime: the exporter's blocking HTTP client must not run inside it.
+    telemetry.shutdown();
     code
 }

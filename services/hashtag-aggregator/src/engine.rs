@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use trends_common::kafka::client_config;
 use trends_common::memory::release_free_memory;
 use trends_common::time::now_ms;
+use trends_common::trace_context::{self, Links};
 use trends_core::counter::{Evictions, PartitionCounter, Recorded};
 use trends_core::counts_record::{CountsKey, CountsRecord};
 use trends_core::post::{MAX_REASON_BYTES, PostError, parse_post_ref};
@@ -105,8 +106,74 @@ pub struct Engine {
     offsets: BTreeMap<i32, i64>,
     in_transaction: bool,
     failure: Option<anyhow::Error>,
+    /// The open transaction's span and the sampled posts it links to, when tracing is on.
+    trace: Option<TransactionTrace>,
+    /// The messaging client metrics' handles for this instance's topics.
+    messaging: MessagingHandles,
+    /// Dead letters queued in the open transaction (sent once it commits).
+    dead_letters_in_transaction: u64,
     metrics: Arc<Metrics>,
     watchdog: Arc<Watchdog>,
+}
+
+/// A transaction's span (kind consumer, by OpenTelemetry's messaging conventions for batch
+/// processing) and what it will link to; made at the transaction's first record, started and
+/// ended at its commit.
+struct TransactionTrace {
+    span: tracing::Span,
+    links: Links,
+    /// Records the transaction processed.
+    records: u64,
+}
+
+impl TransactionTrace {
+    fn new(settings: &Settings) -> TransactionTrace {
+        let span = tracing::info_span!(
+            "process tweets",
+            otel.name = %format_args!("process {}", settings.topics.tweets),
+            otel.kind = "consumer",
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
+            messaging.destination.name = %settings.topics.tweets,
+            messaging.consumer.group.name = %settings.aggregator.group_id,
+            messaging.batch.message_count = tracing::field::Empty,
+        );
+        TransactionTrace {
+            span,
+            links: Links::default(),
+            records: 0,
+        }
+    }
+}
+
+/// The instance's handles of `trends_aggregator_messaging_client_*`
+/// (trends_common::metrics::MessagingMetrics), made once.
+struct MessagingHandles {
+    /// Records consumed from the posts topic by the group.
+    consumed: prometheus_client::metrics::counter::Counter,
+    /// Counts records (checkpoints included) in committed transactions.
+    sent_counts: prometheus_client::metrics::counter::Counter,
+    /// Dead letters in committed transactions.
+    sent_dead_letters: prometheus_client::metrics::counter::Counter,
+    /// Each transaction's commit (the flush of its deliveries, then the commit).
+    commit_duration: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl MessagingHandles {
+    fn new(metrics: &Metrics, settings: &Settings) -> MessagingHandles {
+        let topics = &settings.topics;
+        MessagingHandles {
+            consumed: metrics
+                .messaging
+                .consumed(&topics.tweets, &settings.aggregator.group_id),
+            sent_counts: metrics.messaging.sent(&topics.counts),
+            sent_dead_letters: metrics.messaging.sent(&topics.dlq),
+            commit_duration: metrics.messaging.operation("commit", &topics.counts),
+        }
+    }
 }
 
 /// The consumer context: holds the engine for the rebalance callbacks.
@@ -278,6 +345,13 @@ impl Engine {
             // Fetched before a revocation; its new owner will process it.
             return Ok(());
         }
+        if trace_context::enabled() {
+            let trace = self
+                .trace
+                .get_or_insert_with(|| TransactionTrace::new(&self.settings));
+            trace.records += 1;
+            trace.links.add_from(message.headers());
+        }
         if !self.counters.contains_key(&partition) {
             let started = Instant::now();
             let lateness = millis(self.settings.aggregator.allowed_lateness);
@@ -359,6 +433,7 @@ impl Engine {
             Err(reason) => self.dead_letter(message, &reason)?,
         }
         self.metrics.records_processed.inc();
+        self.messaging.consumed.inc();
         self.offsets.insert(partition, message.offset() + 1);
         Ok(())
     }
@@ -433,6 +508,7 @@ impl Engine {
         }
         match self.send(record)? {
             Sent::Queued => {
+                self.dead_letters_in_transaction += 1;
                 self.metrics.dead_lettered(reason.code());
                 if letter.truncated.is_some() {
                     self.metrics.dead_letters_truncated.inc();
@@ -530,7 +606,34 @@ impl Engine {
         Ok(())
     }
 
+    /// [`Engine::produce_and_commit`] in the transaction's span, when tracing is on: the span
+    /// links to the sampled posts the transaction counted, and the counts records carry its
+    /// context in their headers (trends_common::trace_context).
     fn try_commit(&mut self, consumer: &AggregatorConsumer) -> anyhow::Result<()> {
+        let Some(mut trace) = self.trace.take() else {
+            return self.produce_and_commit(consumer, None);
+        };
+        trace.links.attach_to(&trace.span);
+        trace
+            .span
+            .record("messaging.batch.message_count", trace.records);
+        let _entered = trace.span.enter();
+        let headers = trace_context::headers_of_span(&trace.span);
+        let result = self.produce_and_commit(consumer, headers.as_ref());
+        if let Err(e) = &result {
+            trace.span.record("otel.status_code", "error");
+            trace
+                .span
+                .record("otel.status_description", format!("{e:#}").as_str());
+        }
+        result
+    }
+
+    fn produce_and_commit(
+        &mut self,
+        consumer: &AggregatorConsumer,
+        headers: Option<&OwnedHeaders>,
+    ) -> anyhow::Result<()> {
         // One partition's updates at a time, queued as they are taken: a catch-up's commit
         // holds one partition's records in memory (and librdkafka at most
         // PRODUCER_QUEUE_KBYTES of them), not every partition's at once. All go into the same
@@ -581,6 +684,9 @@ impl Engine {
                 if let Some(value) = value.as_deref() {
                     out = out.payload(value.as_bytes());
                 }
+                if let Some(headers) = headers {
+                    out = out.headers(headers.clone());
+                }
                 let sent = self.send(out)?;
                 queued += u64::from(matches!(sent, Sent::Queued));
                 if let Sent::Refused(error) = sent {
@@ -616,10 +722,14 @@ impl Engine {
             let record = CountsRecord::new(CountsKey::Checkpoint { partition }, Some(offset));
             let key = record.key.encode();
             let value = record.encode_value().unwrap_or_default();
-            let out = BaseRecord::to(&self.settings.topics.counts)
+            let mut out = BaseRecord::to(&self.settings.topics.counts)
                 .partition(partition)
                 .key(key.as_str())
                 .payload(value.as_bytes());
+            // Every transaction writes checkpoints, so a traced one always reaches the API.
+            if let Some(headers) = headers {
+                out = out.headers(headers.clone());
+            }
             let sent = self.send(out)?;
             queued += u64::from(matches!(sent, Sent::Queued));
             if let Sent::Refused(error) = sent {
@@ -664,11 +774,18 @@ impl Engine {
                 .context("commit transaction")?;
             self.metrics
                 .commit_phase(CommitPhase::Commit, started.elapsed());
+            self.messaging
+                .commit_duration
+                .observe(started.elapsed().as_secs_f64());
         }
         self.in_transaction = false;
         self.offsets.clear();
         self.metrics.transactions_committed.inc();
         self.metrics.counts_records_produced.inc_by(queued);
+        self.messaging.sent_counts.inc_by(queued);
+        self.messaging
+            .sent_dead_letters
+            .inc_by(std::mem::take(&mut self.dead_letters_in_transaction));
         if produced >= RELEASE_MEMORY_AFTER_RECORDS {
             // The burst (the records above and librdkafka's copies of them) is freed now; hand
             // its pages back, or resident memory stays at the burst's peak for good.
@@ -781,6 +898,9 @@ pub fn run_blocking(
         offsets: BTreeMap::new(),
         in_transaction: false,
         failure: None,
+        trace: None,
+        messaging: MessagingHandles::new(&metrics, settings),
+        dead_letters_in_transaction: 0,
         metrics: metrics.clone(),
         watchdog,
     };

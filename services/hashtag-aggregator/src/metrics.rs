@@ -25,6 +25,10 @@
 //! | `trends_aggregator_dead_letters_total` | counter, per `code` | dead letters written, by their `dlq.error.code` |
 //! | `trends_aggregator_counts_records_produced_total` | counter | counts records (with checkpoints) in committed transactions |
 //! | `trends_aggregator_resident_memory_bytes` | gauge | the process's resident memory (`VmRSS`), read at each scrape |
+//! | `trends_aggregator_messaging_client_consumed_messages_total` | counter, per `messaging_destination_name`, `messaging_consumer_group_name` | posts consumed (the OpenTelemetry messaging convention's name; trends_common::metrics::MessagingMetrics) |
+//! | `trends_aggregator_messaging_client_sent_messages_total` | counter, per `messaging_destination_name` | counts records (checkpoints included) and dead letters in committed transactions |
+//! | `trends_aggregator_messaging_client_operation_duration_seconds` | histogram, `messaging_operation_name="commit"` | one transaction's commit (its flush, then the commit call) |
+//! | `trends_aggregator_trace_spans_{exported,dropped,export_failed}_total` | counters | spans exported over OTLP, dropped at a full queue, lost in failed exports (trends_common::telemetry) |
 //! | `trends_aggregator_start_time_seconds` | gauge | when the metrics were made (the process start), Unix seconds: its changes count restarts |
 //!
 //! Why histograms for the durations: an operator wants to see the slow commits and restores
@@ -180,6 +184,8 @@ pub struct Metrics {
     pub counts_records_produced: Counter,
     record_age: Histogram,
     dead_letters: Family<CodeLabel, Counter>,
+    /// The messaging client families (trends_common::metrics::MessagingMetrics).
+    pub messaging: trends_common::metrics::MessagingMetrics,
     registry: Arc<Registry>,
 }
 
@@ -348,7 +354,9 @@ impl Metrics {
         for code in DEAD_LETTER_CODES {
             let _ = dead_letters.get_or_create(&CodeLabel { code });
         }
+        let messaging = trends_common::metrics::MessagingMetrics::register(&mut registry);
         registry.register_collector(Box::new(trends_common::metrics::ResidentMemory));
+        registry.register_collector(Box::new(trends_common::telemetry::TraceSpanCounters));
         let start_time = Gauge::<i64>::default();
         start_time.set(trends_common::time::now_ms() / 1000);
         registry.register(
@@ -381,6 +389,7 @@ impl Metrics {
             counts_records_produced,
             record_age,
             dead_letters,
+            messaging,
             registry: Arc::new(registry),
         }
     }
@@ -544,7 +553,9 @@ mod tests {
                 .is_some_and(|t| t > 1_700_000_000),
             "{text}"
         );
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 26);
+        // 26 families, and the 3 trace span counters (the messaging families have no series
+        // until the engine makes its handles).
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 29);
     }
 
     #[test]

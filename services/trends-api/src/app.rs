@@ -217,8 +217,43 @@ fn with_outer_layers(router: Router, metrics: &Arc<Metrics>) -> Router {
     router
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(metrics.clone(), record))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(http_span)
+                .on_response(
+                    |response: &Response, _latency: std::time::Duration, span: &tracing::Span| {
+                        span.record("http.response.status_code", response.status().as_u16());
+                    },
+                ),
+        )
         .layer(middleware::map_response(security_headers))
+}
+
+/// A request's span (kind server), a child of the caller's span when the request carries a
+/// W3C `traceparent`; named `METHOD /route/template` as OpenTelemetry's HTTP conventions say.
+/// With tracing off it is the empty span, as before (tower-http's default is at DEBUG).
+fn http_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if !trends_common::trace_context::enabled() {
+        return tracing::Span::none();
+    }
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let method = request.method().as_str();
+    let span = tracing::info_span!(
+        "HTTP request",
+        otel.name = %format_args!("{method} {}", route.as_deref().unwrap_or("")),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = route.as_deref().unwrap_or(""),
+        url.path = request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    // An invalid or absent traceparent gives the empty context: the span is a root.
+    let _ = span.set_parent(trends_common::trace_context::http_parent(request.headers()));
+    span
 }
 
 /// Adds the security headers to a response (replacing any a handler set).

@@ -52,6 +52,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use trends_common::kafka::{ReaderContext, client_config, partition_count};
 use trends_common::memory::release_free_memory;
+use trends_common::trace_context::{self, Links};
 use trends_core::counts_record::{CountsKey, CountsRecord};
 use trends_core::trend::{Transition, TrendBoard, TrendSnapshot};
 use trends_core::view::{Ranker, Snapshot, TrendsView};
@@ -176,6 +177,7 @@ pub async fn follow(
     mut hooks: TrendHooks,
 ) -> anyhow::Result<()> {
     let topic = settings.topics.counts.clone();
+    metrics.follow_counts_topic(&topic);
     let Some(partitions) = wait_for_topic(&settings, &shutdown).await? else {
         return Ok(());
     };
@@ -352,10 +354,22 @@ pub async fn follow(
                 // during a catch-up), up to DRAIN_BATCH, so a tick or a hold waits little.
                 let mut next = Some(received);
                 let mut taken = 0;
+                let batch_started = std::time::Instant::now();
+                // With tracing on: this batch's span, made at its first record that carries a
+                // sampled transaction's context, linking to every such transaction.
+                let mut batch_trace: Option<(tracing::Span, Links)> = None;
                 while let Some(received) = next.take() {
                     taken += 1;
                     match received {
                         Ok(message) => {
+                            if trace_context::enabled()
+                                && let Some(context) = trace_context::sampled_context(message.headers())
+                            {
+                                batch_trace
+                                    .get_or_insert_with(|| (batch_span(&topic), Links::default()))
+                                    .1
+                                    .add(context);
+                            }
                             if let Some(position) = usize::try_from(message.partition()).ok().and_then(|p| positions.get_mut(p)) {
                                 *position = message.offset().saturating_add(1);
                             }
@@ -400,9 +414,32 @@ pub async fn follow(
                         next = consumer.recv().now_or_never();
                     }
                 }
+                metrics.counts_batch_applied(batch_started.elapsed());
+                if let Some((span, mut links)) = batch_trace {
+                    links.attach_to(&span);
+                    span.record("messaging.batch.message_count", taken);
+                    // Started (with the links, so the sampler sees them) and ended here.
+                    drop(span.enter());
+                }
             }
         }
     }
+}
+
+/// The span of one applied batch of counts records (kind consumer; OpenTelemetry's messaging
+/// conventions for batch processing): it links to the aggregator transactions whose records
+/// it applied (trends_common::trace_context).
+fn batch_span(topic: &str) -> tracing::Span {
+    tracing::info_span!(
+        "process counts",
+        otel.name = %format_args!("process {topic}"),
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
+        messaging.destination.name = %topic,
+        messaging.batch.message_count = tracing::field::Empty,
+    )
 }
 
 /// The consumer's position in `partition` of `topic` (the offset after the last record or

@@ -10,6 +10,9 @@
 //! | `trends_api_snapshots_published_total` | counter | snapshots made servable |
 //! | `trends_api_counts_records_skipped_total` | counter | counts-topic records the follower could not decode, logged and skipped |
 //! | `trends_api_counts_records_consumed_total` | counter | counts-topic records the follower read (decoded or not) |
+//! | `trends_api_messaging_client_consumed_messages_total` | counter, per `messaging_destination_name` | the same, by the OpenTelemetry messaging convention's name (trends_common::metrics::MessagingMetrics; `messaging_consumer_group_name` is empty: the API has no group) |
+//! | `trends_api_messaging_client_operation_duration_seconds` | histogram, `messaging_operation_name="process"` | applying one batch of counts records (up to 1,024 taken at once) |
+//! | `trends_api_trace_spans_{exported,dropped,export_failed}_total` | counters | spans exported over OTLP, dropped at a full queue, lost in failed exports (trends_common::telemetry) |
 //! | `trends_api_counts_age_seconds` | gauge | freshness: now minus the Kafka timestamp of the newest counts record in the snapshot served (absent before the first snapshot) |
 //! | `trends_api_resident_memory_bytes` | gauge | the process's resident memory (`VmRSS`), read at each scrape |
 //! | `trends_api_http_connections{listener}` | gauge | open TCP connections |
@@ -202,6 +205,10 @@ pub struct Metrics {
     snapshots_published: Counter,
     counts_records_skipped: Counter,
     counts_records_consumed: Counter,
+    /// The messaging client families (trends_common::metrics::MessagingMetrics).
+    messaging: trends_common::metrics::MessagingMetrics,
+    /// Their handles for the counts topic, once the follower names it.
+    counts_topic: OnceLock<(Counter, Histogram)>,
     served_counts_ms: Arc<AtomicI64>,
     /// Indexed like [`Listener::ALL`].
     connections: [ConnectionStats; 2],
@@ -263,11 +270,13 @@ impl Metrics {
             "Counts-topic records the follower read, decoded or not",
             counts_records_consumed.clone(),
         );
+        let messaging = trends_common::metrics::MessagingMetrics::register(&mut registry);
         let served_counts_ms = Arc::new(AtomicI64::new(-1));
         registry.register_collector(Box::new(ScrapeTime {
             served_counts_ms: Arc::clone(&served_counts_ms),
         }));
         registry.register_collector(Box::new(trends_common::metrics::ResidentMemory));
+        registry.register_collector(Box::new(trends_common::telemetry::TraceSpanCounters));
         let connections = connection_families(&mut registry);
         Metrics {
             routes: OnceLock::new(),
@@ -278,6 +287,8 @@ impl Metrics {
             snapshots_published,
             counts_records_skipped,
             counts_records_consumed,
+            messaging,
+            counts_topic: OnceLock::new(),
             served_counts_ms,
             connections,
             registry,
@@ -343,6 +354,27 @@ impl Metrics {
     /// The follower read `n` counts records.
     pub fn counts_records_consumed(&self, n: u64) {
         self.counts_records_consumed.inc_by(n);
+        if let Some((consumed, _)) = self.counts_topic.get() {
+            consumed.inc_by(n);
+        }
+    }
+
+    /// Names the counts topic the follower reads: its `messaging_client_*` series exist from
+    /// now on (consumed by no group: the API assigns partitions itself).
+    pub fn follow_counts_topic(&self, topic: &str) {
+        self.counts_topic.get_or_init(|| {
+            (
+                self.messaging.consumed(topic, ""),
+                self.messaging.operation("process", topic),
+            )
+        });
+    }
+
+    /// One batch of counts records applied, in `took`.
+    pub fn counts_batch_applied(&self, took: Duration) {
+        if let Some((_, duration)) = self.counts_topic.get() {
+            duration.observe(took.as_secs_f64());
+        }
     }
 
     /// A snapshot was published whose newest counts record has Kafka timestamp `ms` (the
@@ -423,7 +455,10 @@ mod tests {
         metrics.stream_clients_gauge().inc();
         metrics.counts_record_skipped();
         metrics.counts_record_skipped();
-        metrics.counts_records_consumed(5);
+        metrics.counts_records_consumed(2);
+        metrics.follow_counts_topic("counts");
+        metrics.counts_records_consumed(3);
+        metrics.counts_batch_applied(Duration::from_millis(3));
         assert!(
             !metrics.render().contains("counts_age_seconds"),
             "no counts age before a snapshot"
@@ -476,9 +511,22 @@ mod tests {
             value("trends_api_resident_memory_bytes ").is_some_and(|bytes| bytes > 1e6),
             "{text}"
         );
+        for family in [
+            "# TYPE trends_api_messaging_client_consumed_messages counter",
+            "trends_api_messaging_client_consumed_messages_total{messaging_system=\"kafka\",messaging_destination_name=\"counts\",messaging_consumer_group_name=\"\"} 3\n",
+            "trends_api_messaging_client_operation_duration_seconds_count{messaging_system=\"kafka\",messaging_operation_name=\"process\",messaging_destination_name=\"counts\"} 1\n",
+            "# TYPE trends_api_messaging_client_operation_duration_seconds histogram",
+            "# TYPE trends_api_trace_spans_exported counter",
+            "# TYPE trends_api_trace_spans_dropped counter",
+            "# TYPE trends_api_trace_spans_export_failed counter",
+        ] {
+            assert!(text.contains(family), "{family} in {text}");
+        }
         assert_eq!(
             text.lines().filter(|l| l.starts_with("# TYPE")).count(),
-            12,
+            // 12, the 3 trace span counters, and 2 messaging families with series (the API sends
+            // nothing: no sent family is shown).
+            17,
             "{text}"
         );
     }

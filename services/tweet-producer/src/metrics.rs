@@ -16,6 +16,9 @@
 //! | `trends_producer_events_oversized_total` | counter | posts (or Jetstream frames) over `source.max_post_bytes`, skipped |
 //! | `trends_producer_transactions_committed_total` | counter | transactions committed (posts and position together) |
 //! | `trends_producer_reconnects_total` | counter | connection attempts of a live source after the first |
+//! | `trends_producer_messaging_client_sent_messages_total` | counter, per `messaging_destination_name` | posts written to `tweets` in committed transactions (the OpenTelemetry messaging convention's name; `trends_common::metrics::MessagingMetrics`) |
+//! | `trends_producer_messaging_client_operation_duration_seconds` | histogram, `messaging_operation_name="commit"` | one transaction's commit: its deliveries, then the commit |
+//! | `trends_producer_resident_memory_bytes`, `trends_producer_trace_spans_{exported,dropped,export_failed}_total` | gauge, counters | resident memory; spans exported over OTLP (process-wide, not labelled by source) |
 //!
 //! One set of handles for everything the producer counts, the publisher's counts included
 //! (`published`, `transactions`, and `accepted`, which only the progress log reads): the
@@ -58,6 +61,8 @@ pub struct Metrics {
     /// Posts handed to the Kafka producer (queued in a transaction, committed or not). Not
     /// exported: only the progress log reads it, next to `published`.
     pub accepted: Counter,
+    /// The messaging client families (trends_common::metrics::MessagingMetrics).
+    pub messaging: trends_common::metrics::MessagingMetrics,
     registry: Arc<Registry>,
 }
 
@@ -101,6 +106,7 @@ impl Metrics {
             "Posts dropped by a filter",
             filtered.clone(),
         );
+        let messaging = trends_common::metrics::MessagingMetrics::register(registry);
         // Both reasons exist from the start, at 0: an alert on them needs the series.
         let reason = |reason| filtered.get_or_create(&FilterLabel { reason }).clone();
         Metrics {
@@ -114,9 +120,11 @@ impl Metrics {
             oversized,
             reconnects,
             accepted: Counter::default(),
+            messaging,
             registry: Arc::new({
                 // Process-wide, so on the root: not labelled by source.
                 root.register_collector(Box::new(trends_common::metrics::ResidentMemory));
+                root.register_collector(Box::new(trends_common::telemetry::TraceSpanCounters));
                 root
             }),
         }
@@ -178,8 +186,18 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("accepted"), "{text}");
-        // Seven families by source, plus the process's resident memory (not by source).
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 9);
+        // The families by source, the process's resident memory and its three trace span
+        // counters (not by source); the messaging families show once the publisher makes
+        // their series.
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 12);
+        metrics.messaging.sent("tweets").inc_by(2);
+        assert!(
+            metrics.render().contains(
+                "trends_producer_messaging_client_sent_messages_total{source=\"file\",messaging_system=\"kafka\",messaging_destination_name=\"tweets\"} 2\n"
+            ),
+            "{}",
+            metrics.render()
+        );
         assert!(
             text.lines()
                 .any(|l| l.starts_with("trends_producer_resident_memory_bytes ")),

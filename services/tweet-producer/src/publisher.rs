@@ -38,7 +38,7 @@ use anyhow::{Context, anyhow, bail};
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use trends_common::settings::KafkaSettings;
@@ -91,6 +91,10 @@ pub struct Publisher {
     pending_posts: u64,
     /// `accepted` on every queued post; `published` and `transactions` on every commit.
     metrics: Arc<Metrics>,
+    /// `messaging_client_sent_messages_total` of the posts topic.
+    sent: prometheus_client::metrics::counter::Counter,
+    /// `messaging_client_operation_duration_seconds` of its commits.
+    commit_duration: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -148,6 +152,8 @@ impl Publisher {
         Ok(Publisher {
             producer,
             topic: topic.to_owned(),
+            sent: metrics.messaging.sent(topic),
+            commit_duration: metrics.messaging.operation("commit", topic),
             in_flight: FuturesUnordered::new(),
             max_in_flight: options.max_in_flight.max(1),
             in_transaction: false,
@@ -163,7 +169,18 @@ impl Publisher {
     /// commit covers it) or was not sent at all.
     pub async fn send(&mut self, key: &str, payload: &[u8]) -> anyhow::Result<Sent> {
         let topic = self.topic.clone();
-        let sent = self.send_to(&topic, key, Some(payload)).await?;
+        // A sampled post's trace starts here and travels in the record's headers
+        // (trends_common::trace_context); nothing is made when tracing is off.
+        let traced = if trends_common::trace_context::enabled() {
+            trends_common::trace_context::start_producer_span(&topic)
+        } else {
+            None
+        };
+        let (_span, headers) = match traced {
+            Some((span, headers)) => (Some(span), Some(headers)),
+            None => (None, None),
+        };
+        let sent = self.send_to(&topic, key, Some(payload), headers).await?;
         if sent == Sent::Queued {
             self.pending_posts += 1;
             self.metrics.accepted.inc();
@@ -176,6 +193,7 @@ impl Publisher {
         topic: &str,
         key: &str,
         payload: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
     ) -> anyhow::Result<Sent> {
         self.reap_ready()?;
         while self.in_flight.len() >= self.max_in_flight {
@@ -190,6 +208,9 @@ impl Publisher {
         let mut record = FutureRecord::<str, [u8]>::to(topic).key(key);
         if let Some(payload) = payload {
             record = record.payload(payload);
+        }
+        if let Some(headers) = headers {
+            record = record.headers(headers);
         }
         loop {
             match self.producer.send_result(record) {
@@ -224,7 +245,7 @@ impl Publisher {
         offsets_topic: &str,
     ) -> anyhow::Result<u64> {
         if let Some((key, value)) = position {
-            match self.send_to(offsets_topic, key, Some(value)).await? {
+            match self.send_to(offsets_topic, key, Some(value), None).await? {
                 Sent::Queued => {}
                 Sent::Refused(code) => {
                     bail!("the position record of {key} was refused: {code}")
@@ -239,6 +260,7 @@ impl Publisher {
         // first, and its flush polls in 100 ms slices that never end early (rdkafka ≥ 0.38),
         // so with anything still in flight every commit waited 100 ms more (the aggregator's
         // `Engine::flush` has the measurements). With nothing in flight it returns at once.
+        let started = std::time::Instant::now();
         let drain = async {
             while let Some(report) = self.in_flight.next().await {
                 check(report)?;
@@ -259,6 +281,9 @@ impl Publisher {
         self.in_transaction = false;
         let committed = std::mem::take(&mut self.pending_posts);
         self.metrics.published.inc_by(committed);
+        self.sent.inc_by(committed);
+        self.commit_duration
+            .observe(started.elapsed().as_secs_f64());
         self.metrics.transactions.inc();
         Ok(committed)
     }

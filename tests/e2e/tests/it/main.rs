@@ -19,4 +19,5 @@ mod pipeline;
 mod restore;
 mod secured;
 mod source_exactly_once;
+mod traces;
 mod trending;

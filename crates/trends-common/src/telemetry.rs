@@ -442,6 +442,66 @@ mod tests {
         assert!(!ansi_colour(false, set("1")));
     }
 
+    /// An exporter that holds every export until released: a collector that hangs.
+    #[derive(Debug, Clone, Default)]
+    struct HangingCollector(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+    impl HangingCollector {
+        fn release(&self) {
+            let (released, wake) = &*self.0;
+            *released.lock().expect("lock") = true;
+            wake.notify_all();
+        }
+    }
+
+    impl SpanExporter for HangingCollector {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            let (released, wake) = &*self.0;
+            let mut done = released.lock().expect("lock");
+            while !*done {
+                done = wake.wait(done).expect("wait");
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_spans_and_counts_them_instead_of_blocking() {
+        use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+        let collector = HangingCollector::default();
+        let (dropped, exported) = (
+            SPANS_DROPPED.load(Ordering::Relaxed),
+            SPANS_EXPORTED.load(Ordering::Relaxed),
+        );
+        // No export starts on its own (a long delay, a large batch): the queue only fills.
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(4 + QUEUE_SLACK)
+            .with_max_export_batch_size(512)
+            .with_scheduled_delay(Duration::from_secs(3600))
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(BoundedSpans {
+                inner: BatchSpanProcessor::builder(CountingExporter(collector.clone()))
+                    .with_batch_config(batch)
+                    .build(),
+                max_queue: 4,
+            })
+            .build();
+        let tracer = provider.tracer("test");
+        for i in 0..100 {
+            // Ending a span never waits for the collector.
+            drop(tracer.start(format!("span {i}")));
+        }
+        assert_eq!(SPANS_DROPPED.load(Ordering::Relaxed) - dropped, 96);
+        collector.release();
+        provider.shutdown().expect("shutdown");
+        assert_eq!(
+            SPANS_EXPORTED.load(Ordering::Relaxed) - exported,
+            4,
+            "the queued spans are exported at shutdown"
+        );
+    }
+
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()

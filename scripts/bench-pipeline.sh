@@ -16,6 +16,8 @@
 # BENCH_MEMORY_TAGS (10000,100000,1000000); BENCH_SPARK (1: after the harness; 0: not at all;
 # only: the Spark peer alone), which runs the phases throughput and latency of BENCH_PHASES,
 # and BENCH_SPARK_BATCH (BENCH_POSTS / 10: records per Spark micro-batch, throughput phase).
+# OTEL_* variables pass through to the producer and the aggregators (the throughput phases
+# with tracing on: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 and a sampler).
 # Needs what scripts/test.sh needs (JDK 17+, Maven, Maven Central on first use), and for the
 # Spark peer PyPI on first use (bench/spark/setup.sh: a venv in ~/.cache/hashtag-trends).
 set -euo pipefail

@@ -292,7 +292,14 @@ fn aggregator_env(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(otel_passthrough())
     .collect()
+}
+
+/// The bench's own `OTEL_*` variables, for the services it starts: set
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` (and a sampler) to measure the pipeline with tracing on.
+fn otel_passthrough() -> impl Iterator<Item = (String, String)> {
+    std::env::vars().filter(|(k, _)| k.starts_with("OTEL_"))
 }
 
 /// Environment of a `trends-api` following `counts` on `port`, with the snapshot interval
@@ -435,6 +442,7 @@ async fn producer_phase(bench: &mut Bench) -> anyhow::Result<String> {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(otel_passthrough())
         .collect();
         let started = Instant::now();
         let mut producer = ServiceProcess::start("tweet-producer", &env)?;

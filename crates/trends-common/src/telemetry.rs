@@ -352,8 +352,8 @@ pub fn init(settings: &LogSettings, service: &'static str) -> Result<Telemetry, 
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     let fmt = match settings.format {
-        LogFormat::Text => fmt.with_filter(filter).boxed(),
-        LogFormat::Json => fmt.json().flatten_event(true).with_filter(filter).boxed(),
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
     let provider = match &traces.endpoint {
         Some(_) => Some(tracer_provider(&traces, service)?),
@@ -365,11 +365,14 @@ pub fn init(settings: &LogSettings, service: &'static str) -> Result<Telemetry, 
             .with_location(false)
             .with_threads(false)
             .with_target(false)
-            // The services' spans are at INFO; the log filter does not silence traces.
-            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
     // A second init (e.g. in tests) keeps the first subscriber; that is fine.
+    // One global filter for both layers. (A per-layer filter on the log layer, beside an
+    // optional OpenTelemetry layer, lost some INFO lines: tracing-subscriber's callsite
+    // interest caching with per-layer filters.) The services' spans are at INFO, so a filter
+    // that silences INFO for a service's crate silences its spans too.
     let _ = tracing_subscriber::registry()
+        .with(filter)
         .with(fmt)
         .with(otel)
         .try_init();

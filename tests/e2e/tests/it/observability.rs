@@ -368,4 +368,6 @@ async fn every_metric_of_the_dashboard_and_the_alerts_is_exposed() {
                 .expect("stop a service");
         }
     }
+    // Every INFO line reaches the log with tracing off too.
+    crate::traces::assert_startup_logged(&aggregator.process.log());
 }

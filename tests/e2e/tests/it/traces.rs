@@ -411,6 +411,19 @@ async fn a_sampled_post_is_traced_from_the_producer_through_the_aggregator_to_th
     for service in [&mut aggregator.process, &mut api] {
         let _ = service.terminate(Duration::from_secs(20));
     }
+    assert_startup_logged(&aggregator.process.log());
+}
+
+/// The aggregator's INFO lines all reach its log with tracing on (a per-layer log filter once
+/// lost some of them).
+pub(crate) fn assert_startup_logged(log: &str) {
+    for line in [
+        "hashtag-aggregator starting",
+        "initializing transactional producer",
+        "partitions assigned",
+    ] {
+        assert!(log.contains(line), "{line:?} missing from the log:\n{log}");
+    }
 }
 
 /// (trace id, span id) of every `traceparent` in `topic`'s committed records, read to the end

@@ -217,6 +217,280 @@ fine_bucket_secs = 10
 coarse_bucket_secs = 300
 "#;
 
+/// A service of the pipeline: which sections it reads ([`SECTIONS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    Producer,
+    Aggregator,
+    Api,
+}
+
+impl Service {
+    pub const ALL: [Service; 3] = [Service::Producer, Service::Aggregator, Service::Api];
+
+    /// The binary's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Producer => "tweet-producer",
+            Service::Aggregator => "hashtag-aggregator",
+            Service::Api => "trends-api",
+        }
+    }
+}
+
+/// One top-level section of the settings: who reads it and every key it has (relative to the
+/// section, `.` between levels; `*` at the end: any key below, e.g. `properties.*`).
+#[derive(Debug)]
+pub struct Section {
+    pub name: &'static str,
+    pub read_by: &'static [Service],
+    pub keys: &'static [&'static str],
+}
+
+impl Section {
+    /// Whether `key` (relative to the section) is one of its keys.
+    pub fn has(&self, key: &str) -> bool {
+        self.keys.iter().any(|k| match k.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix) && key.len() > prefix.len(),
+            None => *k == key,
+        })
+    }
+}
+
+const ALL: &[Service] = &Service::ALL;
+const PRODUCER: &[Service] = &[Service::Producer];
+const AGGREGATOR: &[Service] = &[Service::Aggregator];
+const API: &[Service] = &[Service::Api];
+
+/// Every key of every service, by section: the one list that makes a shared environment work.
+///
+/// **Why a list.** One `.env` file or ConfigMap may serve all three services, so each service
+/// must accept the sections the others read (`TRENDS__HTTP__ADDR` is the API's; the aggregator
+/// passes over it) while a key that *no* service reads is still a typo to refuse, with the
+/// nearest key that exists ([`crate::config::load_service`]). The services do not depend on
+/// each other, so what they read is listed here, once. Each service's tests check the list
+/// against its own types both ways (every key with a default is listed; every listed key of its
+/// sections is one its types know), and the end-to-end tests load an environment with every
+/// variable the README documents into all three loaders.
+pub const SECTIONS: &[Section] = &[
+    Section {
+        name: "kafka",
+        read_by: ALL,
+        keys: &[
+            "bootstrap_servers",
+            "replication_factor",
+            "debug",
+            "security_protocol",
+            "sasl.mechanism",
+            "sasl.username",
+            "sasl.password.env",
+            "sasl.password.file",
+            "sasl.oauthbearer.token_endpoint_url",
+            "sasl.oauthbearer.client_id",
+            "sasl.oauthbearer.client_secret.env",
+            "sasl.oauthbearer.client_secret.file",
+            "sasl.oauthbearer.scope",
+            "sasl.oauthbearer.extensions",
+            "ssl.ca_file",
+            "ssl.cert_file",
+            "ssl.key_file",
+            "ssl.key_password.env",
+            "ssl.key_password.file",
+            "ssl.verify_hostname",
+            "properties.*",
+        ],
+    },
+    Section {
+        name: "topics",
+        read_by: ALL,
+        keys: &["tweets", "counts", "dlq", "source_offsets", "partitions"],
+    },
+    Section {
+        name: "log",
+        read_by: ALL,
+        keys: &["format", "filter"],
+    },
+    Section {
+        name: "windows",
+        read_by: ALL,
+        keys: &["fine_bucket_secs", "coarse_bucket_secs"],
+    },
+    Section {
+        name: "aggregator",
+        read_by: AGGREGATOR,
+        keys: &[
+            "group_id",
+            "instance_id",
+            "commit_interval_ms",
+            "transaction_timeout_ms",
+            "session_timeout_ms",
+            "static_membership",
+            "allow_state_reset",
+            "allowed_lateness_secs",
+            "max_future_skew_secs",
+            "max_tags_per_post",
+            "max_tags_per_bucket",
+            "all_time_capacity",
+            "author_dedup_slots",
+            "restore_timeout_secs",
+            "metrics_addr",
+        ],
+    },
+    Section {
+        name: "http",
+        read_by: API,
+        keys: &[
+            "addr",
+            "request_timeout_ms",
+            "cors_allowed_origins",
+            "rate_limit_per_sec",
+            "rate_limit_burst",
+            "header_read_timeout_ms",
+            "idle_timeout_ms",
+            "max_connections",
+            "metrics_addr",
+        ],
+    },
+    Section {
+        name: "api",
+        read_by: API,
+        keys: &[
+            "snapshot_interval_ms",
+            "stream_max_events_per_sec",
+            "max_stream_clients",
+            "max_streams_per_ip",
+            "max_ready_lag_records",
+        ],
+    },
+    Section {
+        name: "trends",
+        read_by: API,
+        keys: &[
+            "min_authors",
+            "min_score",
+            "dispersion",
+            "flood_ratio",
+            "max_episodes",
+            "confirm_ms",
+        ],
+    },
+    Section {
+        name: "admin",
+        read_by: API,
+        keys: &["token.env", "token.file"],
+    },
+    Section {
+        name: "moderation",
+        read_by: API,
+        keys: &[
+            "topic",
+            "max_entries",
+            "max_patterns",
+            "max_import_bytes",
+            "write_timeout_ms",
+        ],
+    },
+    Section {
+        name: "webhooks",
+        read_by: API,
+        keys: &[
+            "urls",
+            "secret.env",
+            "secret.file",
+            "queue_capacity",
+            "dedup_capacity",
+            "timeout_ms",
+            "initial_backoff_ms",
+            "max_backoff_ms",
+            "max_attempts",
+        ],
+    },
+    Section {
+        name: "producer",
+        read_by: PRODUCER,
+        keys: &[
+            "metrics_addr",
+            "transactional_id",
+            "commit_interval_ms",
+            "commit_max_posts",
+        ],
+    },
+    Section {
+        name: "source",
+        read_by: PRODUCER,
+        keys: &[
+            "kind",
+            "buffer",
+            "keywords",
+            "languages",
+            "dedup_capacity",
+            "max_post_bytes",
+            "reconnect.min_ms",
+            "reconnect.max_ms",
+            "bluesky.host",
+            "bluesky.rewind_secs",
+            "file.path",
+            "file.pace",
+            "mastodon.base_url",
+            "mastodon.streaming_url",
+            "mastodon.stream",
+            "mastodon.tag",
+            "mastodon.token.env",
+            "mastodon.token.file",
+            "synthetic.rate",
+            "synthetic.seed",
+            "synthetic.vocabulary",
+            "synthetic.limit",
+            "synthetic.burst_every_secs",
+            "synthetic.burst_secs",
+            "synthetic.scenario",
+            "synthetic.scenario_days",
+            "x.base_url",
+            "x.rules",
+            "x.tag",
+            "x.token.env",
+            "x.token.file",
+            "x.backoff.network_step_ms",
+            "x.backoff.network_max_ms",
+            "x.backoff.http_min_ms",
+            "x.backoff.http_max_ms",
+            "x.backoff.rate_limit_min_ms",
+            "x.backoff.rate_limit_max_ms",
+        ],
+    },
+];
+
+/// Keys that existed once and were removed, with what to do instead: refused by every service
+/// with this message rather than as a typo.
+pub const REMOVED_KEYS: &[(&str, &str)] = &[(
+    "source.bluesky.cursor_file",
+    "source.bluesky.cursor_file (TRENDS__SOURCE__BLUESKY__CURSOR_FILE) was removed: the Bluesky resume position is now kept in the Kafka topic topics.source_offsets (default tweet-producer-offsets), committed in the same transaction as the posts, so no file or volume is needed; remove the setting",
+)];
+
+/// The section named `name`, if any service has it.
+pub fn section(name: &str) -> Option<&'static Section> {
+    SECTIONS.iter().find(|s| s.name == name)
+}
+
+/// Every key as `section.key` (a `*` key as `section.prefix.<name>`), in catalogue order.
+pub fn all_keys() -> impl Iterator<Item = String> {
+    SECTIONS.iter().flat_map(|s| {
+        s.keys.iter().map(move |k| match k.strip_suffix('*') {
+            Some(prefix) => format!("{}.{prefix}<name>", s.name),
+            None => format!("{}.{k}", s.name),
+        })
+    })
+}
+
+/// The environment variable that sets `key` (`http.addr` → `TRENDS__HTTP__ADDR`).
+pub fn env_var(key: &str) -> String {
+    format!(
+        "{}__{}",
+        crate::config::ENV_PREFIX,
+        key.replace('.', "__").to_uppercase()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +526,40 @@ mod tests {
             change(&mut t);
             let err = t.validate().expect_err(key);
             assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_catalogue_has_each_section_and_key_once_and_open_maps() {
+        let mut sections: Vec<&str> = SECTIONS.iter().map(|s| s.name).collect();
+        sections.sort_unstable();
+        sections.dedup();
+        assert_eq!(sections.len(), SECTIONS.len(), "a section listed twice");
+        let mut keys: Vec<String> = all_keys().collect();
+        let listed = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), listed, "a key listed twice");
+        for service in Service::ALL {
+            assert!(
+                SECTIONS.iter().any(|s| s.read_by == [service]),
+                "{} has sections of its own",
+                service.name()
+            );
+        }
+        let kafka = section("kafka").expect("kafka");
+        assert!(kafka.has("properties.client_rack"));
+        assert!(!kafka.has("properties."), "a property needs a name");
+        assert!(kafka.has("sasl.password.file"));
+        assert!(!kafka.has("sasl.password"), "a table is not a key");
+        assert_eq!(
+            env_var("source.x.backoff.http_min_ms"),
+            "TRENDS__SOURCE__X__BACKOFF__HTTP_MIN_MS"
+        );
+        assert!(keys.contains(&"kafka.properties.<name>".to_string()));
+        for (removed, message) in REMOVED_KEYS {
+            assert!(!keys.contains(&removed.to_string()), "{removed} is listed");
+            assert!(message.starts_with(removed), "{message}");
         }
     }
 

@@ -548,7 +548,15 @@ impl Engine {
                 Ok(()) => {
                     self.metrics.transactions_aborted.inc();
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot abort the transaction (fenced?)"),
+                Err(abort) => {
+                    tracing::warn!(error = %abort, "cannot abort the transaction (fenced?)");
+                    // Into the error: fencing.rs tells a fenced instance by this too.
+                    return result.map_err(|e| {
+                        e.context(format!(
+                            "the transaction could not be aborted either: {abort}"
+                        ))
+                    });
+                }
             }
         }
         result

@@ -27,6 +27,7 @@
 pub mod dead_letter;
 pub mod engine;
 pub mod extract_command;
+pub mod fencing;
 pub mod metrics;
 pub mod restore;
 pub mod settings;
@@ -34,11 +35,10 @@ pub mod watchdog;
 
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use trends_common::config_error::listen_error;
 use trends_common::kafka::{
     MESSAGE_MAX_BYTES, TopicSpec, add_partitions, ensure_topics, partition_count, topic_config,
     topic_max_message_bytes,
@@ -51,6 +51,16 @@ use crate::settings::Settings;
 
 /// Creates the topics if needed, then consumes until `shutdown` is cancelled or an error occurs.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Bound first: two instances on one host that want the same port learn it at once.
+    let addr = settings.aggregator.metrics_addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!(listen_error("aggregator.metrics_addr", addr, &e)))?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        setting = "aggregator.metrics_addr",
+        "serving metrics on /metrics"
+    );
     let partitions = prepare_topics(&settings).await?;
     tracing::info!(
         tweets = settings.topics.tweets,
@@ -61,11 +71,6 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     );
     let limits = record_limits(&settings).await;
     let metrics = Arc::new(Metrics::new());
-    let addr = settings.aggregator.metrics_addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (aggregator.metrics_addr)"))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving metrics on /metrics");
 
     let mut tasks = TaskGroup::new(shutdown.clone());
     tasks.spawn(
@@ -77,12 +82,15 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         let token = engine_shutdown.clone();
         let watchdog = Arc::new(watchdog::Watchdog::default());
         let _watching = watchdog.watch(watchdog::exit_on_overdue)?;
+        let instance = fencing::Instance::of(&settings);
         let result = tokio::task::spawn_blocking(move || {
             engine::run_blocking(&settings, limits, &token, metrics, watchdog)
         })
         .await
         .map_err(anyhow::Error::from)
-        .and_then(|r| r);
+        .and_then(|r| r)
+        // Fenced by another instance with the same id: say so, and how to fix it.
+        .map_err(|e| instance.explain(e));
         // The engine ends only on shutdown or failure; either way the service stops.
         engine_shutdown.cancel();
         result

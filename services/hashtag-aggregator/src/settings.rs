@@ -3,7 +3,7 @@
 //! | key | default | meaning |
 //! |-----|---------|---------|
 //! | `aggregator.group_id` | `hashtag-aggregator` | consumer group shared by all instances |
-//! | `aggregator.instance_id` | `$HOSTNAME`, else random | names this instance's transactional producer (`<group_id>-<instance_id>`); keep it stable across restarts of the same instance so a restart fences its predecessor at once |
+//! | `aggregator.instance_id` | `$HOSTNAME`, else random | names this instance's transactional producer (`<group_id>-<instance_id>`); unique among live instances (a second instance with the same id fences the first, which exits saying so: [`crate::fencing`]) and stable across restarts of the same instance so a restart fences its predecessor at once; several on one host: e.g. `<host>-<metrics port>` |
 //! | `aggregator.commit_interval_ms` | `1000` | how often counts are published and offsets committed (one transaction) |
 //! | `aggregator.transaction_timeout_ms` | `30000` | broker aborts a transaction left open longer (e.g. by a crashed instance) |
 //! | `aggregator.session_timeout_ms` | `10000` | consumer group session timeout |
@@ -16,16 +16,18 @@
 //! | `aggregator.all_time_capacity` | `50000` | a partition's `all` window holds at most this many tags; past it the least counted is evicted, its key tombstoned, and counts become estimates |
 //! | `aggregator.author_dedup_slots` | `262144` | per partition, how many (tag, language, 5-minute bucket, author) combinations the trend track remembers to count each author once (8 bytes each: 2 MiB); past it the least recently seen are forgotten and may count again |
 //! | `aggregator.restore_timeout_secs` | `120` | a partition's restore (rebuilding its state from the counts topic, outside any transaction) gives up after this long, and the instance restarts; at most 200 |
-//! | `aggregator.metrics_addr` | `0.0.0.0:9100` | where `GET /metrics` (Prometheus text) is served |
+//! | `aggregator.metrics_addr` | `0.0.0.0:9100` | where `GET /metrics` (Prometheus text) is served; one port per instance on a host (a port in use stops the instance naming this key); port `0`: any free one, logged |
 //!
-//! plus the shared `kafka`, `topics`, `log` and `windows` sections.
+//! plus the shared `kafka`, `topics`, `log` and `windows` sections. The sections only the
+//! producer or the API read are passed over (one environment may serve all three services);
+//! a key no service reads is refused ([`trends_common::config::load_service`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_with::{DurationMilliSeconds, DurationSeconds, serde_as};
-use trends_common::config::{ConfigError, Load};
+use trends_common::config::{ConfigError, Load, Service};
 use trends_common::settings::{KafkaSettings, LogSettings, TopicSettings, WindowSettings};
 use trends_core::counter::Capacity;
 use trends_core::window::BucketLayout;
@@ -98,6 +100,8 @@ pub const MAX_CAPACITY: usize = 10_000_000;
 pub const MAX_TAGS_PER_POST: usize = 1000;
 
 impl Load for Settings {
+    const SERVICE: Service = Service::Aggregator;
+
     const DEFAULTS: &'static str = r#"
 [aggregator]
 group_id = "hashtag-aggregator"
@@ -228,6 +232,19 @@ mod tests {
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         Settings::load_from_pairs(pairs)
+    }
+
+    /// The shared catalogue of keys (what a shared environment may hold) and this service's
+    /// types agree both ways.
+    #[test]
+    fn the_shared_catalogue_lists_exactly_the_keys_of_this_service() {
+        let defaults = format!(
+            "{}{}",
+            trends_common::settings::SHARED_DEFAULTS,
+            Settings::DEFAULTS
+        );
+        let mismatches = trends_common::config::catalogue_mismatches::<Settings>(&defaults);
+        assert!(mismatches.is_empty(), "{mismatches:#?}");
     }
 
     #[test]

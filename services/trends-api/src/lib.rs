@@ -48,6 +48,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use trends_common::config_error::listen_error;
 use trends_common::shutdown::TaskGroup;
 
 use crate::app::HttpOptions;
@@ -62,7 +63,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let addr = settings.http.addr;
     let listener = TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr} (http.addr)"))?;
+        .map_err(|e| anyhow::anyhow!(listen_error("http.addr", addr, &e)))?;
     run_with_listener(settings, listener, shutdown).await
 }
 
@@ -83,14 +84,18 @@ pub async fn run_with_hold(
     shutdown: CancellationToken,
     hold: follower::Hold,
 ) -> anyhow::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "trends-api listening");
+    tracing::info!(addr = %listener.local_addr()?, setting = "http.addr", "trends-api listening");
     let metrics_listener = match settings.http.metrics_addr {
         None => None,
         Some(addr) => {
             let bound = TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("cannot listen on {addr} (http.metrics_addr)"))?;
-            tracing::info!(addr = %bound.local_addr()?, "serving /metrics on its own listener");
+                .map_err(|e| anyhow::anyhow!(listen_error("http.metrics_addr", addr, &e)))?;
+            tracing::info!(
+                addr = %bound.local_addr()?,
+                setting = "http.metrics_addr",
+                "serving /metrics on its own listener"
+            );
             Some(bound)
         }
     };

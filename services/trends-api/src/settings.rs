@@ -55,7 +55,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use serde_with::{DurationMilliSeconds, serde_as};
 use std::collections::HashMap;
-use trends_common::config::{ConfigError, Load};
+use trends_common::config::{ConfigError, Load, Service};
 use trends_common::settings::{KafkaSettings, LogSettings, TopicSettings, WindowSettings};
 
 use secrecy::SecretString;
@@ -288,6 +288,8 @@ fn empty_or_address<'de, D: Deserializer<'de>>(
 }
 
 impl Load for Settings {
+    const SERVICE: Service = Service::Api;
+
     const DEFAULTS: &'static str = r#"
 [http]
 addr = "0.0.0.0:8080"
@@ -413,7 +415,8 @@ confirm_ms = 10000
             Self::DEFAULTS,
             crate::moderation::settings::DEFAULTS
         );
-        let mut settings: Settings = trends_common::config::load_from(&defaults, vars)?;
+        let mut settings: Settings =
+            trends_common::config::load_service(Self::SERVICE, &defaults, vars)?;
         settings.validate()?;
         settings.kafka.resolve_secrets(vars)?;
         settings.secrets = Secrets {
@@ -448,6 +451,20 @@ mod tests {
             let err = load(&[(key, value)]).expect_err(key);
             assert!(err.to_string().contains(named), "{key}={value}: {err}");
         }
+    }
+
+    /// The shared catalogue of keys (what a shared environment may hold) and this service's
+    /// types agree both ways.
+    #[test]
+    fn the_shared_catalogue_lists_exactly_the_keys_of_this_service() {
+        let defaults = format!(
+            "{}{}{}",
+            trends_common::settings::SHARED_DEFAULTS,
+            Settings::DEFAULTS,
+            crate::moderation::settings::DEFAULTS
+        );
+        let mismatches = trends_common::config::catalogue_mismatches::<Settings>(&defaults);
+        assert!(mismatches.is_empty(), "{mismatches:#?}");
     }
 
     #[test]

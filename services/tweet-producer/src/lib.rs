@@ -120,10 +120,18 @@ pub async fn run_with_metrics(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Summary> {
     let addr = settings.producer.metrics_addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (producer.metrics_addr)"))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving metrics on /metrics");
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(trends_common::config_error::listen_error(
+            "producer.metrics_addr",
+            addr,
+            &e
+        ))
+    })?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        setting = "producer.metrics_addr",
+        "serving metrics on /metrics"
+    );
     let stop_metrics = CancellationToken::new();
     let metrics_server = tokio::spawn(trends_common::metrics::serve(
         listener,

@@ -29,8 +29,9 @@
 //! used.
 //!
 //! [`Settings`] implements [`Load`] (`Settings::load()`, `Settings::load_from(&vars)`, with
-//! the trait in scope): the shared loader, plus every source's section defaults, the token of
-//! the selected source and the message for a removed key. Durations and addresses are typed
+//! the trait in scope): the shared loader (which passes over the API's and the aggregator's
+//! sections and explains a removed key), plus every source's section defaults and the token of
+//! the selected source. Durations and addresses are typed
 //! (`Duration`, `SocketAddr`) under their old keys (`…_ms`, `…_secs`), and choices are serde
 //! enums read by name ([`trends_common::config::by_name`]), so every error still names its key.
 //!
@@ -44,7 +45,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_with::{DurationMilliSeconds, serde_as};
-use trends_common::config::{self, ConfigError, Load};
+use trends_common::config::{self, ConfigError, Load, Service};
 use trends_common::settings::{
     KafkaSettings, LogSettings, SHARED_DEFAULTS, TopicSettings, WindowSettings,
 };
@@ -79,10 +80,9 @@ pub struct ProducerSettings {
     pub commit_max_posts: u64,
 }
 
-/// What a leftover `source.bluesky.cursor_file` is told.
-const CURSOR_FILE_REMOVED: &str = "source.bluesky.cursor_file (TRENDS__SOURCE__BLUESKY__CURSOR_FILE) was removed: the Bluesky resume position is now kept in the Kafka topic topics.source_offsets (default tweet-producer-offsets), committed in the same transaction as the posts, so no file or volume is needed; remove the setting";
-
 impl Load for Settings {
+    const SERVICE: Service = Service::Producer;
+
     /// The producer's own defaults (`[producer]`); [`Load::load_from`] appends
     /// [`SourceSettings::defaults`] (one section per source in the registry).
     const DEFAULTS: &'static str = r#"
@@ -128,7 +128,8 @@ commit_max_posts = 10000
     }
 
     /// The provided loader, with what only the producer needs: the defaults of every
-    /// source's section, the message for the removed `source.bluesky.cursor_file`, and the
+    /// source's section (the removed `source.bluesky.cursor_file` is explained by the shared
+    /// loader: `trends_common::settings::REMOVED_KEYS`), and the
     /// token of the configured source (if it needs one), its variable looked up in `vars`, so
     /// that a missing token stops the service at start like any bad setting.
     fn load_from(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
@@ -137,13 +138,7 @@ commit_max_posts = 10000
             Self::DEFAULTS,
             SourceSettings::defaults()
         );
-        let mut settings: Settings = config::load_from(&defaults, vars).map_err(|e| {
-            if e.0.contains("`cursor_file`") {
-                ConfigError(CURSOR_FILE_REMOVED.to_owned())
-            } else {
-                e
-            }
-        })?;
+        let mut settings: Settings = config::load_service(Self::SERVICE, &defaults, vars)?;
         settings.validate()?;
         settings.source.resolve_secrets(vars)?;
         settings.kafka.resolve_secrets(vars)?;
@@ -183,6 +178,19 @@ mod tests {
 
     fn error_of(pairs: &[(&str, &str)]) -> String {
         load(pairs).expect_err("must be rejected").to_string()
+    }
+
+    /// The shared catalogue of keys (what a shared environment may hold) and this service's
+    /// types agree both ways.
+    #[test]
+    fn the_shared_catalogue_lists_exactly_the_keys_of_this_service() {
+        let defaults = format!(
+            "{SHARED_DEFAULTS}{}{}",
+            Settings::DEFAULTS,
+            SourceSettings::defaults()
+        );
+        let mismatches = trends_common::config::catalogue_mismatches::<Settings>(&defaults);
+        assert!(mismatches.is_empty(), "{mismatches:#?}");
     }
 
     #[test]

@@ -19,5 +19,6 @@ mod pipeline;
 mod restore;
 mod secured;
 mod source_exactly_once;
+mod standalone;
 mod traces;
 mod trending;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the Prometheus alerting rules (deploy/prometheus/alerts.yml) with promtool: their
 # syntax (`promtool check rules`) and their unit tests (`promtool test rules
-# deploy/prometheus/alerts.test.yml`: series in, alerts expected out).
+# deploy/prometheus/alerts.test.yml`: series in, alerts expected out); the compose profile's
+# configuration (`promtool check config deploy/prometheus/prometheus.yml`).
 #
 # promtool comes with Debian's `prometheus` package. When it is missing and this runs as root
 # with apt-get, the package is installed without its recommends (node-exporter), and with a
@@ -46,6 +47,9 @@ fi
 
 echo "==> promtool check rules deploy/prometheus/alerts.yml ($("$promtool" --version 2>&1 | head -n1))"
 "$promtool" check rules deploy/prometheus/alerts.yml
+# The compose profile's Prometheus configuration (its scrape jobs, and the rule file it loads).
+echo "==> promtool check config deploy/prometheus/prometheus.yml"
+"$promtool" check config deploy/prometheus/prometheus.yml
 echo "==> promtool test rules deploy/prometheus/alerts.test.yml"
 "$promtool" test rules deploy/prometheus/alerts.test.yml
 

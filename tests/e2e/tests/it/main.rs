@@ -16,6 +16,7 @@ mod hostile;
 mod live_source;
 mod observability;
 mod pipeline;
+mod prometheus_page;
 mod restore;
 mod secured;
 mod source_exactly_once;

@@ -3,9 +3,10 @@
 # scenario (steady giants, daily cycles, organic bursts, spam floods, slow risers over the
 # synthetic background; 3 simulated days) through the real counting and trend code in-process
 # (no Kafka), and prints burst recall, false positives and detection delay for the 5m and 1h
-# trending lists next to ranking by raw count, as Markdown. Not a test: 5 to 10 minutes on
-# one core (6 on 2026-12-03). See BENCHMARKS.md ("Trend quality") and the rules in
-# bench/drivers/src/bin/trend_quality.rs.
+# trending lists next to ranking by raw count, as Markdown, with two bounds on the delay (the
+# oracle: when each burst's min_authors-th author arrives; an ideal scan against the true base
+# rate). Not a test: 5 to 10 minutes on one core (6 on 2026-12-03). See BENCHMARKS.md
+# ("Trend quality") and the rules in bench/drivers/src/bin/trend_quality.rs.
 #
 #   ./scripts/bench-trend-quality.sh
 #   TQ_FLOOD_RATIO=2 TQ_MIN_SCORE=4 ./scripts/bench-trend-quality.sh   # other trends.* values

@@ -49,6 +49,19 @@
 //!   *in its flood* from onset to end + the window, a riser *growing or grown* from its onset
 //!   on. **Precision** = slots of bursts in their span or cooling and of growing or grown
 //!   risers / filled slots: the share of what the list shows that is a real trend.
+//! - **Oracle lower bound**: per burst, from its posts themselves, the first moment from its
+//!   onset on when its distinct authors in the last 5 minutes (a sliding window, by the
+//!   author key the posts are partitioned by) reach `min_authors`, minus the onset: no
+//!   detector that needs `min_authors` authors in a 5-minute window can list it earlier.
+//!   Median and p90 over the bursts, also for the last minute, for supports of 3 to 7, and at
+//!   the build cadence with confirmation (the first build at or after it, plus `confirm_ms`).
+//! - **Ideal scan** (a bound on what better statistics could gain, not a lower bound on every
+//!   detector): per burst, the first build from its onset on at which some window of 1 to 5
+//!   minutes ending at the build holds at least `min_authors` distinct authors that are
+//!   surprising against the burst's **true** base rate (the ground truth's `base_per_min`, so
+//!   no baseline error), by the **exact** Poisson tail widened for `dispersion`, adjusted for
+//!   the window's length as the trend board does (`Q(z') = 5m/L · Q(z)`), at `z' ≥ min_score`;
+//!   plus `confirm_ms`. Median and p90 over the bursts.
 //!
 //! **Settings** (environment): `TQ_SEED` (42), `TQ_DAYS` (3), `TQ_BACKGROUND_RATE` (8 posts/s),
 //! `TQ_PARTITIONS` (12), `TQ_BUILD_SECS` (10), `TQ_TOP` (10), and the trend parameters
@@ -81,6 +94,7 @@ use tweet_producer::sources::synthetic::scenario::{
 /// 2026-11-20T00:00:00Z: a fixed start, so a run does not depend on the clock.
 const START: EpochMillis = 1_795_132_800_000;
 const MINUTE_MS: f64 = 60_000.0;
+const MINUTE: i64 = 60_000;
 /// The aggregator's defaults.
 const MAX_TAGS_PER_POST: usize = 30;
 const DEDUP_SLOTS: usize = 262_144;
@@ -327,6 +341,154 @@ struct Run {
     elapsed_secs: f64,
     build_secs: f64,
     board_entries: usize,
+    /// Per burst (index into the truth): its posts from 5 minutes before its onset to its
+    /// end, as (event time, author key), in time order, for the oracle.
+    burst_posts: HashMap<usize, Vec<(EpochMillis, String)>>,
+    params: TrendParams,
+    build_ms: i64,
+}
+
+/// The first moment at or after `onset` when `posts` (time order) hold at least `support`
+/// distinct authors in the `window_ms` before it (`(t − window_ms, t]`), as a delay from
+/// `onset` in milliseconds; `None` if never.
+fn oracle_delay(
+    posts: &[(EpochMillis, String)],
+    onset: EpochMillis,
+    support: usize,
+    window_ms: i64,
+) -> Option<i64> {
+    let mut inside: HashMap<&str, usize> = HashMap::new();
+    let mut oldest = 0usize;
+    let mut checked_onset = false;
+    let evict = |inside: &mut HashMap<&str, usize>, oldest: &mut usize, now: EpochMillis| {
+        while *oldest < posts.len() && posts[*oldest].0 <= now - window_ms {
+            let author = posts[*oldest].1.as_str();
+            if let Some(n) = inside.get_mut(author) {
+                *n -= 1;
+                if *n == 0 {
+                    inside.remove(author);
+                }
+            }
+            *oldest += 1;
+        }
+    };
+    for (i, (t, author)) in posts.iter().enumerate() {
+        if *t >= onset && !checked_onset {
+            checked_onset = true;
+            evict(&mut inside, &mut oldest, onset);
+            if inside.len() >= support {
+                return Some(0);
+            }
+        }
+        *inside.entry(author.as_str()).or_default() += 1;
+        // Posts at the same millisecond all count at once.
+        if posts.get(i + 1).is_some_and(|(next, _)| next == t) {
+            continue;
+        }
+        evict(&mut inside, &mut oldest, *t);
+        if *t >= onset && inside.len() >= support {
+            return Some(t - onset);
+        }
+    }
+    None
+}
+
+/// The oracle's delays (minutes, sorted) over the bursts, for `support` authors in
+/// `window_ms`; with `cadence`, rounded up to the next build (`build_ms` after the start) plus
+/// `confirm_ms`.
+fn oracle_delays(
+    run: &Run,
+    support: usize,
+    window_ms: i64,
+    cadence: Option<(i64, i64)>,
+) -> (Vec<f64>, usize) {
+    let mut delays = Vec::new();
+    let mut never = 0;
+    for (i, tag) in run.truth.tags.iter().enumerate() {
+        let (Class::Burst, Some(onset)) = (tag.class, tag.onset) else {
+            continue;
+        };
+        let posts = run.burst_posts.get(&i).map_or(&[][..], Vec::as_slice);
+        match oracle_delay(posts, onset, support, window_ms) {
+            Some(d) => {
+                let d = match cadence {
+                    Some((build_ms, confirm_ms)) => {
+                        let at = onset + d - run.truth.start;
+                        let build = (at + build_ms - 1) / build_ms * build_ms;
+                        build + confirm_ms + run.truth.start - onset
+                    }
+                    None => d,
+                };
+                delays.push(d as f64 / MINUTE_MS);
+            }
+            None => never += 1,
+        }
+    }
+    delays.sort_by(f64::total_cmp);
+    (delays, never)
+}
+
+/// `ln P(X ≥ o)` for `X ~ Poisson(μ)`, `o > μ` (the first term times the sum of the ratios
+/// of the next ones).
+fn ln_poisson_tail(o: usize, mu: f64) -> f64 {
+    let (mut sum, mut term, mut j) = (1.0f64, 1.0f64, o as f64);
+    loop {
+        j += 1.0;
+        term *= mu / j;
+        sum += term;
+        if term <= 1e-17 * sum {
+            break;
+        }
+    }
+    let ln_factorial: f64 = (2..=o).map(|i| (i as f64).ln()).sum();
+    -mu + o as f64 * mu.ln() - ln_factorial + sum.ln()
+}
+
+/// The `z` with `ln Q(z) = target` (bisection on the board's own normal tail).
+fn inverse_tail(target: f64) -> f64 {
+    let (mut low, mut high) = (-10.0f64, 60.0f64);
+    for _ in 0..100 {
+        let mid = 0.5 * (low + high);
+        if trends_core::trend::ln_upper_tail(mid) > target {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    low
+}
+
+/// The ideal scan's delay for one burst (module docs), in milliseconds from `onset`.
+fn ideal_scan_delay(
+    posts: &[(EpochMillis, String)],
+    (onset, base_per_min): (EpochMillis, f64),
+    params: &TrendParams,
+    (start, build_ms): (EpochMillis, i64),
+) -> Option<i64> {
+    let minute = MINUTE;
+    let first = start + (onset - start + build_ms - 1) / build_ms * build_ms;
+    let mut t = first;
+    while t <= onset + 20 * minute {
+        for length in 1..=5i64 {
+            let from = t - length * minute;
+            let lo = posts.partition_point(|(at, _)| *at <= from);
+            let hi = posts.partition_point(|(at, _)| *at <= t);
+            let authors: HashSet<&str> = posts[lo..hi].iter().map(|(_, a)| a.as_str()).collect();
+            let o = authors.len();
+            let mu = base_per_min * length as f64;
+            if (o as i64) < params.min_authors || o as f64 <= mu {
+                continue;
+            }
+            let widen = (1.0 + params.dispersion * params.dispersion * mu).sqrt();
+            let z = inverse_tail(ln_poisson_tail(o, mu)) / widen;
+            let adjusted = trends_core::trend::scale_adjusted(z, 5.0 / length as f64);
+            if adjusted >= params.min_score {
+                return Some(t + params.confirm_ms - onset);
+            }
+        }
+        t += build_ms;
+    }
+    None
 }
 
 /// Replays the scenario through the counting code (module docs).
@@ -360,6 +522,7 @@ fn replay(options: &Options) -> Run {
     });
     let mut trace_posts: std::collections::VecDeque<(EpochMillis, String)> =
         std::collections::VecDeque::new();
+    let mut burst_posts: HashMap<usize, Vec<(EpochMillis, String)>> = HashMap::new();
     loop {
         let post = scenario.next_post();
         let due = post.as_ref().map_or(truth.end, |p| p.event_time);
@@ -446,6 +609,20 @@ fn replay(options: &Options) -> Run {
         {
             trace_posts.push_back((event_time, key.to_owned()));
         }
+        for t in &tags.tags {
+            let Some(&i) = index.get(t.tag.as_str()) else {
+                continue;
+            };
+            let tag = &truth.tags[i];
+            if let (Class::Burst, Some(onset), Some(end)) = (tag.class, tag.onset, tag.end)
+                && (onset - 5 * MINUTE..=end).contains(&event_time)
+            {
+                burst_posts
+                    .entry(i)
+                    .or_default()
+                    .push((event_time, key.to_owned()));
+            }
+        }
         let part = &mut parts[p];
         part.counter.record(event_time, &tags.tags);
         let lang = trends_core::lang::code(post.lang.as_deref());
@@ -467,6 +644,9 @@ fn replay(options: &Options) -> Run {
         elapsed_secs: started.elapsed().as_secs_f64(),
         build_secs: build_time.as_secs_f64(),
         board_entries: board.entries(),
+        burst_posts,
+        params: options.params,
+        build_ms: options.build_ms,
     }
 }
 
@@ -617,6 +797,7 @@ fn main() -> anyhow::Result<()> {
         "Flood tags in the top {limit} at any evaluated build, also from their organic base outside the flood: {}.",
         ever.join(", ")
     );
+    print_oracle(&run);
     println!();
     println!("Share of the top-{limit} slots over the evaluated builds, by kind of tag:");
     println!();
@@ -651,15 +832,73 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The oracle lower bound on the detection delay (module docs).
+fn print_oracle(run: &Run) {
+    let support = usize::try_from(run.params.min_authors.max(1)).unwrap_or(1);
+    let cell = |(delays, never): (Vec<f64>, usize)| {
+        let never = if never > 0 {
+            format!(" ({never} never)")
+        } else {
+            String::new()
+        };
+        format!(
+            "{} / {}{never}",
+            minutes(percentile(&delays, 0.5)),
+            minutes(percentile(&delays, 0.9))
+        )
+    };
+    let five = 5 * MINUTE;
+    let cadence = Some((run.build_ms, run.params.confirm_ms));
+    println!();
+    println!(
+        "Oracle lower bound on the delay: per burst, from onset until its {support}th distinct author (trends.min_authors) in the last 5 minutes, from its posts; median / p90: **{}**; at the build cadence plus confirmation ({} s + {} s): {}; {support} authors in the last minute: {}.",
+        cell(oracle_delays(run, support, five, None)),
+        run.build_ms / 1_000,
+        run.params.confirm_ms / 1_000,
+        cell(oracle_delays(run, support, five, cadence)),
+        cell(oracle_delays(run, support, MINUTE, None)),
+    );
+    let mut ideal: Vec<f64> = Vec::new();
+    let mut never = 0usize;
+    for (i, tag) in run.truth.tags.iter().enumerate() {
+        let (Class::Burst, Some(onset)) = (tag.class, tag.onset) else {
+            continue;
+        };
+        let posts = run.burst_posts.get(&i).map_or(&[][..], Vec::as_slice);
+        match ideal_scan_delay(
+            posts,
+            (onset, tag.base_per_min),
+            &run.params,
+            (run.truth.start, run.build_ms),
+        ) {
+            Some(d) => ideal.push(d as f64 / MINUTE_MS),
+            None => never += 1,
+        }
+    }
+    ideal.sort_by(f64::total_cmp);
+    println!(
+        "Ideal scan (windows of 1–5 min against each burst's true base rate, exact Poisson tail, adjusted, z' ≥ min_score, plus confirmation; a bound on better statistics, not on every detector), median / p90: {}.",
+        cell((ideal, never))
+    );
+    let others: Vec<String> = (3..=7)
+        .map(|k| format!("{k}: {}", cell(oracle_delays(run, k, five, None))))
+        .collect();
+    println!(
+        "Oracle by support (authors in the last 5 minutes), median / p90: {}.",
+        others.join("; ")
+    );
+}
+
 /// Every scripted tag: its truth and when each ranking first showed it (relative to its
 /// onset, where it has one), counted as in the table.
 fn print_detail(run: &Run) {
     let truth = &run.truth;
     println!();
     println!(
-        "| tag | class | lang | base/min | peak/min | onset | rise | end | trending 5m | trending 1h | count 5m | count 1h |"
+        "| tag | class | lang | base/min | peak/min | onset | rise | end | oracle | ideal scan | trending 5m | trending 1h | count 5m | count 1h |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let support = usize::try_from(run.params.min_authors.max(1)).unwrap_or(1);
     for (i, tag) in truth.tags.iter().enumerate() {
         let cell = |r: usize, w: usize| match (run.seen[r][w].first.get(&i), tag.onset) {
             (Some(first), Some(onset)) => {
@@ -670,8 +909,32 @@ fn print_detail(run: &Run) {
         };
         let time =
             |t: Option<EpochMillis>| t.map_or("–".to_owned(), |t| format_hours(t - truth.start));
+        let oracle = match (tag.class, tag.onset) {
+            (Class::Burst, Some(onset)) => {
+                let posts = run.burst_posts.get(&i).map_or(&[][..], Vec::as_slice);
+                oracle_delay(posts, onset, support, 5 * MINUTE).map_or("never".to_owned(), |d| {
+                    format!("+{:.1} min", d as f64 / MINUTE_MS)
+                })
+            }
+            _ => "–".to_owned(),
+        };
+        let ideal = match (tag.class, tag.onset) {
+            (Class::Burst, Some(onset)) => {
+                let posts = run.burst_posts.get(&i).map_or(&[][..], Vec::as_slice);
+                ideal_scan_delay(
+                    posts,
+                    (onset, tag.base_per_min),
+                    &run.params,
+                    (truth.start, run.build_ms),
+                )
+                .map_or("never".to_owned(), |d| {
+                    format!("+{:.1} min", d as f64 / MINUTE_MS)
+                })
+            }
+            _ => "–".to_owned(),
+        };
         println!(
-            "| {} | {} | {} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.2} | {:.1} | {} | {} | {} | {oracle} | {ideal} | {} | {} | {} | {} |",
             tag.tag,
             tag.class.as_str(),
             tag.lang,

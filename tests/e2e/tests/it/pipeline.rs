@@ -81,7 +81,8 @@ impl Names {
     }
 }
 
-fn plain_producer() -> FutureProducer {
+/// A plain idempotent producer on the shared broker (the tests' posts go in through it).
+pub(crate) fn plain_producer() -> FutureProducer {
     ClientConfig::new()
         .set(
             "bootstrap.servers",

@@ -26,7 +26,6 @@ use e2e::{
     ServiceProcess, binary, create_topic, free_port, get_json, get_text, metric_value, ranking,
     rfc3339, tail, wait_for,
 };
-use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 use test_support::{KafkaBroker, unique_name};
@@ -454,18 +453,6 @@ async fn produce(
             other => panic!("a post was not delivered: {other:?}"),
         }
     }
-}
-
-fn plain_producer() -> FutureProducer {
-    ClientConfig::new()
-        .set(
-            "bootstrap.servers",
-            KafkaBroker::shared().bootstrap_servers(),
-        )
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer")
 }
 
 /// The all-time ranking the API must serve for `truth`: count descending, then tag.
@@ -904,7 +891,7 @@ async fn a_second_instance_with_the_same_id_is_named_as_the_reason() {
     let feeder = tokio::spawn({
         let (stop, topic) = (stop.clone(), shared.tweets.clone());
         async move {
-            let producer = plain_producer();
+            let producer = crate::pipeline::plain_producer();
             let mut truth = BTreeMap::new();
             let mut next = 0;
             while !stop.load(Ordering::Acquire) {
@@ -973,7 +960,7 @@ async fn three_aggregators_on_one_host_scale_1_3_1_with_exact_counts() {
     create_topic(&shared.tweets, PARTITIONS).await;
     let client = reqwest::Client::new();
     let mut api = ServiceProcess::start("trends-api", &shared.env).expect("start the API");
-    let producer = plain_producer();
+    let producer = crate::pipeline::plain_producer();
     let mut truth = BTreeMap::new();
     let ports = [free_port(), free_port(), free_port()];
 

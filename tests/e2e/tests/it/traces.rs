@@ -151,6 +151,37 @@ fn spans_of(received: &Received, service: &str, name: &str) -> Vec<ReceivedSpan>
         .collect()
 }
 
+/// The spans `name` of `service`, once together they link to every context in `wanted`.
+async fn wait_until_linked(
+    received: &Received,
+    service: &str,
+    name: &str,
+    wanted: &BTreeSet<(String, String)>,
+) -> Result<Vec<ReceivedSpan>, String> {
+    wait_for(
+        &format!("{service}'s {name} spans linking all"),
+        WAIT,
+        || {
+            let spans = spans_of(received, service, name);
+            async move {
+                let linked: BTreeSet<(String, String)> =
+                    spans.iter().flat_map(|s| s.links.iter().cloned()).collect();
+                if wanted.is_subset(&linked) {
+                    Ok(spans)
+                } else {
+                    Err(format!(
+                        "{} of {} linked",
+                        wanted.intersection(&linked).count(),
+                        wanted.len()
+                    ))
+                }
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
 fn assert_attributes(span: &ReceivedSpan, expected: &[(&str, &str)]) {
     for (key, value) in expected {
         assert_eq!(
@@ -264,23 +295,12 @@ async fn a_sampled_post_is_traced_from_the_producer_through_the_aggregator_to_th
 
     // The aggregator links every sampled post from a transaction span.
     let process_tweets = format!("process {}", topics.tweets);
-    let aggregator_spans = wait_for("every sampled post linked by a transaction", WAIT, || {
-        let spans = spans_of(&received, "aggregator-under-test", &process_tweets);
-        let wanted = sampled_posts.clone();
-        async move {
-            let linked: BTreeSet<(String, String)> =
-                spans.iter().flat_map(|s| s.links.iter().cloned()).collect();
-            if wanted.is_subset(&linked) {
-                Ok(spans)
-            } else {
-                Err(format!(
-                    "{} of {} linked",
-                    wanted.intersection(&linked).count(),
-                    wanted.len()
-                ))
-            }
-        }
-    })
+    let aggregator_spans = wait_until_linked(
+        &received,
+        "aggregator-under-test",
+        &process_tweets,
+        &sampled_posts,
+    )
     .await
     .expect("aggregator spans");
     for span in &aggregator_spans {
@@ -317,25 +337,9 @@ async fn a_sampled_post_is_traced_from_the_producer_through_the_aggregator_to_th
     );
     // ... and the API links each of them from a batch span.
     let process_counts = format!("process {}", topics.counts);
-    let api_spans = wait_for("every traced transaction linked by the API", WAIT, || {
-        let spans = spans_of(&received, "api-under-test", &process_counts);
-        let wanted = transactions.clone();
-        async move {
-            let linked: BTreeSet<(String, String)> =
-                spans.iter().flat_map(|s| s.links.iter().cloned()).collect();
-            if wanted.is_subset(&linked) {
-                Ok(spans)
-            } else {
-                Err(format!(
-                    "{} of {} linked",
-                    wanted.intersection(&linked).count(),
-                    wanted.len()
-                ))
-            }
-        }
-    })
-    .await
-    .expect("API batch spans");
+    let api_spans = wait_until_linked(&received, "api-under-test", &process_counts, &transactions)
+        .await
+        .expect("API batch spans");
     for span in &api_spans {
         assert_eq!(span.kind, SpanKind::Consumer as i32, "{span:?}");
         assert!(span.links.iter().all(|l| transactions.contains(l)));

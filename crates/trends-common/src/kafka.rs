@@ -92,9 +92,20 @@ pub async fn ensure_topics(
     settings: &KafkaSettings,
     topics: &[TopicSpec<'_>],
 ) -> anyhow::Result<()> {
+    with_admin_retries("create topics", |timeout| {
+        ensure_topics_once(settings, topics, timeout)
+    })
+    .await
+}
+
+async fn ensure_topics_once(
+    settings: &KafkaSettings,
+    topics: &[TopicSpec<'_>],
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         client_config(settings, "hashtag-trends-admin").create()?;
-    let replication = effective_replication_factor(settings, &admin).await?;
+    let replication = effective_replication_factor(settings, &admin, timeout).await?;
     let min_isr = replication.clamp(1, 2).to_string();
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
@@ -116,7 +127,9 @@ pub async fn ensure_topics(
             topic
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new()
+        .request_timeout(Some(timeout))
+        .operation_timeout(Some(timeout));
     for result in admin.create_topics(&new_topics, &options).await? {
         match result {
             Ok(name) => tracing::info!(topic = name, replication, "created topic"),
@@ -127,6 +140,45 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// How long one attempt of an admin request may take, and how many attempts are made.
+///
+/// **Why retry with a fresh client.** librdkafka sends an admin request to one broker it picks
+/// from its metadata (CreateTopics to the "controller", DescribeConfigs to a given broker). In
+/// the seconds after a broker dies, the metadata a client gets at start may still name the
+/// dead one, and the request then waits for it until its timeout: a service starting during a
+/// broker's outage (a rolling restart) failed after 30 s although the other brokers answer
+/// everything (the e2e failover test starts the aggregator right after a kill). Each attempt
+/// is short and starts from fresh metadata; the requests are idempotent (an existing topic or
+/// partition count is fine). Only timeouts and transport errors are retried.
+const ADMIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+const ADMIN_ATTEMPTS: u32 = 4;
+
+async fn with_admin_retries<T, F, Fut>(what: &str, mut attempt: F) -> anyhow::Result<T>
+where
+    F: FnMut(Duration) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut tried = 1;
+    loop {
+        match attempt(ADMIN_ATTEMPT_TIMEOUT).await {
+            Err(e)
+                if tried < ADMIN_ATTEMPTS
+                    && e.downcast_ref::<rdkafka::error::KafkaError>()
+                        .is_some_and(is_transient) =>
+            {
+                tracing::warn!(
+                    operation = what,
+                    attempt = tried,
+                    error = %e,
+                    "Kafka admin request failed; retrying with fresh metadata"
+                );
+                tried += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Grows `topic` to `partitions` partitions (CreatePartitions); a topic that already has that
 /// many (another instance grew it first) is fine.
 pub async fn add_partitions(
@@ -134,11 +186,25 @@ pub async fn add_partitions(
     topic: &str,
     partitions: i32,
 ) -> anyhow::Result<()> {
+    with_admin_retries("add partitions", |timeout| {
+        add_partitions_once(settings, topic, partitions, timeout)
+    })
+    .await
+}
+
+async fn add_partitions_once(
+    settings: &KafkaSettings,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     use rdkafka::admin::NewPartitions;
     let admin: AdminClient<DefaultClientContext> =
         client_config(settings, "hashtag-trends-admin").create()?;
     let count = usize::try_from(partitions).unwrap_or(0);
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new()
+        .request_timeout(Some(timeout))
+        .operation_timeout(Some(timeout));
     for result in admin
         .create_partitions(&[NewPartitions::new(topic, count)], &options)
         .await?
@@ -160,18 +226,17 @@ pub async fn add_partitions(
 async fn effective_replication_factor(
     settings: &KafkaSettings,
     admin: &AdminClient<DefaultClientContext>,
+    timeout: Duration,
 ) -> anyhow::Result<i32> {
     use rdkafka::admin::ResourceSpecifier;
     if settings.replication_factor > 0 {
         return Ok(settings.replication_factor);
     }
-    let metadata = admin
-        .inner()
-        .fetch_metadata(None, Duration::from_secs(30))?;
+    let metadata = admin.inner().fetch_metadata(None, timeout)?;
     let Some(broker) = metadata.brokers().first() else {
         return Ok(1);
     };
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new().request_timeout(Some(timeout));
     let results = admin
         .describe_configs(&[ResourceSpecifier::Broker(broker.id())], &options)
         .await?;
@@ -192,10 +257,22 @@ pub async fn topic_config(
     topic: &str,
     name: &str,
 ) -> anyhow::Result<Option<String>> {
+    with_admin_retries("describe topic configs", |timeout| {
+        topic_config_once(settings, topic, name, timeout)
+    })
+    .await
+}
+
+async fn topic_config_once(
+    settings: &KafkaSettings,
+    topic: &str,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<String>> {
     use rdkafka::admin::ResourceSpecifier;
     let admin: AdminClient<DefaultClientContext> =
         client_config(settings, "hashtag-trends-admin").create()?;
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new().request_timeout(Some(timeout));
     let results = admin
         .describe_configs(&[ResourceSpecifier::Topic(topic)], &options)
         .await?;
@@ -342,6 +419,34 @@ pub fn check_access(settings: &KafkaSettings, timeout: Duration) -> Result<(), A
     }
 }
 
+/// Whether a reader may carry on after `error` from `poll`: a connection-level event that
+/// librdkafka reports and then retries by itself (a broker of the bootstrap list down, a name
+/// that did not resolve, a request that timed out, a partition's leadership moving). A reader
+/// that stopped on these would make its service crash-loop for as long as one broker of the
+/// list is down, although the others serve everything it needs. The caller still bounds the
+/// whole read by its own deadline; any other error (authorization, a topic that is gone)
+/// stops it.
+pub fn is_transient(error: &rdkafka::error::KafkaError) -> bool {
+    // rdkafka reports no code for a failed admin request; the variant carries it.
+    let code = match error {
+        rdkafka::error::KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    };
+    matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::Resolve
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+        )
+    )
+}
+
 /// A client context that logs librdkafka errors through `tracing`, except "end of partition",
 /// which readers that ask for it (`enable.partition.eof`) get as an event and is not an error.
 #[derive(Debug, Clone, Copy, Default)]
@@ -362,6 +467,84 @@ impl rdkafka::consumer::ConsumerContext for ReaderContext {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs `with_admin_retries` over attempts that return `results` in turn; returns the
+    /// outcome and how many attempts were made.
+    fn retried(
+        results: Vec<Result<(), rdkafka::error::KafkaError>>,
+    ) -> (Result<(), String>, usize) {
+        let results = std::sync::Mutex::new(results.into_iter());
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let outcome = runtime.block_on(with_admin_retries("test", |timeout| {
+            assert_eq!(timeout, ADMIN_ATTEMPT_TIMEOUT);
+            made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let next = results
+                .lock()
+                .expect("not poisoned")
+                .next()
+                .expect("an attempt too many");
+            async move { next.map_err(anyhow::Error::from) }
+        }));
+        (outcome.map_err(|e| e.to_string()), made.into_inner())
+    }
+
+    #[test]
+    fn an_admin_request_that_times_out_is_retried_and_a_refusal_is_not() {
+        use rdkafka::error::KafkaError;
+        let timed_out = || Err(KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut));
+        assert_eq!(retried(vec![timed_out(), timed_out(), Ok(())]), (Ok(()), 3));
+        let (outcome, made) = retried((0..ADMIN_ATTEMPTS).map(|_| timed_out()).collect());
+        assert_eq!(made, ADMIN_ATTEMPTS as usize);
+        assert!(
+            outcome
+                .expect_err("four timeouts fail")
+                .contains("Timed out")
+        );
+        let denied = Err(KafkaError::AdminOp(
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+        ));
+        let (outcome, made) = retried(vec![denied]);
+        assert_eq!(made, 1);
+        assert!(outcome.is_err());
+    }
+
+    #[test]
+    fn a_broker_down_is_transient_and_a_refusal_is_not() {
+        use rdkafka::error::KafkaError;
+        let transient = [
+            RDKafkaErrorCode::BrokerTransportFailure,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::Resolve,
+            RDKafkaErrorCode::OperationTimedOut,
+            RDKafkaErrorCode::RequestTimedOut,
+            RDKafkaErrorCode::NetworkException,
+            RDKafkaErrorCode::NotLeaderForPartition,
+            RDKafkaErrorCode::LeaderNotAvailable,
+        ];
+        for code in transient {
+            assert!(
+                is_transient(&KafkaError::MessageConsumption(code)),
+                "{code:?}"
+            );
+            assert!(is_transient(&KafkaError::Global(code)), "{code:?}");
+            assert!(is_transient(&KafkaError::AdminOp(code)), "{code:?}");
+        }
+        for code in [
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::GroupAuthorizationFailed,
+            RDKafkaErrorCode::SaslAuthenticationFailed,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::SSL,
+        ] {
+            assert!(
+                !is_transient(&KafkaError::MessageConsumption(code)),
+                "{code:?}"
+            );
+        }
+    }
 
     #[test]
     fn topic_limit_text_matches_the_constant() {

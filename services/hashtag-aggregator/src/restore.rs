@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use trends_common::kafka::{ReaderContext, client_config};
+use trends_common::kafka::{ReaderContext, client_config, is_transient};
 use trends_core::counter::PartitionCounter;
 use trends_core::counts_record::CountsKey;
 use trends_core::counts_record::CountsRecord;
@@ -123,15 +123,14 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
                 Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) => {
                     break;
                 }
-                Some(Err(e)) => return Err(e.into()),
-                None => {
-                    let limit = settings.aggregator.restore_timeout;
-                    if started.elapsed() > limit {
-                        anyhow::bail!(
-                            "restoring partition {partition} of {topic} did not finish within {limit:?} (aggregator.restore_timeout_secs)"
-                        );
-                    }
+                Some(Err(e)) if is_transient(&e) => {
+                    // A broker of the bootstrap list is down (the others serve the partition):
+                    // librdkafka retries by itself, and the deadline below bounds the wait.
+                    tracing::warn!(partition, error = %e, "transient Kafka error while restoring; carrying on");
+                    check_restore_deadline(started, settings, topic, partition)?;
                 }
+                Some(Err(e)) => return Err(e.into()),
+                None => check_restore_deadline(started, settings, topic, partition)?,
             }
         }
     }
@@ -150,6 +149,23 @@ pub fn restore_partition(settings: &Settings, partition: i32) -> anyhow::Result<
         skipped,
         had_state,
     })
+}
+
+/// Fails the restore once it has waited (for a record, or through transient errors) past
+/// `aggregator.restore_timeout_secs`; a restore that keeps receiving records is not cut short.
+fn check_restore_deadline(
+    started: Instant,
+    settings: &Settings,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<()> {
+    let limit = settings.aggregator.restore_timeout;
+    if started.elapsed() > limit {
+        anyhow::bail!(
+            "restoring partition {partition} of {topic} did not finish within {limit:?} (aggregator.restore_timeout_secs)"
+        );
+    }
+    Ok(())
 }
 
 /// The partition's low and high watermarks. A counts partition just created (or whose leader

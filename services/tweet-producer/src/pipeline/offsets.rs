@@ -27,7 +27,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use trends_common::kafka::{ReaderContext, TopicSpec, client_config, partition_count};
+use trends_common::kafka::{
+    ReaderContext, TopicSpec, client_config, is_transient, partition_count,
+};
 use trends_common::settings::KafkaSettings;
 
 use crate::sources::position::Position;
@@ -103,6 +105,10 @@ fn read_blocking(
             }
             Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) => {}
+            // A broker of the bootstrap list down: librdkafka retries, READ_TIMEOUT bounds it.
+            Some(Err(e)) if is_transient(&e) => {
+                tracing::warn!(topic, error = %e, "transient Kafka error while reading the position; carrying on");
+            }
             Some(Err(e)) => return Err(e).context(format!("cannot read {topic}")),
             None => {}
         }

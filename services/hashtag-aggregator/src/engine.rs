@@ -615,7 +615,7 @@ impl Engine {
     }
 
     /// [`Engine::produce_and_commit`] in the transaction's span, when tracing is on: the span
-    /// links to the sampled posts the transaction counted, and the counts records carry its
+    /// links to the sampled posts the transaction counted, and its checkpoint records carry its
     /// context in their headers (trends_common::trace_context).
     fn try_commit(&mut self, consumer: &AggregatorConsumer) -> anyhow::Result<()> {
         let Some(mut trace) = self.trace.take() else {
@@ -692,9 +692,6 @@ impl Engine {
                 if let Some(value) = value.as_deref() {
                     out = out.payload(value.as_bytes());
                 }
-                if let Some(headers) = headers {
-                    out = out.headers(headers.clone());
-                }
                 let sent = self.send(out)?;
                 queued += u64::from(matches!(sent, Sent::Queued));
                 if let Sent::Refused(error) = sent {
@@ -734,7 +731,12 @@ impl Engine {
                 .partition(partition)
                 .key(key.as_str())
                 .payload(value.as_bytes());
-            // Every transaction writes checkpoints, so a traced one always reaches the API.
+            // Only the checkpoints carry the transaction's context: every transaction writes
+            // them (one per input partition), so a traced one always reaches the API, and the
+            // counts records stay as they are. On every counts record the header cost a copy
+            // per record (librdkafka's headers are allocated per message: the aggregator's
+            // peak memory rose by 59% in a catch-up with 1% of posts sampled, BENCHMARKS.md) and bytes on
+            // every live key of the compacted topic.
             if let Some(headers) = headers {
                 out = out.headers(headers.clone());
             }

@@ -15,8 +15,8 @@
 //! - every such post is linked from an aggregator span (`process <tweets>`, kind consumer,
 //!   consumer group, batch size) — the link, not a parent, as the messaging conventions say
 //!   for batches — and every aggregator span links to at least one of them;
-//! - the counts records carry the aggregator spans' contexts, and every aggregator span is
-//!   linked from an API span (`process <counts>`);
+//! - the checkpoint records (and no other counts record) carry the aggregator spans' contexts,
+//!   and every aggregator span is linked from an API span (`process <counts>`);
 //! - an HTTP request with a `traceparent` gets a server span that is its child.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -35,6 +35,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use test_support::{KafkaBroker, unique_name};
+use trends_core::counts_record::{CountsKey, CountsRecord};
 
 const WAIT: Duration = Duration::from_secs(120);
 const PARTITIONS: i32 = 2;
@@ -246,8 +247,10 @@ async fn a_sampled_post_is_traced_from_the_producer_through_the_aggregator_to_th
         "producer exit {exited:?}: {}",
         producer.log()
     );
-    let sampled_posts: BTreeSet<(String, String)> =
-        traceparents_to_end(&topics.tweets).into_iter().collect();
+    let sampled_posts: BTreeSet<(String, String)> = traceparents_to_end(&topics.tweets)
+        .into_iter()
+        .map(|(_, context)| context)
+        .collect();
     assert!(
         (20..=160).contains(&sampled_posts.len()),
         "about one post in five is sampled at ratio 0.2, got {} of {POSTS}",
@@ -328,12 +331,22 @@ async fn a_sampled_post_is_traced_from_the_producer_through_the_aggregator_to_th
         .map(|s| (s.trace_id.clone(), s.span_id.clone()))
         .collect();
 
-    // The counts records carry the transactions' contexts...
-    let in_counts: BTreeSet<(String, String)> =
-        traceparents_to_end(&topics.counts).into_iter().collect();
+    // The checkpoint records carry the transactions' contexts, and only they do...
+    let (checkpoints, counts): (Vec<_>, Vec<_>) = traceparents_to_end(&topics.counts)
+        .into_iter()
+        .partition(|(checkpoint, _)| *checkpoint);
+    assert!(
+        counts.is_empty(),
+        "counts records carry no trace context, {} do",
+        counts.len()
+    );
+    let in_checkpoints: BTreeSet<(String, String)> = checkpoints
+        .into_iter()
+        .map(|(_, context)| context)
+        .collect();
     assert_eq!(
-        in_counts, transactions,
-        "the counts records carry exactly the traced transactions' contexts"
+        in_checkpoints, transactions,
+        "the checkpoint records carry exactly the traced transactions' contexts"
     );
     // ... and the API links each of them from a batch span.
     let process_counts = format!("process {}", topics.counts);
@@ -431,8 +444,8 @@ pub(crate) fn assert_startup_logged(log: &str) {
 }
 
 /// (trace id, span id) of every `traceparent` in `topic`'s committed records, read to the end
-/// of every partition.
-fn traceparents_to_end(topic: &str) -> Vec<(String, String)> {
+/// of every partition, each with whether its record is a counts topic checkpoint.
+fn traceparents_to_end(topic: &str) -> Vec<(bool, (String, String))> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set(
             "bootstrap.servers",
@@ -459,7 +472,12 @@ fn traceparents_to_end(topic: &str) -> Vec<(String, String)> {
             "reading {topic} to its end"
         );
         match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(message)) => found.extend(traceparent_of(&message)),
+            Some(Ok(message)) => {
+                let checkpoint =
+                    CountsRecord::decode(message.key().unwrap_or_default(), message.payload())
+                        .is_ok_and(|r| matches!(r.key, CountsKey::Checkpoint { .. }));
+                found.extend(traceparent_of(&message).map(|context| (checkpoint, context)));
+            }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);
             }

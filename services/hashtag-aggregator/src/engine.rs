@@ -58,6 +58,10 @@ const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const FLUSH_POLL: Duration = Duration::from_millis(1);
 /// How long past its own timeout a blocking call may run before the watchdog ends the process.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(30);
+
+/// How long closing the consumer (leaving the group, the last revocation) may take before the
+/// watchdog ends the process.
+const CONSUMER_CLOSE_LIMIT: Duration = Duration::from_secs(60);
 /// How long past `aggregator.restore_timeout_secs` (plus its 30 s watermark query) a restore
 /// may run before the watchdog ends the process.
 const RESTORE_GRACE: Duration = Duration::from_secs(60);
@@ -895,6 +899,7 @@ pub fn run_blocking(
     watchdog: Arc<Watchdog>,
 ) -> anyhow::Result<()> {
     let producer = transactional_producer(settings, &watchdog)?;
+    let close_watchdog = Arc::clone(&watchdog);
     let engine = Engine {
         settings: settings.clone(),
         limits,
@@ -944,7 +949,27 @@ pub fn run_blocking(
         .subscribe(&[settings.topics.tweets.as_str()])
         .context("subscribe")?;
 
-    let interval = a.commit_interval;
+    let result = consume(&consumer, settings, shutdown, &metrics);
+    if let Err(e) = &result {
+        tracing::warn!(error = %format!("{e:#}"), "stopping after an error; closing the consumer");
+    }
+    // rdkafka's consumer closes itself on drop and polls until librdkafka reports it closed,
+    // with no limit. A close that never completes (seen once in CI, after a commit failed in a
+    // rebalance: the process neither exited nor logged, and ignored SIGTERM for 120 s) would
+    // hold the instance for ever; armed like every blocking Kafka call, it ends the process.
+    let _armed = close_watchdog.arm("close consumer", CONSUMER_CLOSE_LIMIT);
+    drop(consumer);
+    result
+}
+
+/// The poll loop, until `shutdown` is cancelled (then a last commit) or an error.
+fn consume(
+    consumer: &AggregatorConsumer,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    let interval = settings.aggregator.commit_interval;
     let mut last_commit = Instant::now();
     let mut last_log = Instant::now();
     let mut logged_processed = 0;
@@ -954,7 +979,7 @@ pub fn run_blocking(
                 let result = {
                     let mut engine = consumer.context().engine();
                     engine
-                        .commit_before_restore(&consumer, message.partition())
+                        .commit_before_restore(consumer, message.partition())
                         .and_then(|()| engine.process(&message))
                 };
                 if let Err(e) = result {
@@ -975,7 +1000,7 @@ pub fn run_blocking(
             return Err(failure);
         }
         if last_commit.elapsed() >= interval {
-            engine.commit(&consumer)?;
+            engine.commit(consumer)?;
             last_commit = Instant::now();
         }
         let processed = metrics.records_processed.get();
@@ -992,7 +1017,7 @@ pub fn run_blocking(
             last_log = Instant::now();
         }
     }
-    consumer.context().engine().commit(&consumer)?;
+    consumer.context().engine().commit(consumer)?;
     consumer.unsubscribe();
     tracing::info!(
         processed = metrics.records_processed.get(),

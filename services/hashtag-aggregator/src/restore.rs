@@ -169,9 +169,10 @@ fn check_restore_deadline(
 }
 
 /// The partition's low and high watermarks. A counts partition just created (or whose leader
-/// is moving) answers "not leader" or "leader not available" for a moment: those are retried
-/// every 200 ms within `aggregator.restore_timeout_secs`; any other error, or one that lasts,
-/// fails the restore (and the instance restarts).
+/// is moving, or whose old leader just died) answers "unknown partition", "not leader",
+/// "leader not available" or a transport error for a moment: those are retried every 200 ms
+/// within `aggregator.restore_timeout_secs`; any other error, or one that lasts, fails the
+/// restore (and the instance restarts).
 fn watermarks_when_led(
     consumer: &BaseConsumer<ReaderContext>,
     topic: &str,
@@ -183,16 +184,12 @@ fn watermarks_when_led(
         match consumer.fetch_watermarks(topic, partition, Duration::from_secs(30)) {
             Ok(watermarks) => return Ok(watermarks),
             Err(e)
-                if matches!(
-                    e.rdkafka_error_code(),
-                    Some(
-                        RDKafkaErrorCode::NotLeaderForPartition
-                            | RDKafkaErrorCode::LeaderNotAvailable
-                            | RDKafkaErrorCode::UnknownTopicOrPartition
-                    )
-                ) && started.elapsed() < settings.aggregator.restore_timeout =>
+                if (is_transient(&e)
+                    || e.rdkafka_error_code()
+                        == Some(RDKafkaErrorCode::UnknownTopicOrPartition))
+                    && started.elapsed() < settings.aggregator.restore_timeout =>
             {
-                tracing::info!(partition, error = %e, "counts partition not led yet; retrying");
+                tracing::info!(partition, error = %e, "counts partition not readable yet; retrying");
                 std::thread::sleep(Duration::from_millis(200));
             }
             Err(e) => {

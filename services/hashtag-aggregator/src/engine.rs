@@ -110,6 +110,13 @@ pub struct Engine {
     offsets: BTreeMap<i32, i64>,
     in_transaction: bool,
     failure: Option<anyhow::Error>,
+    /// Set once a transaction failed, a record could not be processed or partitions were
+    /// lost: from then on this instance commits nothing. Its counters may hold counts whose
+    /// records were aborted (taken by the failed transaction) while `offsets` still holds
+    /// their input positions; a later commit (the revocation while the consumer closes) would
+    /// commit those offsets without those counts. The instance is on its way out; the next
+    /// owner restores the committed state.
+    failed: bool,
     /// The open transaction's span and the sampled posts it links to, when tracing is on.
     trace: Option<TransactionTrace>,
     /// The messaging client metrics' handles for this instance's topics.
@@ -364,11 +371,19 @@ impl Engine {
             // transactional producer must know the partition before it writes to it (its
             // metadata cache refreshes on a request of its own). One metadata request.
             self.await_counts_partition(partition)?;
-            let restored = {
+            let restore = || {
                 let limit = self.settings.aggregator.restore_timeout + RESTORE_GRACE;
                 let _armed = self.watchdog.arm("restore partition", limit);
-                restore_partition(&self.settings, partition)?
+                restore_partition(&self.settings, partition)
             };
+            let mut restored = restore()?;
+            if !restored.had_state && committed_offset(&self.settings, partition)?.is_some() {
+                // The partition's first committed transaction (its checkpoint and its offsets,
+                // by the member that owned it before) may have landed between the read above
+                // and the offset lookup: an instance that was paused sees exactly that. Read
+                // once more before calling the state lost.
+                restored = restore()?;
+            }
             if !restored.had_state
                 && let Some(committed) = committed_offset(&self.settings, partition)?
             {
@@ -545,7 +560,11 @@ impl Engine {
     /// On failure the open transaction is aborted (if Kafka still allows it) and the error is
     /// returned: the caller stops, and the restarted instance restores committed state.
     fn commit(&mut self, consumer: &AggregatorConsumer) -> anyhow::Result<()> {
+        if self.failed {
+            anyhow::bail!("an earlier failure stopped this instance; it commits nothing more");
+        }
         let result = self.try_commit(consumer);
+        self.failed = result.is_err();
         if result.is_err() && self.in_transaction {
             self.in_transaction = false;
             match self.abort() {
@@ -568,6 +587,7 @@ impl Engine {
 
     /// Aborts the open transaction after a processing error (best effort; the process exits).
     fn commit_failed(&mut self) {
+        self.failed = true;
         if std::mem::take(&mut self.in_transaction) && self.abort().is_ok() {
             self.metrics.transactions_aborted.inc();
         }
@@ -815,6 +835,7 @@ impl Engine {
         tracing::info!(?partitions, lost, "partitions revoked");
         if lost {
             // Another member may own these already: our open transaction would be fenced.
+            self.failed = true;
             self.failure.get_or_insert_with(|| {
                 anyhow::anyhow!("partitions {partitions:?} were lost (session timeout?); restarting from committed state")
             });
@@ -913,6 +934,7 @@ pub fn run_blocking(
         offsets: BTreeMap::new(),
         in_transaction: false,
         failure: None,
+        failed: false,
         trace: None,
         messaging: MessagingHandles::new(&metrics, settings),
         dead_letters_in_transaction: 0,

@@ -553,8 +553,39 @@ impl std::io::Write for Captured {
     }
 }
 
+/// A global subscriber that records nothing but never answers "never" for a callsite.
+///
+/// **Why.** Without a global subscriber, a callsite first reached on another test's thread
+/// gets the global no-op's interest, "never", cached for every thread; a thread-scoped
+/// subscriber set while that happens can miss the callsite's events for good (a `retrying`
+/// line missed in a CI rehearsal). With "sometimes" cached instead, every event asks the
+/// current thread's subscriber.
+struct AskEveryTime;
+
+impl tracing::Subscriber for AskEveryTime {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 #[tokio::test]
 async fn logs_hold_neither_the_key_nor_a_urls_path() {
+    // Once per process; should it be set already, that one stays.
+    let _ = tracing::subscriber::set_global_default(AskEveryTime);
     // A current-thread runtime: the workers run on this thread, under this subscriber.
     let log = Captured::default();
     let writer = log.clone();

@@ -377,16 +377,18 @@ impl Engine {
                 restore_partition(&self.settings, partition)
             };
             let mut restored = restore()?;
-            if !restored.had_state && committed_offset(&self.settings, partition)?.is_some() {
+            let mut lost_at = None;
+            if !restored.had_state
+                && let Some(committed) = committed_offset(&self.settings, partition)?
+            {
                 // The partition's first committed transaction (its checkpoint and its offsets,
                 // by the member that owned it before) may have landed between the read above
                 // and the offset lookup: an instance that was paused sees exactly that. Read
                 // once more before calling the state lost.
                 restored = restore()?;
+                lost_at = (!restored.had_state).then_some(committed);
             }
-            if !restored.had_state
-                && let Some(committed) = committed_offset(&self.settings, partition)?
-            {
+            if let Some(committed) = lost_at {
                 let lost = LostState {
                     counts: self.settings.topics.counts.clone(),
                     tweets: self.settings.topics.tweets.clone(),
@@ -756,11 +758,10 @@ impl Engine {
                 .key(key.as_str())
                 .payload(value.as_bytes());
             // Only the checkpoints carry the transaction's context: every transaction writes
-            // them (one per input partition), so a traced one always reaches the API, and the
-            // counts records stay as they are. On every counts record the header cost a copy
-            // per record (librdkafka's headers are allocated per message: the aggregator's
-            // peak memory rose by 59% in a catch-up with 1% of posts sampled, BENCHMARKS.md) and bytes on
-            // every live key of the compacted topic.
+            // them (one per input partition), so a traced one always reaches the API. On every
+            // counts record the header cost a copy per record (librdkafka allocates headers per
+            // message: peak memory +59% in a catch-up with 1% of posts sampled, BENCHMARKS.md)
+            // and bytes on every live key of the compacted topic.
             if let Some(headers) = headers {
                 out = out.headers(headers.clone());
             }

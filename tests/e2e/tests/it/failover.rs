@@ -223,6 +223,7 @@ async fn counts_stay_exact_when_a_leader_and_the_transaction_coordinator_are_kil
         .process
         .terminate(Duration::from_secs(30))
         .expect("stop aggregator");
+    aggregator.logs.push_str(&aggregator.process.log());
     let first = bootstrap.split(',').next().expect("a bootstrap server");
     let down = cluster
         .node_ids()
